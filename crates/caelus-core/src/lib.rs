@@ -1,0 +1,14 @@
+//! Caelus domain rules. Pure: no Kubernetes, database or async runtime here,
+//! so every rule is tested as a plain function.
+
+pub mod allowlist;
+pub mod chart_ref;
+pub mod field_error;
+pub mod identity;
+pub mod lifecycle;
+pub mod names;
+pub mod render_policy;
+pub mod status;
+pub mod template;
+
+pub use field_error::{FieldError, FieldErrors};

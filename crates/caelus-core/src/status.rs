@@ -1,0 +1,202 @@
+//! The deployment status model (design §4): a phase plus Kubernetes-style conditions.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+
+/// What the database asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DesiredState {
+    Present,
+    Absent,
+}
+
+impl DesiredState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DesiredState::Present => "present",
+            DesiredState::Absent => "absent",
+        }
+    }
+}
+
+impl FromStr for DesiredState {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "present" => Ok(DesiredState::Present),
+            "absent" => Ok(DesiredState::Absent),
+            _ => Err(format!("unknown desired state '{s}'")),
+        }
+    }
+}
+
+/// Where a deployment stands, as one word.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Phase {
+    Pending,
+    Installing,
+    Upgrading,
+    RollingBack,
+    Ready,
+    Degraded,
+    Failed,
+    Deleting,
+    DeletionBlocked,
+    Deleted,
+}
+
+impl Phase {
+    pub const ALL: [Phase; 10] = [
+        Phase::Pending,
+        Phase::Installing,
+        Phase::Upgrading,
+        Phase::RollingBack,
+        Phase::Ready,
+        Phase::Degraded,
+        Phase::Failed,
+        Phase::Deleting,
+        Phase::DeletionBlocked,
+        Phase::Deleted,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Pending => "Pending",
+            Phase::Installing => "Installing",
+            Phase::Upgrading => "Upgrading",
+            Phase::RollingBack => "RollingBack",
+            Phase::Ready => "Ready",
+            Phase::Degraded => "Degraded",
+            Phase::Failed => "Failed",
+            Phase::Deleting => "Deleting",
+            Phase::DeletionBlocked => "DeletionBlocked",
+            Phase::Deleted => "Deleted",
+        }
+    }
+
+    /// Phases in which a deployment's objects are being removed or are gone.
+    pub fn is_deleting(self) -> bool {
+        matches!(
+            self,
+            Phase::Deleting | Phase::DeletionBlocked | Phase::Deleted
+        )
+    }
+}
+
+impl fmt::Display for Phase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Phase {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Phase::ALL
+            .into_iter()
+            .find(|p| p.as_str().eq_ignore_ascii_case(s))
+            .ok_or_else(|| format!("unknown phase '{s}'"))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ConditionStatus {
+    True,
+    False,
+    Unknown,
+}
+
+/// A Kubernetes-style condition. `last_transition_time` is RFC 3339.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Condition {
+    #[serde(rename = "type")]
+    pub type_: String,
+    pub status: ConditionStatus,
+    pub reason: String,
+    pub message: String,
+    pub last_transition_time: String,
+    pub observed_generation: i64,
+}
+
+pub const CONDITION_READY: &str = "Ready";
+pub const CONDITION_RECONCILING: &str = "Reconciling";
+pub const CONDITION_STALLED: &str = "Stalled";
+pub const CONDITION_DRIFTED: &str = "Drifted";
+
+/// Sets a condition the way Kubernetes does: the transition time only moves
+/// when the status changes, so "since when" stays true.
+pub fn set_condition(conditions: &mut Vec<Condition>, new: Condition) {
+    match conditions.iter_mut().find(|c| c.type_ == new.type_) {
+        Some(existing) => {
+            let time = if existing.status == new.status {
+                existing.last_transition_time.clone()
+            } else {
+                new.last_transition_time.clone()
+            };
+            *existing = Condition {
+                last_transition_time: time,
+                ..new
+            };
+        }
+        None => conditions.push(new),
+    }
+}
+
+/// Health of one applied object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectHealth {
+    pub kind: String,
+    pub name: String,
+    pub health: String,
+    #[serde(default)]
+    pub message: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cond(status: ConditionStatus, time: &str, reason: &str) -> Condition {
+        Condition {
+            type_: CONDITION_READY.into(),
+            status,
+            reason: reason.into(),
+            message: String::new(),
+            last_transition_time: time.into(),
+            observed_generation: 1,
+        }
+    }
+
+    #[test]
+    fn transition_time_moves_only_on_status_change() {
+        let mut cs = vec![];
+        set_condition(&mut cs, cond(ConditionStatus::False, "t1", "Installing"));
+        set_condition(&mut cs, cond(ConditionStatus::False, "t2", "Waiting"));
+        assert_eq!(cs.len(), 1);
+        assert_eq!(cs[0].last_transition_time, "t1");
+        assert_eq!(cs[0].reason, "Waiting");
+        set_condition(&mut cs, cond(ConditionStatus::True, "t3", "Ready"));
+        assert_eq!(cs[0].last_transition_time, "t3");
+    }
+
+    #[test]
+    fn phases_round_trip() {
+        for p in Phase::ALL {
+            assert_eq!(p.as_str().parse::<Phase>(), Ok(p));
+        }
+        assert_eq!("ready".parse::<Phase>(), Ok(Phase::Ready));
+        assert!("Sleeping".parse::<Phase>().is_err());
+    }
+
+    #[test]
+    fn condition_serializes_like_kubernetes() {
+        let v = serde_json::to_value(cond(ConditionStatus::True, "t", "Ok")).unwrap();
+        assert_eq!(v["type"], "Ready");
+        assert_eq!(v["status"], "True");
+        assert_eq!(v["lastTransitionTime"], "t");
+        assert_eq!(v["observedGeneration"], 1);
+    }
+}
