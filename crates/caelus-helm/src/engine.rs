@@ -1,0 +1,578 @@
+//! The async face of the Helm layer: [`HelmEngine`].
+//!
+//! Every libhelm_c call blocks (network, disk, template execution), so each
+//! one runs on tokio's blocking threads behind a semaphore that bounds how
+//! many run at once. Loaded charts are cached by manifest digest and render
+//! results by their full input, both in memory; pulled archives are cached
+//! on disk (see [`crate::store`]).
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio::sync::Semaphore;
+
+use crate::chart::{Chart, ChartInfo, LintReport};
+use crate::error::HelmError;
+use crate::ffi::HelmLibrary;
+use crate::lru::Lru;
+use crate::reference::{ChartReference, Digest};
+use crate::registry::{RegistryClient, RegistrySettings};
+use crate::render::{RenderRequest, Rendered, RevisionKind, assemble, value_hash};
+use crate::store::ChartStore;
+
+/// Environment variable naming the library file.
+pub const LIBRARY_ENV: &str = "CAELUS_HELM_LIB";
+/// Where `scripts/install-helm-lib` puts the library, relative to the repo.
+pub const DEFAULT_LIBRARY_RELATIVE: &str = ".tools/helm/libhelm_c.so";
+
+/// How to build a [`HelmEngine`].
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Library file; when `None`, `CAELUS_HELM_LIB`, then the default
+    /// location (see [`locate_library`]).
+    pub library_path: Option<PathBuf>,
+    /// Caelus data dir; the chart cache lives in `<data_dir>/charts/`.
+    pub data_dir: PathBuf,
+    /// Most libhelm_c calls running at once.
+    pub max_concurrent_calls: usize,
+    /// Loaded charts kept in memory.
+    pub chart_cache_entries: usize,
+    /// Render results kept in memory.
+    pub render_cache_entries: usize,
+}
+
+impl EngineConfig {
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        EngineConfig {
+            library_path: None,
+            data_dir: data_dir.into(),
+            max_concurrent_calls: cores.max(2),
+            chart_cache_entries: 64,
+            render_cache_entries: 512,
+        }
+    }
+}
+
+/// Find the library: explicit path, else `CAELUS_HELM_LIB`, else
+/// `.tools/helm/libhelm_c.so` in the current directory or an ancestor, else
+/// in this source tree's root. Returns the path to try (it may not exist;
+/// loading then reports it together with the install command).
+pub fn locate_library(explicit: Option<&Path>) -> PathBuf {
+    if let Some(p) = explicit {
+        return p.to_path_buf();
+    }
+    if let Some(p) = std::env::var_os(LIBRARY_ENV).filter(|p| !p.is_empty()) {
+        return PathBuf::from(p);
+    }
+    let from_cwd = std::env::current_dir().ok().and_then(|cwd| {
+        cwd.ancestors()
+            .map(|d| d.join(DEFAULT_LIBRARY_RELATIVE))
+            .find(|p| p.is_file())
+    });
+    from_cwd.unwrap_or_else(|| {
+        // crates/caelus-helm -> repo root.
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../..")
+            .join(DEFAULT_LIBRARY_RELATIVE)
+            .components()
+            .collect()
+    })
+}
+
+/// A tag resolved to the digest of its manifest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResolvedChart {
+    /// The reference pinned by digest (`oci://…/chart@sha256:…`).
+    pub reference: ChartReference,
+    pub digest: Digest,
+    pub media_type: String,
+    pub size: u64,
+}
+
+/// What publishing a template version needs: the pinned chart, loaded and
+/// linted, with its metadata.
+#[derive(Debug, Clone)]
+pub struct InspectedChart {
+    pub reference: ChartReference,
+    pub digest: Digest,
+    pub chart: Chart,
+    pub info: ChartInfo,
+    pub lint: LintReport,
+}
+
+/// Counters for benchmarks and diagnostics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CacheStats {
+    pub render_hits: u64,
+    pub render_misses: u64,
+    pub charts_in_memory: usize,
+    pub renders_in_memory: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct RenderKey {
+    chart: String,
+    values_hash: String,
+    release: String,
+    namespace: String,
+    kind: RevisionKind,
+    // The revision number reaches templates as .Release.Revision, and the
+    // uid and Kubernetes version change the output, so they are part of
+    // the key too; a deployment re-rendering the same revision still hits.
+    revision: u32,
+    kube_version: Option<String>,
+    deployment_uid: String,
+}
+
+/// The Helm engine: library, blocking pool, registries and caches. Cheap to
+/// clone (an `Arc`); share one per process.
+#[derive(Clone, Debug)]
+pub struct HelmEngine {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    lib: &'static HelmLibrary,
+    pool: Arc<Semaphore>,
+    store: ChartStore,
+    data_dir: PathBuf,
+    registry_settings: Mutex<HashMap<String, RegistrySettings>>,
+    clients: Mutex<HashMap<String, Arc<RegistryClient>>>,
+    charts: Mutex<Lru<Digest, Chart>>,
+    renders: Mutex<Lru<RenderKey, Arc<Rendered>>>,
+    render_hits: AtomicU64,
+    render_misses: AtomicU64,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic while holding one of these locks leaves plain data behind;
+    // keep going rather than poisoning every later call.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl HelmEngine {
+    /// Load the library (checking its versions) and open the chart cache.
+    pub fn load(config: EngineConfig) -> Result<Self, HelmError> {
+        let path = locate_library(config.library_path.as_deref());
+        let lib = HelmLibrary::load(&path)?;
+        let store = ChartStore::open(&config.data_dir)?;
+        tracing::debug!(path = %lib.path().display(), version = lib.c_version(), helm = lib.sdk_version(), "loaded libhelm_c");
+        Ok(HelmEngine {
+            inner: Arc::new(Inner {
+                lib,
+                pool: Arc::new(Semaphore::new(config.max_concurrent_calls.max(1))),
+                store,
+                data_dir: config.data_dir,
+                registry_settings: Mutex::new(HashMap::new()),
+                clients: Mutex::new(HashMap::new()),
+                charts: Mutex::new(Lru::new(config.chart_cache_entries)),
+                renders: Mutex::new(Lru::new(config.render_cache_entries)),
+                render_hits: AtomicU64::new(0),
+                render_misses: AtomicU64::new(0),
+            }),
+        })
+    }
+
+    /// The loaded library (path, versions, open-handle count).
+    pub fn library(&self) -> &'static HelmLibrary {
+        self.inner.lib
+    }
+
+    /// Live handles inside libhelm_c; returns to zero once every chart and
+    /// engine is dropped (the leak check).
+    pub fn open_handles(&self) -> i64 {
+        self.inner.lib.open_handles()
+    }
+
+    pub fn chart_store(&self) -> &ChartStore {
+        &self.inner.store
+    }
+
+    pub fn cache_stats(&self) -> CacheStats {
+        CacheStats {
+            render_hits: self.inner.render_hits.load(Ordering::Relaxed),
+            render_misses: self.inner.render_misses.load(Ordering::Relaxed),
+            charts_in_memory: lock(&self.inner.charts).len(),
+            renders_in_memory: lock(&self.inner.renders).len(),
+        }
+    }
+
+    /// Drop cached charts, renders and registry clients (their handles are
+    /// freed once no caller holds them).
+    pub fn clear_caches(&self) {
+        lock(&self.inner.charts).clear();
+        lock(&self.inner.renders).clear();
+        lock(&self.inner.clients).clear();
+    }
+
+    /// Set how to reach `registry` (`host[:port]`); replaces earlier settings.
+    pub fn set_registry(&self, registry: &str, settings: RegistrySettings) {
+        lock(&self.inner.registry_settings).insert(registry.to_string(), settings);
+        lock(&self.inner.clients).remove(registry);
+    }
+
+    /// Run `f` on the bounded blocking pool.
+    async fn blocking<T, F>(&self, f: F) -> Result<T, HelmError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Inner) -> Result<T, HelmError> + Send + 'static,
+    {
+        let permit = self
+            .inner
+            .pool
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|e| HelmError::Worker(e.to_string()))?;
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            f(&inner)
+        })
+        .await
+        .map_err(|e| HelmError::Worker(e.to_string()))?
+    }
+
+    // --- registry ---------------------------------------------------------
+
+    /// Resolve `reference`'s tag to its manifest digest. A reference that
+    /// already names a digest is returned pinned to it, unchecked (pulling
+    /// verifies it).
+    pub async fn resolve(&self, reference: &ChartReference) -> Result<ResolvedChart, HelmError> {
+        if let Some(d) = &reference.digest {
+            return Ok(ResolvedChart {
+                reference: reference.with_digest(d.clone()),
+                digest: d.clone(),
+                media_type: String::new(),
+                size: 0,
+            });
+        }
+        let reference = reference.clone();
+        self.blocking(move |inner| {
+            let client = inner.client(&reference.registry)?;
+            let text = {
+                let h = lock(&client.handle);
+                inner
+                    .lib
+                    .registry_resolve(&h, &reference.to_string())
+                    .map_err(|e| e.into_registry(&reference.registry, &reference.to_string()))?
+            };
+            #[derive(Deserialize)]
+            struct Descriptor {
+                digest: String,
+                #[serde(default)]
+                media_type: String,
+                #[serde(default)]
+                size: u64,
+            }
+            let d: Descriptor = serde_json::from_str(&text).map_err(|e| HelmError::Output {
+                op: "registry_resolve",
+                message: e.to_string(),
+            })?;
+            let digest: Digest = d.digest.parse()?;
+            Ok(ResolvedChart {
+                reference: reference.with_digest(digest.clone()),
+                digest,
+                media_type: d.media_type,
+                size: d.size,
+            })
+        })
+        .await
+    }
+
+    /// The chart stored under `reference`'s digest: from memory, else the
+    /// disk cache, else pulled from the registry (Helm verifies the digest).
+    pub async fn pull(&self, reference: &ChartReference) -> Result<Chart, HelmError> {
+        let digest = reference.digest.clone().ok_or_else(|| HelmError::InvalidReference {
+            reference: reference.to_string(),
+            reason: "pulling needs a digest; resolve the tag first".into(),
+        })?;
+        if let Some(c) = lock(&self.inner.charts).get(&digest) {
+            return Ok(c);
+        }
+        let reference = reference.with_digest(digest.clone());
+        let chart = self
+            .blocking(move |inner| {
+                let (bytes, archive) = match inner.store.read(&digest)? {
+                    Some(bytes) => (bytes, inner.store.path(&digest)),
+                    None => {
+                        let bytes = inner.pull_archive(&reference)?;
+                        let path = inner.store.write(&digest, &bytes)?;
+                        (bytes, path)
+                    }
+                };
+                let handle = inner
+                    .lib
+                    .chart_load_archive(&bytes)
+                    .map_err(|e| e.into_helm())?;
+                Chart::new(
+                    inner.lib,
+                    handle,
+                    Some(digest.clone()),
+                    Some(digest.to_string()),
+                    Some(archive),
+                )
+            })
+            .await?;
+        let digest = chart.digest().cloned().expect("pulled charts have a digest");
+        let mut charts = lock(&self.inner.charts);
+        // Another task may have loaded it meanwhile; keep one copy.
+        if let Some(existing) = charts.get(&digest) {
+            return Ok(existing);
+        }
+        charts.insert(digest, chart.clone());
+        Ok(chart)
+    }
+
+    /// Push a packaged chart (`.tgz`) to `repository` (`oci://host/path`);
+    /// the chart's name and version become the repository and tag. Helm
+    /// reports no digest: resolve the tag afterwards.
+    pub async fn push(&self, archive: &Path, repository: &str) -> Result<(), HelmError> {
+        let archive = archive.to_path_buf();
+        let repository = repository.to_string();
+        let registry = repository
+            .strip_prefix("oci://")
+            .and_then(|r| r.split('/').next())
+            .filter(|r| !r.is_empty())
+            .ok_or_else(|| HelmError::InvalidReference {
+                reference: repository.clone(),
+                reason: "must be oci://REGISTRY[/PATH]".into(),
+            })?
+            .to_string();
+        self.blocking(move |inner| {
+            let client = inner.client(&registry)?;
+            let h = lock(&client.handle);
+            inner
+                .lib
+                .push(&h, &archive, &repository, &client.transfer_options(json!({})))
+                .map_err(|e| e.into_registry(&registry, &repository))?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Everything publishing needs, from a tag or digest reference:
+    /// resolve, pull (verified), load, lint and read the chart's metadata.
+    /// A chart with lint errors is refused.
+    pub async fn inspect(&self, reference: &ChartReference) -> Result<InspectedChart, HelmError> {
+        let resolved = self.resolve(reference).await?;
+        let chart = self.pull(&resolved.reference).await?;
+        let lint = self.lint(&chart).await?;
+        if lint.has_errors() {
+            let text: Vec<String> = lint
+                .errors()
+                .map(|m| {
+                    if m.path.is_empty() {
+                        m.message.clone()
+                    } else {
+                        format!("{}: {}", m.path, m.message)
+                    }
+                })
+                .collect();
+            return Err(HelmError::ChartInvalid {
+                message: text.join("; "),
+            });
+        }
+        let info = self.chart_info(&chart).await?;
+        Ok(InspectedChart {
+            reference: resolved.reference,
+            digest: resolved.digest,
+            chart,
+            info,
+            lint,
+        })
+    }
+
+    // --- charts -----------------------------------------------------------
+
+    /// Load a chart from a directory or a `.tgz` (local files, e.g. tests and
+    /// `caelus dev`). Directory charts are never render-cached.
+    pub async fn load_path(&self, path: &Path) -> Result<Chart, HelmError> {
+        let path = path.to_path_buf();
+        self.blocking(move |inner| {
+            if path.is_file() {
+                let bytes = std::fs::read(&path)
+                    .map_err(|e| HelmError::io(format!("reading {}", path.display()), e))?;
+                let key = format!("archive:{}", Digest::of_bytes(&bytes));
+                let handle = inner
+                    .lib
+                    .chart_load_archive(&bytes)
+                    .map_err(|e| e.into_helm())?;
+                return Chart::new(inner.lib, handle, None, Some(key), Some(path));
+            }
+            let handle = inner.lib.chart_load_path(&path).map_err(|e| e.into_helm())?;
+            Chart::new(inner.lib, handle, None, None, Some(path))
+        })
+        .await
+    }
+
+    /// Package a loaded chart into `dest_dir`; returns the `.tgz` path.
+    pub async fn package(&self, chart: &Chart, dest_dir: &Path) -> Result<PathBuf, HelmError> {
+        let chart = chart.clone();
+        let dest = dest_dir.to_path_buf();
+        self.blocking(move |inner| {
+            let out = inner
+                .lib
+                .chart_save(&chart.inner.handle, &dest)
+                .map_err(|e| e.into_helm())?;
+            Ok(PathBuf::from(out))
+        })
+        .await
+    }
+
+    /// Name, version, default values, values schema and CRDs.
+    pub async fn chart_info(&self, chart: &Chart) -> Result<ChartInfo, HelmError> {
+        let chart = chart.clone();
+        self.blocking(move |inner| chart.info(inner.lib)).await
+    }
+
+    /// `helm lint` on the chart's archive or directory.
+    pub async fn lint(&self, chart: &Chart) -> Result<LintReport, HelmError> {
+        let Some(path) = chart.inner.archive.clone() else {
+            return Ok(LintReport { messages: vec![] });
+        };
+        self.blocking(move |inner| {
+            let report = inner.lib.lint(&path, "{}").map_err(|e| e.into_helm())?;
+            LintReport::parse(&report)
+        })
+        .await
+    }
+
+    /// Check `values` against the chart's `values.schema.json` (charts
+    /// without one accept anything). The error carries Helm's message,
+    /// which names the path at fault.
+    pub async fn validate_values(&self, chart: &Chart, values: &Value) -> Result<(), HelmError> {
+        let chart = chart.clone();
+        let values = values.to_string();
+        self.blocking(move |inner| {
+            inner
+                .lib
+                .schema_validate(&chart.inner.handle, &values)
+                .map_err(|e| match e.into_helm() {
+                    // Schema failures come back as values errors; keep any
+                    // other code's message as a values error too, since the
+                    // input is what was refused.
+                    HelmError::Library { message, .. } => HelmError::InvalidValues { message },
+                    other => other,
+                })
+        })
+        .await
+    }
+
+    /// Render `chart` for `request`. Results are cached by the full input.
+    pub async fn render(&self, chart: &Chart, request: &RenderRequest) -> Result<Arc<Rendered>, HelmError> {
+        let key = chart.inner.cache_key.as_ref().map(|c| RenderKey {
+            chart: c.clone(),
+            values_hash: value_hash(&request.values),
+            release: request.release_name.clone(),
+            namespace: request.namespace.clone(),
+            kind: request.kind,
+            revision: request.revision,
+            kube_version: request.kube_version.clone(),
+            deployment_uid: request.deployment_uid.clone(),
+        });
+        if let Some(key) = &key
+            && let Some(hit) = lock(&self.inner.renders).get(key)
+        {
+            self.inner.render_hits.fetch_add(1, Ordering::Relaxed);
+            return Ok(hit);
+        }
+        self.inner.render_misses.fetch_add(1, Ordering::Relaxed);
+        let chart = chart.clone();
+        let request = request.clone();
+        let rendered = Arc::new(
+            self.blocking(move |inner| render_blocking(inner.lib, &chart, &request))
+                .await?,
+        );
+        if let Some(key) = key {
+            lock(&self.inner.renders).insert(key, rendered.clone());
+        }
+        Ok(rendered)
+    }
+}
+
+fn render_blocking(lib: &'static HelmLibrary, chart: &Chart, req: &RenderRequest) -> Result<Rendered, HelmError> {
+    let mut options = json!({
+        "name": req.release_name,
+        "namespace": req.namespace,
+        "revision": req.revision,
+        "is_install": req.kind == RevisionKind::Install,
+        "is_upgrade": req.kind == RevisionKind::Upgrade,
+    });
+    if let Some(v) = &req.kube_version {
+        options["kube_version"] = json!(v);
+    }
+    let values = if req.values.is_null() {
+        "{}".to_string()
+    } else {
+        req.values.to_string()
+    };
+    let out = lib
+        .render(&chart.inner.handle, &values, &options.to_string())
+        .map_err(|e| e.into_helm())?;
+    let templates: BTreeMap<String, String> = serde_json::from_str(&out).map_err(|e| HelmError::Output {
+        op: "render",
+        message: e.to_string(),
+    })?;
+    let crds = chart.crd_files(lib)?;
+    assemble(chart.name(), &templates, &crds, &req.deployment_uid)
+}
+
+impl Inner {
+    /// The client for `registry`, created (and logged in) on first use.
+    fn client(&self, registry: &str) -> Result<Arc<RegistryClient>, HelmError> {
+        if let Some(c) = lock(&self.clients).get(registry) {
+            return Ok(c.clone());
+        }
+        let settings = lock(&self.registry_settings)
+            .get(registry)
+            .cloned()
+            .unwrap_or_default();
+        let creds_file = self
+            .data_dir
+            .join("registry")
+            .join(format!("{}.json", Digest::of_bytes(registry.as_bytes()).hex()));
+        if let Some(parent) = creds_file.parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| HelmError::io(format!("creating {}", parent.display()), e))?;
+        }
+        let client = Arc::new(RegistryClient::connect(self.lib, registry, &settings, &creds_file)?);
+        lock(&self.clients)
+            .entry(registry.to_string())
+            .or_insert(client.clone());
+        Ok(client)
+    }
+
+    /// Pull the archive for a digest-pinned reference into a scratch dir and
+    /// return its bytes.
+    fn pull_archive(&self, reference: &ChartReference) -> Result<Vec<u8>, HelmError> {
+        let client = self.client(&reference.registry)?;
+        let scratch = self.store.scratch_dir()?;
+        let text = reference.to_string();
+        {
+            let h = lock(&client.handle);
+            self.lib
+                .pull(
+                    &h,
+                    &text,
+                    &client.transfer_options(json!({ "dest_dir": scratch.path().to_string_lossy() })),
+                )
+                .map_err(|e| e.into_registry(&reference.registry, &text))?;
+        }
+        let archive = std::fs::read_dir(scratch.path())
+            .map_err(|e| HelmError::io("reading pull directory", e))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .find(|p| p.extension().is_some_and(|x| x == "tgz"))
+            .ok_or_else(|| HelmError::Output {
+                op: "pull",
+                message: format!("no chart archive was written for {text}"),
+            })?;
+        std::fs::read(&archive).map_err(|e| HelmError::io(format!("reading {}", archive.display()), e))
+    }
+}
