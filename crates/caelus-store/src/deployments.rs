@@ -1,0 +1,222 @@
+use crate::dynamic;
+use crate::error::{json_col, to_json};
+use crate::page::{Cursor, Page, paginate};
+use crate::{Conn, Result, StoreError};
+use caelus_core::status::{Condition, DesiredState, ObjectHealth, Phase};
+use serde_json::Value;
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Deployment {
+    pub uid: String,
+    pub tenant: String,
+    pub display_name: String,
+    pub product_id: String,
+    pub product_slug: String,
+    pub template_version_id: String,
+    pub version: String,
+    pub user_values: Value,
+    pub namespace_name: String,
+    pub release_name: String,
+    pub desired_state: DesiredState,
+    pub generation: i64,
+    pub observed_generation: i64,
+    pub phase: Phase,
+    pub message: String,
+    pub conditions: Vec<Condition>,
+    pub object_health: Vec<ObjectHealth>,
+    pub current_revision: Option<i64>,
+    pub last_error: Option<String>,
+    /// When the next reconcile is due (also the next retry time after a failure).
+    pub due_at: Option<i64>,
+    pub attempts: i64,
+    pub lease_owner: Option<String>,
+    pub lease_expires_at: Option<i64>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub deleted_at: Option<i64>,
+}
+
+/// What the API decides when a deployment is created; the rest starts at its defaults.
+#[derive(Debug, Clone)]
+pub struct NewDeployment {
+    pub uid: String,
+    pub tenant: String,
+    pub display_name: String,
+    pub product_id: String,
+    pub template_version_id: String,
+    pub user_values: Value,
+    pub namespace_name: String,
+    pub release_name: String,
+    pub now: i64,
+}
+
+const SELECT: &str = "SELECT d.*, p.slug AS product_slug, tv.version AS version FROM deployments d
+    JOIN products p ON p.id = d.product_id
+    JOIN template_versions tv ON tv.id = d.template_version_id";
+
+fn from_row(r: &AnyRow) -> Result<Deployment> {
+    let desired: String = r.try_get("desired_state")?;
+    let phase: String = r.try_get("phase")?;
+    Ok(Deployment {
+        uid: r.try_get("uid")?,
+        tenant: r.try_get("tenant")?,
+        display_name: r.try_get("display_name")?,
+        product_id: r.try_get("product_id")?,
+        product_slug: r.try_get("product_slug")?,
+        template_version_id: r.try_get("template_version_id")?,
+        version: r.try_get("version")?,
+        user_values: json_col("user_values", &r.try_get::<String, _>("user_values")?)?,
+        namespace_name: r.try_get("namespace_name")?,
+        release_name: r.try_get("release_name")?,
+        desired_state: desired.parse().map_err(StoreError::Corrupt)?,
+        generation: r.try_get("generation")?,
+        observed_generation: r.try_get("observed_generation")?,
+        phase: phase.parse().map_err(StoreError::Corrupt)?,
+        message: r.try_get("message")?,
+        conditions: json_col("conditions", &r.try_get::<String, _>("conditions")?)?,
+        object_health: json_col("object_health", &r.try_get::<String, _>("object_health")?)?,
+        current_revision: r.try_get("current_revision")?,
+        last_error: r.try_get("last_error")?,
+        due_at: r.try_get("due_at")?,
+        attempts: r.try_get("attempts")?,
+        lease_owner: r.try_get("lease_owner")?,
+        lease_expires_at: r.try_get("lease_expires_at")?,
+        created_at: r.try_get("created_at")?,
+        updated_at: r.try_get("updated_at")?,
+        deleted_at: r.try_get("deleted_at")?,
+    })
+}
+
+/// Inserts a deployment: desired present, generation 1, phase Pending, due now.
+pub async fn insert(conn: &mut Conn, d: &NewDeployment) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO deployments (uid, tenant, display_name, product_id, template_version_id, user_values,
+            namespace_name, release_name, desired_state, generation, observed_generation, phase, message,
+            conditions, object_health, attempts, due_at, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'present', 1, 0, 'Pending', 'Waiting to be reconciled',
+            '[]', '[]', 0, $9, $9, $9)",
+    )
+    .bind(&d.uid)
+    .bind(&d.tenant)
+    .bind(&d.display_name)
+    .bind(&d.product_id)
+    .bind(&d.template_version_id)
+    .bind(to_json(&d.user_values))
+    .bind(&d.namespace_name)
+    .bind(&d.release_name)
+    .bind(d.now)
+    .execute(conn)
+    .await
+    .map_err(StoreError::unique(format!(
+        "a deployment named '{}' for tenant '{}'",
+        d.display_name, d.tenant
+    )))?;
+    Ok(())
+}
+
+/// Reads one deployment; with `tenant` set, only if that tenant owns it — so a
+/// tenant cannot tell another tenant's deployment from one that does not exist.
+pub async fn get(conn: &mut Conn, uid: &str, tenant: Option<&str>) -> Result<Option<Deployment>> {
+    let row = match tenant {
+        Some(t) => {
+            sqlx::query(dynamic(format!(
+                "{SELECT} WHERE d.uid = $1 AND d.tenant = $2"
+            )))
+            .bind(uid)
+            .bind(t)
+            .fetch_optional(conn)
+            .await?
+        }
+        None => {
+            sqlx::query(dynamic(format!("{SELECT} WHERE d.uid = $1")))
+                .bind(uid)
+                .fetch_optional(conn)
+                .await?
+        }
+    };
+    row.as_ref().map(from_row).transpose()
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ListFilter {
+    pub tenant: Option<String>,
+    pub phase: Option<Phase>,
+    pub product_slug: Option<String>,
+    /// Tombstones of deleted deployments are hidden unless asked for.
+    pub include_deleted: bool,
+}
+
+pub async fn list(
+    conn: &mut Conn,
+    f: &ListFilter,
+    limit: i64,
+    after: Option<&Cursor>,
+) -> Result<Page<Deployment>> {
+    let (key, id) = after.map_or((i64::MIN, String::new()), |c| (c.key, c.id.clone()));
+    // Optional filters bind as "match anything" so the statement text stays fixed.
+    let rows = sqlx::query(dynamic(format!(
+        "{SELECT} WHERE (d.created_at > $1 OR (d.created_at = $1 AND d.uid > $2))
+           AND ($3 = '' OR d.tenant = $3)
+           AND ($4 = '' OR d.phase = $4)
+           AND ($5 = '' OR p.slug = $5)
+           AND ($6 = 1 OR d.deleted_at IS NULL)
+         ORDER BY d.created_at, d.uid LIMIT $7"
+    )))
+    .bind(key)
+    .bind(id)
+    .bind(f.tenant.clone().unwrap_or_default())
+    .bind(f.phase.map(|p| p.as_str()).unwrap_or_default())
+    .bind(f.product_slug.clone().unwrap_or_default())
+    .bind(i64::from(f.include_deleted))
+    .bind(limit + 1)
+    .fetch_all(conn)
+    .await?;
+    let items = rows.iter().map(from_row).collect::<Result<Vec<_>>>()?;
+    Ok(paginate(items, limit, |d| Cursor {
+        key: d.created_at,
+        id: d.uid.clone(),
+    }))
+}
+
+/// A change of desired state: new values (and optionally a new template version).
+/// Bumps the generation, makes the deployment due now and resets the retry count.
+pub async fn set_desired_values(
+    conn: &mut Conn,
+    uid: &str,
+    template_version_id: &str,
+    values: &Value,
+    now: i64,
+) -> Result<()> {
+    let done = sqlx::query(
+        "UPDATE deployments SET user_values = $1, template_version_id = $2, generation = generation + 1,
+            due_at = $3, attempts = 0, updated_at = $3
+         WHERE uid = $4 AND desired_state = 'present'",
+    )
+    .bind(to_json(values))
+    .bind(template_version_id)
+    .bind(now)
+    .bind(uid)
+    .execute(conn)
+    .await?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::NotFound(format!("deployment {uid} (present)")));
+    }
+    Ok(())
+}
+
+/// Asks for removal: desired state absent, new generation, due now.
+/// Returns false if it was already absent (deleting twice is not a change).
+pub async fn set_absent(conn: &mut Conn, uid: &str, now: i64) -> Result<bool> {
+    let done = sqlx::query(
+        "UPDATE deployments SET desired_state = 'absent', generation = generation + 1, phase = 'Deleting',
+            message = 'Deletion requested', due_at = $1, attempts = 0, updated_at = $1
+         WHERE uid = $2 AND desired_state = 'present'",
+    )
+    .bind(now)
+    .bind(uid)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}

@@ -1,0 +1,102 @@
+//! Release history: one row per attempt to bring a deployment to a new desired state.
+use crate::dynamic;
+
+use crate::error::{json_col, to_json};
+use crate::{Conn, Result, StoreError};
+use serde_json::Value;
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Revision {
+    pub deployment_uid: String,
+    pub number: i64,
+    pub generation: i64,
+    pub template_version_id: String,
+    /// Joined for display.
+    pub version: String,
+    pub chart_digest: String,
+    pub user_values: Value,
+    pub manifest_hash: Option<String>,
+    pub inventory: Value,
+    /// pending | deployed | failed | superseded | rolled-back
+    pub outcome: String,
+    pub requested_by: String,
+    pub error: Option<String>,
+    pub started_at: i64,
+    pub finished_at: Option<i64>,
+}
+
+const SELECT: &str =
+    "SELECT r.deployment_uid, r.number, r.generation, r.template_version_id, r.user_values,
+    r.manifest_hash, r.inventory, r.outcome, r.requested_by, r.error, r.started_at, r.finished_at,
+    tv.version AS version, tv.chart_digest AS chart_digest
+    FROM revisions r JOIN template_versions tv ON tv.id = r.template_version_id";
+
+fn from_row(r: &AnyRow) -> Result<Revision> {
+    Ok(Revision {
+        deployment_uid: r.try_get("deployment_uid")?,
+        number: r.try_get("number")?,
+        generation: r.try_get("generation")?,
+        template_version_id: r.try_get("template_version_id")?,
+        version: r.try_get("version")?,
+        chart_digest: r.try_get("chart_digest")?,
+        user_values: json_col("user_values", &r.try_get::<String, _>("user_values")?)?,
+        manifest_hash: r.try_get("manifest_hash")?,
+        inventory: json_col("inventory", &r.try_get::<String, _>("inventory")?)?,
+        outcome: r.try_get("outcome")?,
+        requested_by: r.try_get("requested_by")?,
+        error: r.try_get("error")?,
+        started_at: r.try_get("started_at")?,
+        finished_at: r.try_get("finished_at")?,
+    })
+}
+
+#[derive(Debug, Clone)]
+pub struct NewRevision<'a> {
+    pub deployment_uid: &'a str,
+    pub generation: i64,
+    pub template_version_id: &'a str,
+    pub user_values: &'a Value,
+    pub requested_by: &'a str,
+    pub started_at: i64,
+}
+
+/// Appends the next revision (number = last + 1) in state `pending`; returns its number.
+pub async fn insert_next(conn: &mut Conn, r: &NewRevision<'_>) -> Result<i64> {
+    let row = sqlx::query(
+        "INSERT INTO revisions (deployment_uid, number, generation, template_version_id, user_values,
+            inventory, outcome, requested_by, started_at)
+         SELECT $1, COALESCE(MAX(number), 0) + 1, $2, $3, $4, '[]', 'pending', $5, $6
+         FROM revisions WHERE deployment_uid = $1
+         RETURNING number",
+    )
+    .bind(r.deployment_uid)
+    .bind(r.generation)
+    .bind(r.template_version_id)
+    .bind(to_json(r.user_values))
+    .bind(r.requested_by)
+    .bind(r.started_at)
+    .fetch_one(conn)
+    .await
+    .map_err(StoreError::unique(format!("a revision of {}", r.deployment_uid)))?;
+    Ok(row.try_get("number")?)
+}
+
+/// Revisions of a deployment, newest first, optionally only those older than `before`.
+pub async fn list(
+    conn: &mut Conn,
+    uid: &str,
+    before: Option<i64>,
+    limit: i64,
+) -> Result<Vec<Revision>> {
+    let rows = sqlx::query(dynamic(format!(
+        "{SELECT} WHERE r.deployment_uid = $1 AND r.number < $2 ORDER BY r.number DESC LIMIT $3"
+    )))
+    .bind(uid)
+    .bind(before.unwrap_or(i64::MAX))
+    .bind(limit)
+    .fetch_all(conn)
+    .await?;
+    rows.iter().map(from_row).collect()
+}
