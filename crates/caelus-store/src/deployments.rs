@@ -220,3 +220,15 @@ pub async fn set_absent(conn: &mut Conn, uid: &str, now: i64) -> Result<bool> {
     .await?;
     Ok(done.rows_affected() == 1)
 }
+
+/// Changes the display name only: not a change of desired state, so no new generation.
+pub async fn rename(conn: &mut Conn, uid: &str, name: &str, now: i64) -> Result<()> {
+    sqlx::query("UPDATE deployments SET display_name = $1, updated_at = $2 WHERE uid = $3")
+        .bind(name)
+        .bind(now)
+        .bind(uid)
+        .execute(conn)
+        .await
+        .map_err(StoreError::unique(format!("a deployment named '{name}'")))?;
+    Ok(())
+}

@@ -20,6 +20,8 @@ pub use db::{Backend, Store, Tx, now_ms};
 pub use error::StoreError;
 pub use page::{Cursor, Page};
 pub use sqlx::AnyConnection as Conn;
+/// The driver error inside `StoreError::Database`, for callers that classify it.
+pub use sqlx::Error as StoreErrorSource;
 
 pub(crate) fn dynamic(sql: String) -> sqlx::AssertSqlSafe<String> {
     // Only ever called with SQL assembled from constants in this crate; values are bound.

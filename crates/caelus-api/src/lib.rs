@@ -1,0 +1,101 @@
+//! The Caelus HTTP API: JSON over axum, OpenAPI generated from the handlers,
+//! errors as `application/problem+json`.
+
+pub mod auth;
+pub mod error;
+pub mod extract;
+pub mod routes;
+pub mod state;
+pub mod views;
+
+pub use state::AppState;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use error::ApiError;
+use routes::{deployments, health, products, templates, tokens};
+use std::future::Future;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{InfoBuilder, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+/// Largest request body accepted.
+pub const BODY_LIMIT_BYTES: usize = 256 * 1024;
+
+fn api_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(health::healthz))
+        .routes(routes!(health::readyz))
+        .routes(routes!(products::create_product, products::list_products))
+        .routes(routes!(products::get_product))
+        .routes(routes!(templates::create_template_version, templates::list_template_versions))
+        .routes(routes!(templates::get_template_version, templates::update_template_version))
+        .routes(routes!(templates::publish_template_version))
+        .routes(routes!(templates::deprecate_template_version))
+        .routes(routes!(templates::retire_template_version))
+        .routes(routes!(deployments::create_deployment, deployments::list_deployments))
+        .routes(routes!(
+            deployments::get_deployment,
+            deployments::update_deployment,
+            deployments::delete_deployment
+        ))
+        .routes(routes!(deployments::list_deployment_revisions))
+        .routes(routes!(deployments::list_deployment_events))
+        .routes(routes!(tokens::create_token, tokens::list_tokens))
+        .routes(routes!(tokens::revoke_token))
+}
+
+fn finish_openapi(mut api: OpenApi) -> OpenApi {
+    api.info = InfoBuilder::new()
+        .title("Caelus API")
+        .version(env!("CARGO_PKG_VERSION"))
+        .description(Some(
+            "Run catalog products on Kubernetes. Authenticate with 'Authorization: Bearer <token>'. \
+             Errors are application/problem+json naming the field at fault.",
+        ))
+        .build();
+    let components = api.components.get_or_insert_with(Default::default);
+    components.add_security_scheme(
+        "bearer",
+        SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+    );
+    api
+}
+
+/// The OpenAPI 3.1 document of this API.
+pub fn openapi() -> OpenApi {
+    let (_, api) = api_router().split_for_parts();
+    finish_openapi(api)
+}
+
+/// The whole HTTP surface: API, OpenAPI document and its docs page.
+pub fn router(state: AppState) -> Router {
+    let (router, api) = api_router().split_for_parts();
+    let api = finish_openapi(api);
+    let docs: Router<AppState> =
+        utoipa_swagger_ui::SwaggerUi::new("/docs").url("/api/v1/openapi.json", api).into();
+    router
+        .merge(docs)
+        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not-found", "no such endpoint").into_response() })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed", "this endpoint does not accept that method")
+                .into_response()
+        })
+        .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// Serves until `shutdown` resolves, then drains in-flight requests.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}

@@ -1,0 +1,391 @@
+use super::{Audit, page_params};
+use crate::auth::Actor;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::ApiJson;
+use crate::state::AppState;
+use crate::views::{DeploymentView, EventView, ListResponse, PageQuery, RevisionView};
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use caelus_core::allowlist::{self, Allowlist};
+use caelus_core::status::{DesiredState, Phase};
+use caelus_core::names::{validate_display_name, validate_tenant};
+use caelus_core::{FieldError, FieldErrors, identity};
+use caelus_store::deployments::{self, Deployment, ListFilter, NewDeployment};
+use caelus_store::templates::{self, TemplateVersion};
+use caelus_store::{Conn, StoreError, events, now_ms, revisions};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use utoipa::{IntoParams, ToSchema};
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateDeployment {
+    /// Display name, unique per tenant. Never used for Kubernetes names.
+    pub name: String,
+    /// Product slug.
+    pub product: String,
+    /// A published (or deprecated) version of the product.
+    pub version: String,
+    /// User values; only paths in the version's allowlist.
+    #[serde(default = "empty_object")]
+    #[schema(value_type = Object)]
+    pub values: Value,
+    /// Owner tenant (admins only; defaults to the caller's tenant).
+    pub tenant: Option<String>,
+}
+
+fn empty_object() -> Value {
+    json!({})
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateDeployment {
+    /// Replaces the user values (a new generation).
+    #[schema(value_type = Option<Object>)]
+    pub values: Option<Value>,
+    /// New display name.
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DeploymentListQuery {
+    pub limit: Option<i64>,
+    pub cursor: Option<String>,
+    /// Only deployments in this phase.
+    pub phase: Option<String>,
+    /// Only deployments of this product.
+    pub product: Option<String>,
+    /// Only this tenant's deployments (admins).
+    pub tenant: Option<String>,
+    /// Include deleted deployments (tombstones).
+    pub include_deleted: Option<bool>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct RevisionQuery {
+    pub limit: Option<i64>,
+    /// Only revisions numbered below this.
+    pub before: Option<i64>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct EventQuery {
+    pub limit: Option<i64>,
+    /// Only events with an id above this (for following a timeline).
+    pub after: Option<i64>,
+}
+
+fn check_values(field: &str, t: &TemplateVersion, values: &Value) -> Result<(), FieldError> {
+    let list = Allowlist::parse("values_allowlist", &t.values_allowlist).map_err(|_| {
+        FieldError::new(field, "the template version's allowlist is unreadable; ask an admin")
+    })?;
+    allowlist::check_values(field, &list, values)
+}
+
+/// Reads a deployment the actor may see. Another tenant's is "not found", never "forbidden".
+pub(crate) async fn owned(conn: &mut Conn, actor: &Actor, uid: &str) -> ApiResult<Deployment> {
+    let not_found = || ApiError::not_found(format!("deployment {uid}"));
+    if !identity::is_deployment_uid(uid) {
+        return Err(not_found());
+    }
+    deployments::get(conn, uid, actor.tenant_scope()).await?.ok_or_else(not_found)
+}
+
+async fn reload(conn: &mut Conn, uid: &str) -> ApiResult<Deployment> {
+    deployments::get(conn, uid, None)
+        .await?
+        .ok_or_else(|| ApiError::internal(format!("deployment {uid} vanished inside its transaction")))
+}
+
+/// Create a deployment: one instance of one template version, in its own namespace.
+#[utoipa::path(post, path = "/api/v1/deployments", tag = "deployments", operation_id = "create_deployment",
+    request_body = CreateDeployment,
+    responses((status = 201, body = DeploymentView), (status = 409, body = crate::error::Problem),
+              (status = 422, body = crate::error::Problem)),
+    security(("bearer" = [])))]
+pub async fn create_deployment(
+    State(state): State<AppState>,
+    actor: Actor,
+    ApiJson(req): ApiJson<CreateDeployment>,
+) -> ApiResult<(StatusCode, Json<DeploymentView>)> {
+    let tenant = match req.tenant {
+        Some(t) if t != actor.tenant && !actor.is_admin() => {
+            return Err(ApiError::forbidden("a tenant token creates deployments only for its own tenant"));
+        }
+        Some(t) => t,
+        None => actor.tenant.clone(),
+    };
+    let mut errors = FieldErrors::new();
+    errors.check(validate_display_name("name", &req.name));
+    errors.check(validate_tenant("tenant", &tenant));
+    if !req.values.is_object() {
+        errors.push("values", "must be a JSON object");
+    }
+    errors.into_result()?;
+
+    let mut tx = state.store.begin().await?;
+    let version = templates::get(&mut tx, &req.product, &req.version)
+        .await?
+        .filter(|t| actor.is_admin() || t.lifecycle.is_visible_to_tenants())
+        .ok_or_else(|| {
+            ApiError::invalid(FieldError::new(
+                "version",
+                format!("product '{}' has no version {}", req.product, req.version),
+            ))
+        })?;
+    if !version.lifecycle.is_deployable() {
+        return Err(ApiError::invalid(FieldError::new(
+            "version",
+            format!(
+                "version {} of '{}' is {}: only published or deprecated versions can be deployed",
+                version.version, version.product_slug, version.lifecycle
+            ),
+        )));
+    }
+    check_values("values", &version, &req.values)?;
+    let mut warnings = Vec::new();
+    if version.lifecycle == caelus_core::lifecycle::Lifecycle::Deprecated {
+        warnings.push(format!(
+            "version {} of '{}' is deprecated; prefer a newer version",
+            version.version, version.product_slug
+        ));
+    }
+
+    let uid = uuid::Uuid::new_v4().to_string();
+    let new = NewDeployment {
+        namespace_name: identity::namespace_name(&uid).expect("a fresh v4 uuid is a uid"),
+        release_name: identity::release_name(&uid).expect("a fresh v4 uuid is a uid"),
+        uid: uid.clone(),
+        tenant: tenant.clone(),
+        display_name: req.name.clone(),
+        product_id: version.product_id.clone(),
+        template_version_id: version.id.clone(),
+        user_values: req.values,
+        now: now_ms(),
+    };
+    deployments::insert(&mut tx, &new).await?;
+    Audit {
+        actor: &actor,
+        action: "deployment.create",
+        subject: format!("deployment/{uid}"),
+        deployment_uid: Some(&uid),
+        tenant: Some(&tenant),
+        message: format!("created '{}' from {} {}", req.name, version.product_slug, version.version),
+        details: json!({"product": version.product_slug, "version": version.version, "generation": 1}),
+    }
+    .write(&mut tx)
+    .await?;
+    let created = reload(&mut tx, &uid).await?;
+    tx.commit().await.map_err(StoreError::from)?;
+    state.wake_workers.notify_waiters();
+    let mut view = DeploymentView::from(created);
+    view.warnings = warnings;
+    Ok((StatusCode::CREATED, Json(view)))
+}
+
+/// List deployments: a tenant sees its own, an admin all.
+#[utoipa::path(get, path = "/api/v1/deployments", tag = "deployments", operation_id = "list_deployments",
+    params(DeploymentListQuery),
+    responses((status = 200, body = ListResponse<DeploymentView>), (status = 400, body = crate::error::Problem)),
+    security(("bearer" = [])))]
+pub async fn list_deployments(
+    State(state): State<AppState>,
+    actor: Actor,
+    Query(q): Query<DeploymentListQuery>,
+) -> ApiResult<Json<ListResponse<DeploymentView>>> {
+    let (limit, cursor) = page_params(&PageQuery {
+        limit: q.limit,
+        cursor: q.cursor.clone(),
+    })?;
+    let phase = q
+        .phase
+        .as_deref()
+        .map(|p| p.parse::<Phase>().map_err(|e| ApiError::bad_request("phase", e)))
+        .transpose()?;
+    let tenant = match actor.tenant_scope() {
+        Some(own) => Some(own.to_string()),
+        None => q.tenant,
+    };
+    let filter = ListFilter {
+        tenant,
+        phase,
+        product_slug: q.product,
+        include_deleted: q.include_deleted.unwrap_or(false),
+    };
+    let mut conn = state.store.conn().await?;
+    let page = deployments::list(&mut conn, &filter, limit, cursor.as_ref()).await?;
+    Ok(Json(ListResponse {
+        items: page.items.into_iter().map(Into::into).collect(),
+        next_cursor: page.next_cursor,
+    }))
+}
+
+/// Show a deployment with its status.
+#[utoipa::path(get, path = "/api/v1/deployments/{uid}", tag = "deployments", operation_id = "get_deployment",
+    params(("uid" = String, Path, description = "Deployment uid")),
+    responses((status = 200, body = DeploymentView), (status = 404, body = crate::error::Problem)),
+    security(("bearer" = [])))]
+pub async fn get_deployment(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(uid): Path<String>,
+) -> ApiResult<Json<DeploymentView>> {
+    let mut conn = state.store.conn().await?;
+    Ok(Json(owned(&mut conn, &actor, &uid).await?.into()))
+}
+
+/// Change a deployment's values (a new generation) or display name.
+#[utoipa::path(patch, path = "/api/v1/deployments/{uid}", tag = "deployments", operation_id = "update_deployment",
+    params(("uid" = String, Path, description = "Deployment uid")),
+    request_body = UpdateDeployment,
+    responses((status = 200, body = DeploymentView), (status = 404, body = crate::error::Problem),
+              (status = 409, body = crate::error::Problem), (status = 422, body = crate::error::Problem)),
+    security(("bearer" = [])))]
+pub async fn update_deployment(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(uid): Path<String>,
+    ApiJson(req): ApiJson<UpdateDeployment>,
+) -> ApiResult<Json<DeploymentView>> {
+    if let Some(name) = &req.name {
+        validate_display_name("name", name)?;
+    }
+    let mut tx = state.store.begin().await?;
+    let current = owned(&mut tx, &actor, &uid).await?;
+    if current.desired_state == DesiredState::Absent {
+        return Err(ApiError::conflict(format!(
+            "deployment {uid} is being deleted; it can no longer change"
+        )));
+    }
+    let mut changes = Vec::new();
+    if let Some(values) = &req.values
+        && *values != current.user_values
+    {
+        let version = templates::get_by_id(&mut tx, &current.template_version_id)
+            .await?
+            .ok_or_else(|| ApiError::internal("deployment refers to a missing template version"))?;
+        check_values("values", &version, values)?;
+        deployments::set_desired_values(&mut tx, &uid, &version.id, values, now_ms()).await?;
+        changes.push("values");
+    }
+    if let Some(name) = &req.name
+        && *name != current.display_name
+    {
+        deployments::rename(&mut tx, &uid, name, now_ms()).await?;
+        changes.push("name");
+    }
+    if changes.is_empty() {
+        return Ok(Json(current.into()));
+    }
+    let updated = reload(&mut tx, &uid).await?;
+    Audit {
+        actor: &actor,
+        action: "deployment.update",
+        subject: format!("deployment/{uid}"),
+        deployment_uid: Some(&uid),
+        tenant: Some(&current.tenant),
+        message: format!("changed {}", changes.join(" and ")),
+        details: json!({"changed": changes, "generation": updated.generation}),
+    }
+    .write(&mut tx)
+    .await?;
+    tx.commit().await.map_err(StoreError::from)?;
+    if changes.contains(&"values") {
+        state.wake_workers.notify_waiters();
+    }
+    Ok(Json(updated.into()))
+}
+
+/// Delete a deployment: desired state becomes absent; the reconciler removes it.
+#[utoipa::path(delete, path = "/api/v1/deployments/{uid}", tag = "deployments", operation_id = "delete_deployment",
+    params(("uid" = String, Path, description = "Deployment uid")),
+    responses((status = 202, body = DeploymentView), (status = 404, body = crate::error::Problem)),
+    security(("bearer" = [])))]
+pub async fn delete_deployment(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(uid): Path<String>,
+) -> ApiResult<(StatusCode, Json<DeploymentView>)> {
+    let mut tx = state.store.begin().await?;
+    let current = owned(&mut tx, &actor, &uid).await?;
+    if !deployments::set_absent(&mut tx, &uid, now_ms()).await? {
+        // Already being deleted: deleting again changes nothing.
+        return Ok((StatusCode::ACCEPTED, Json(current.into())));
+    }
+    let updated = reload(&mut tx, &uid).await?;
+    Audit {
+        actor: &actor,
+        action: "deployment.delete",
+        subject: format!("deployment/{uid}"),
+        deployment_uid: Some(&uid),
+        tenant: Some(&current.tenant),
+        message: "deletion requested".into(),
+        details: json!({"generation": updated.generation}),
+    }
+    .write(&mut tx)
+    .await?;
+    tx.commit().await.map_err(StoreError::from)?;
+    state.wake_workers.notify_waiters();
+    Ok((StatusCode::ACCEPTED, Json(updated.into())))
+}
+
+/// A deployment's release history, newest first.
+#[utoipa::path(get, path = "/api/v1/deployments/{uid}/revisions", tag = "deployments",
+    operation_id = "list_deployment_revisions",
+    params(("uid" = String, Path, description = "Deployment uid"), RevisionQuery),
+    responses((status = 200, body = ListResponse<RevisionView>), (status = 404, body = crate::error::Problem)),
+    security(("bearer" = [])))]
+pub async fn list_deployment_revisions(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(uid): Path<String>,
+    Query(q): Query<RevisionQuery>,
+) -> ApiResult<Json<ListResponse<RevisionView>>> {
+    let (limit, _) = page_params(&PageQuery { limit: q.limit, cursor: None })?;
+    let mut conn = state.store.conn().await?;
+    owned(&mut conn, &actor, &uid).await?;
+    let mut items = revisions::list(&mut conn, &uid, q.before, limit + 1).await?;
+    let next_cursor = if items.len() as i64 > limit {
+        items.truncate(limit as usize);
+        items.last().map(|r| r.number.to_string())
+    } else {
+        None
+    };
+    Ok(Json(ListResponse {
+        items: items.into_iter().map(Into::into).collect(),
+        next_cursor,
+    }))
+}
+
+/// A deployment's event timeline, oldest first.
+#[utoipa::path(get, path = "/api/v1/deployments/{uid}/events", tag = "deployments",
+    operation_id = "list_deployment_events",
+    params(("uid" = String, Path, description = "Deployment uid"), EventQuery),
+    responses((status = 200, body = ListResponse<EventView>), (status = 404, body = crate::error::Problem)),
+    security(("bearer" = [])))]
+pub async fn list_deployment_events(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(uid): Path<String>,
+    Query(q): Query<EventQuery>,
+) -> ApiResult<Json<ListResponse<EventView>>> {
+    let (limit, _) = page_params(&PageQuery { limit: q.limit, cursor: None })?;
+    let mut conn = state.store.conn().await?;
+    owned(&mut conn, &actor, &uid).await?;
+    let mut items = events::list_for_deployment(&mut conn, &uid, q.after.unwrap_or(0), limit + 1).await?;
+    let next_cursor = if items.len() as i64 > limit {
+        items.truncate(limit as usize);
+        items.last().map(|e| e.id.to_string())
+    } else {
+        None
+    };
+    Ok(Json(ListResponse {
+        items: items.into_iter().map(Into::into).collect(),
+        next_cursor,
+    }))
+}

@@ -1,0 +1,59 @@
+pub mod deployments;
+pub mod health;
+pub mod products;
+pub mod templates;
+pub mod tokens;
+
+use crate::auth::Actor;
+use crate::error::{ApiError, ApiResult};
+use crate::views::PageQuery;
+use caelus_store::page::{MAX_LIMIT, clamp_limit};
+use caelus_store::{Conn, Cursor, events, now_ms};
+use serde_json::Value;
+
+/// Validates `limit` and decodes `cursor`, naming the parameter on error.
+pub(crate) fn page_params(q: &PageQuery) -> ApiResult<(i64, Option<Cursor>)> {
+    if let Some(limit) = q.limit
+        && !(1..=MAX_LIMIT).contains(&limit)
+    {
+        return Err(ApiError::bad_request("limit", format!("must be between 1 and {MAX_LIMIT}")));
+    }
+    let cursor = q
+        .cursor
+        .as_deref()
+        .map(|c| Cursor::decode(c).map_err(|_| ApiError::bad_request("cursor", "is not a cursor this server issued")))
+        .transpose()?;
+    Ok((clamp_limit(q.limit), cursor))
+}
+
+/// One audit event, written in the same transaction as the change it records.
+pub(crate) struct Audit<'a> {
+    pub actor: &'a Actor,
+    pub action: &'a str,
+    pub subject: String,
+    pub deployment_uid: Option<&'a str>,
+    pub tenant: Option<&'a str>,
+    pub message: String,
+    pub details: Value,
+}
+
+impl Audit<'_> {
+    pub async fn write(self, conn: &mut Conn) -> ApiResult<()> {
+        let label = self.actor.label();
+        events::insert(
+            conn,
+            &events::NewEvent {
+                deployment_uid: self.deployment_uid,
+                tenant: self.tenant,
+                subject: self.subject,
+                action: self.action,
+                actor: &label,
+                message: self.message,
+                details: self.details,
+            },
+            now_ms(),
+        )
+        .await?;
+        Ok(())
+    }
+}

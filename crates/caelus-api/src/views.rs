@@ -1,0 +1,304 @@
+//! What the API returns: stable JSON shapes built from store rows.
+
+use caelus_core::lifecycle::Lifecycle;
+use caelus_core::status::{Condition, ObjectHealth};
+use caelus_core::template::Capabilities;
+use caelus_store::deployments::Deployment;
+use caelus_store::events::Event;
+use caelus_store::products::Product;
+use caelus_store::revisions::Revision;
+use caelus_store::templates::TemplateVersion;
+use caelus_store::tokens::Token;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
+
+/// RFC 3339 UTC from epoch milliseconds.
+pub fn rfc3339(ms: i64) -> String {
+    let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+/// A page of a list; pass `next_cursor` back as `cursor` for the next page.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ListResponse<T: ToSchema> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PageQuery {
+    /// Items per page (1–500, default 50).
+    pub limit: Option<i64>,
+    /// Opaque cursor from a previous page's `next_cursor`.
+    pub cursor: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProductView {
+    pub slug: String,
+    pub name: String,
+    pub description: String,
+    pub created_at: String,
+}
+
+impl From<Product> for ProductView {
+    fn from(p: Product) -> Self {
+        Self {
+            slug: p.slug,
+            name: p.name,
+            description: p.description,
+            created_at: rfc3339(p.created_at),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TemplateVersionView {
+    pub product: String,
+    pub version: String,
+    /// `oci://host/repo/chart@sha256:…`
+    pub chart: String,
+    pub chart_digest: String,
+    pub chart_metadata: Value,
+    pub default_values: Value,
+    pub values_schema: Option<Value>,
+    pub values_allowlist: Vec<String>,
+    pub capabilities: Capabilities,
+    #[schema(value_type = String, example = "published")]
+    pub lifecycle: Lifecycle,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl From<TemplateVersion> for TemplateVersionView {
+    fn from(t: TemplateVersion) -> Self {
+        Self {
+            product: t.product_slug,
+            version: t.version,
+            chart: t.chart_ref,
+            chart_digest: t.chart_digest,
+            chart_metadata: t.chart_metadata,
+            default_values: t.default_values,
+            values_schema: t.values_schema,
+            values_allowlist: t.values_allowlist,
+            capabilities: t.capabilities,
+            lifecycle: t.lifecycle,
+            created_at: rfc3339(t.created_at),
+            updated_at: rfc3339(t.updated_at),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConditionView {
+    #[serde(rename = "type")]
+    pub type_: String,
+    pub status: String,
+    pub reason: String,
+    pub message: String,
+    pub last_transition_time: String,
+    pub observed_generation: i64,
+}
+
+impl From<Condition> for ConditionView {
+    fn from(c: Condition) -> Self {
+        Self {
+            type_: c.type_,
+            status: format!("{:?}", c.status),
+            reason: c.reason,
+            message: c.message,
+            last_transition_time: c.last_transition_time,
+            observed_generation: c.observed_generation,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ObjectHealthView {
+    pub kind: String,
+    pub name: String,
+    pub health: String,
+    pub message: String,
+}
+
+impl From<ObjectHealth> for ObjectHealthView {
+    fn from(o: ObjectHealth) -> Self {
+        Self {
+            kind: o.kind,
+            name: o.name,
+            health: o.health,
+            message: o.message,
+        }
+    }
+}
+
+/// Where a deployment stands; written by the reconciler.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeploymentStatus {
+    /// Pending, Installing, Upgrading, RollingBack, Ready, Degraded, Failed, Deleting, DeletionBlocked, Deleted.
+    pub phase: String,
+    pub message: String,
+    pub conditions: Vec<ConditionView>,
+    pub objects: Vec<ObjectHealthView>,
+    pub current_revision: Option<i64>,
+    pub last_error: Option<String>,
+    /// Failed attempts since the last success or generation change.
+    pub attempts: i64,
+    /// When the next reconcile (or retry) is due.
+    pub next_attempt_at: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeploymentView {
+    pub uid: String,
+    pub name: String,
+    pub tenant: String,
+    pub product: String,
+    pub version: String,
+    pub values: Value,
+    /// Kubernetes namespace, derived from the uid.
+    pub namespace: String,
+    /// Helm release name, derived from the uid.
+    pub release: String,
+    /// `present` or `absent`.
+    pub desired_state: String,
+    pub generation: i64,
+    pub observed_generation: i64,
+    pub status: DeploymentStatus,
+    pub created_at: String,
+    pub updated_at: String,
+    pub deleted_at: Option<String>,
+    /// Advice about the request, e.g. a deprecated template version.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+}
+
+impl From<Deployment> for DeploymentView {
+    fn from(d: Deployment) -> Self {
+        Self {
+            uid: d.uid,
+            name: d.display_name,
+            tenant: d.tenant,
+            product: d.product_slug,
+            version: d.version,
+            values: d.user_values,
+            namespace: d.namespace_name,
+            release: d.release_name,
+            desired_state: d.desired_state.as_str().to_string(),
+            generation: d.generation,
+            observed_generation: d.observed_generation,
+            status: DeploymentStatus {
+                phase: d.phase.as_str().to_string(),
+                message: d.message,
+                conditions: d.conditions.into_iter().map(Into::into).collect(),
+                objects: d.object_health.into_iter().map(Into::into).collect(),
+                current_revision: d.current_revision,
+                last_error: d.last_error,
+                attempts: d.attempts,
+                next_attempt_at: d.due_at.map(rfc3339),
+            },
+            created_at: rfc3339(d.created_at),
+            updated_at: rfc3339(d.updated_at),
+            deleted_at: d.deleted_at.map(rfc3339),
+            warnings: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RevisionView {
+    pub number: i64,
+    pub generation: i64,
+    pub version: String,
+    pub chart_digest: String,
+    pub values: Value,
+    pub manifest_hash: Option<String>,
+    /// pending, deployed, failed, superseded or rolled-back.
+    pub outcome: String,
+    pub requested_by: String,
+    pub error: Option<String>,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+}
+
+impl From<Revision> for RevisionView {
+    fn from(r: Revision) -> Self {
+        Self {
+            number: r.number,
+            generation: r.generation,
+            version: r.version,
+            chart_digest: r.chart_digest,
+            values: r.user_values,
+            manifest_hash: r.manifest_hash,
+            outcome: r.outcome,
+            requested_by: r.requested_by,
+            error: r.error,
+            started_at: rfc3339(r.started_at),
+            finished_at: r.finished_at.map(rfc3339),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventView {
+    pub id: i64,
+    pub at: String,
+    pub action: String,
+    pub actor: String,
+    pub message: String,
+    pub details: Value,
+}
+
+impl From<Event> for EventView {
+    fn from(e: Event) -> Self {
+        Self {
+            id: e.id,
+            at: rfc3339(e.at),
+            action: e.action,
+            actor: e.actor,
+            message: e.message,
+            details: e.details,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokenView {
+    pub id: String,
+    pub name: String,
+    /// `admin` or `tenant`.
+    pub role: String,
+    pub tenant: String,
+    /// The first characters of the secret.
+    pub prefix: String,
+    pub created_by: String,
+    pub created_at: String,
+    pub revoked_at: Option<String>,
+}
+
+impl From<Token> for TokenView {
+    fn from(t: Token) -> Self {
+        Self {
+            id: t.id,
+            name: t.name,
+            role: t.role,
+            tenant: t.tenant,
+            prefix: t.prefix,
+            created_by: t.created_by,
+            created_at: rfc3339(t.created_at),
+            revoked_at: t.revoked_at.map(rfc3339),
+        }
+    }
+}
+
+/// A new token: the secret is shown here once and never again.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CreatedTokenView {
+    #[serde(flatten)]
+    pub token: TokenView,
+    pub secret: String,
+}
