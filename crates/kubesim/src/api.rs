@@ -1,0 +1,882 @@
+//! API semantics independent of HTTP: create, get, list, update, patch
+//! (including server-side apply), delete and deletecollection, with the
+//! metadata rules of the real API server. The HTTP layer and the simulated
+//! controllers both go through here, so controllers obey the same rules
+//! (optimistic concurrency aside: they always work on the latest object).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use serde_json::{Value, json};
+
+use crate::errors::{ApiError, ApiResult, Cause};
+use crate::managed_fields::{self, Scope, Writer};
+use crate::meta::{self, finalizers, is_deleting, name_of, now_rfc3339};
+use crate::patch;
+use crate::resources::ResourceInfo;
+use crate::selector::{FieldSelector, LabelSelector};
+use crate::store::{EventType, Inner, Since, Store, StoreGuard};
+use crate::validation;
+
+/// Options shared by writes.
+#[derive(Debug, Clone, Default)]
+pub struct WriteOptions {
+    /// `fieldManager`; defaults to the user agent's product name.
+    pub field_manager: Option<String>,
+    pub dry_run: bool,
+    /// `force` for server-side apply.
+    pub force: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PatchType {
+    Json,
+    Merge,
+    Strategic,
+    Apply,
+}
+
+impl PatchType {
+    pub fn from_content_type(ct: &str) -> Option<PatchType> {
+        let ct = ct.split(';').next().unwrap_or_default().trim();
+        match ct {
+            "application/json-patch+json" => Some(PatchType::Json),
+            "application/merge-patch+json" => Some(PatchType::Merge),
+            "application/strategic-merge-patch+json" => Some(PatchType::Strategic),
+            "application/apply-patch+yaml" | "application/apply-patch+json" => Some(PatchType::Apply),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ListOptions {
+    pub label_selector: LabelSelector,
+    pub field_selector: FieldSelector,
+    pub limit: Option<usize>,
+    pub continue_token: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Propagation {
+    #[default]
+    Background,
+    Foreground,
+    Orphan,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct DeleteOptions {
+    pub propagation: Option<Propagation>,
+    pub precondition_uid: Option<String>,
+    pub precondition_rv: Option<String>,
+    pub dry_run: bool,
+}
+
+/// What a delete did.
+#[derive(Debug, Clone)]
+pub enum Deleted {
+    /// The object is gone; this is its final state.
+    Gone(Value),
+    /// Deletion is pending on finalizers; this is the updated object.
+    Pending(Value),
+}
+
+const FOREGROUND: &str = "foregroundDeletion";
+
+pub struct Api {
+    pub store: Arc<Store>,
+    next_ip: AtomicU32,
+}
+
+/// Encodes a continue token: opaque to clients, but must survive URLs.
+fn encode_continue(rv: u64, key: &(String, String)) -> String {
+    let raw = json!([rv, key.0, key.1]).to_string();
+    raw.bytes().map(|b| format!("{b:02x}")).collect()
+}
+
+fn decode_continue(tok: &str) -> Option<(u64, (String, String))> {
+    let bytes: Option<Vec<u8>> = (0..tok.len())
+        .step_by(2)
+        .map(|i| tok.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
+        .collect();
+    let v: Value = serde_json::from_slice(&bytes?).ok()?;
+    Some((
+        v[0].as_u64()?,
+        (v[1].as_str()?.to_string(), v[2].as_str()?.to_string()),
+    ))
+}
+
+/// Strips metadata and status to compare "spec" content for generation.
+fn spec_content(v: &Value) -> Value {
+    let mut o = v.clone();
+    if let Some(m) = o.as_object_mut() {
+        m.remove("metadata");
+        m.remove("status");
+        m.remove("apiVersion");
+        m.remove("kind");
+    }
+    o
+}
+
+/// Objects are compared without managedFields (a write that changes nothing
+/// but timestamps there is a no-op, as in the API server).
+fn same_content(a: &Value, b: &Value) -> bool {
+    let strip = |v: &Value| {
+        let mut o = v.clone();
+        if let Some(m) = o["metadata"].as_object_mut() {
+            m.remove("managedFields");
+            m.remove("resourceVersion");
+        }
+        o
+    };
+    strip(a) == strip(b)
+}
+
+impl Api {
+    pub fn new(store: Arc<Store>) -> Api {
+        Api {
+            store,
+            next_ip: AtomicU32::new(10),
+        }
+    }
+
+    pub fn lock(&self) -> StoreGuard<'_> {
+        self.store.lock()
+    }
+
+    /// The stored resource for a (group, resource) pair, in its first served version.
+    pub fn info_for(&self, group: &str, resource: &str) -> Option<ResourceInfo> {
+        self.lock()
+            .registry
+            .group_resources()
+            .into_iter()
+            .find(|r| r.group == group && r.resource == resource)
+            .cloned()
+    }
+
+    /// Resolves a served resource.
+    pub fn resource(&self, group: &str, version: &str, resource: &str) -> Option<ResourceInfo> {
+        self.lock().registry.find(group, version, resource).cloned()
+    }
+
+    fn with_version(info: &ResourceInfo, obj: &Value) -> Value {
+        let mut o = obj.clone();
+        o["apiVersion"] = json!(info.api_version());
+        o["kind"] = json!(info.kind);
+        o
+    }
+
+    pub fn get(&self, info: &ResourceInfo, ns: &str, name: &str) -> ApiResult<Value> {
+        let g = self.lock();
+        g.get(info, ns, name)
+            .map(|o| Self::with_version(info, o))
+            .ok_or_else(|| ApiError::not_found(info, name))
+    }
+
+    pub fn list(&self, info: &ResourceInfo, ns: Option<&str>, opts: &ListOptions) -> ApiResult<Value> {
+        let g = self.lock();
+        let (list_rv, after) = match &opts.continue_token {
+            Some(tok) if !tok.is_empty() => {
+                let (rv, key) = decode_continue(tok).ok_or_else(|| {
+                    ApiError::bad_request("continue key is not valid: illegal base64 data")
+                })?;
+                if rv < g.oldest_resumable() {
+                    return Err(ApiError::expired(
+                        "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.",
+                    ));
+                }
+                (rv, Some(key))
+            }
+            _ => (g.resource_version(), None),
+        };
+        let limit = opts.limit.filter(|l| *l > 0).unwrap_or(usize::MAX);
+        let mut items = Vec::new();
+        let mut last_key = None;
+        let mut more = false;
+        for (key, obj) in g.range(info, ns, after.as_ref()) {
+            if !opts.label_selector.matches(obj) || !opts.field_selector.matches(obj) {
+                continue;
+            }
+            if items.len() == limit {
+                more = true;
+                break;
+            }
+            items.push(Self::with_version(info, obj));
+            last_key = Some(key.clone());
+        }
+        let mut metadata = json!({"resourceVersion": list_rv.to_string()});
+        if more && let Some(k) = last_key {
+            metadata["continue"] = json!(encode_continue(list_rv, &k));
+        }
+        Ok(json!({
+            "kind": info.list_kind(),
+            "apiVersion": info.api_version(),
+            "metadata": metadata,
+            "items": items,
+        }))
+    }
+
+    /// Events after `rv` (for watches), or 410 when `rv` fell out of the history.
+    pub fn events_since(&self, rv: u64) -> Result<Vec<Arc<crate::store::Event>>, ApiError> {
+        match self.lock().events_since(rv) {
+            Since::Events(e) => Ok(e),
+            Since::Expired { oldest } => Err(ApiError::expired(format!(
+                "too old resource version: {rv} ({oldest})"
+            ))),
+        }
+    }
+
+    fn check_namespace(g: &Inner, info: &ResourceInfo, ns: &str, name: &str) -> ApiResult<()> {
+        if !info.namespaced {
+            return Ok(());
+        }
+        let ns_info = g
+            .registry
+            .find("", "v1", "namespaces")
+            .expect("namespaces are built in");
+        match g.get(ns_info, "", ns) {
+            None => Err(ApiError::namespace_not_found(ns)),
+            Some(n) if is_deleting(n) => Err(ApiError::namespace_terminating(info, name, ns)),
+            Some(_) => Ok(()),
+        }
+    }
+
+    fn allocate_cluster_ip(&self) -> String {
+        let n = self.next_ip.fetch_add(1, Ordering::Relaxed);
+        format!("10.96.{}.{}", (n >> 8) & 0xff, n & 0xff)
+    }
+
+    /// Common checks and metadata for a new object.
+    fn prepare_create(
+        &self,
+        g: &Inner,
+        info: &ResourceInfo,
+        ns: &str,
+        mut obj: Value,
+    ) -> ApiResult<Value> {
+        if !obj.is_object() {
+            return Err(ApiError::bad_request("the request body must be a JSON object"));
+        }
+        if let Some(av) = obj["apiVersion"].as_str()
+            && av != info.api_version()
+        {
+            return Err(ApiError::bad_request(format!(
+                "the API version in the data ({av}) does not match the expected API version ({})",
+                info.api_version()
+            )));
+        }
+        if let Some(k) = obj["kind"].as_str()
+            && k != info.kind
+        {
+            return Err(ApiError::bad_request(format!(
+                "the kind in the data ({k}) does not match the expected kind ({})",
+                info.kind
+            )));
+        }
+        obj["apiVersion"] = json!(info.api_version());
+        obj["kind"] = json!(info.kind);
+        let m = meta::meta_mut(&mut obj);
+        if info.namespaced {
+            match m.get("namespace").and_then(Value::as_str) {
+                Some(bns) if !bns.is_empty() && bns != ns => {
+                    return Err(ApiError::bad_request(
+                        "the namespace of the provided object does not match the namespace sent on the request",
+                    ));
+                }
+                _ => {
+                    m.insert("namespace".into(), json!(ns));
+                }
+            }
+        } else {
+            m.remove("namespace");
+        }
+        if m.get("name").and_then(Value::as_str).unwrap_or_default().is_empty() {
+            match m.get("generateName").and_then(Value::as_str) {
+                Some(prefix) if !prefix.is_empty() => {
+                    let n = format!("{prefix}{}", meta::random_suffix(5));
+                    m.insert("name".into(), json!(n));
+                }
+                _ => {
+                    return Err(ApiError::invalid(
+                        info,
+                        "",
+                        vec![Cause::required("metadata.name", "name or generateName is required")],
+                    ));
+                }
+            }
+        }
+        let name = name_of(&obj).to_string();
+        let mut causes = meta::validate_name(&name, meta::name_rule(&info.resource));
+        causes.extend(validation::validate_create(info, &obj));
+        if !causes.is_empty() {
+            return Err(ApiError::invalid(info, &name, causes));
+        }
+        Self::check_namespace(g, info, ns, &name)?;
+        if g.get(info, ns, &name).is_some() {
+            return Err(ApiError::already_exists(info, &name));
+        }
+        let now = now_rfc3339();
+        let m = meta::meta_mut(&mut obj);
+        m.insert("uid".into(), json!(meta::new_uid()));
+        m.insert("creationTimestamp".into(), json!(now));
+        m.remove("deletionTimestamp");
+        m.remove("resourceVersion");
+        m.remove("selfLink");
+        if info.has_generation {
+            m.insert("generation".into(), json!(1));
+        } else {
+            m.remove("generation");
+        }
+        if info.has_status {
+            // Status is owned by controllers; a create cannot set it.
+            obj.as_object_mut().unwrap().remove("status");
+        }
+        if let Some(s) = validation::initial_status(info) {
+            obj["status"] = s;
+        }
+        validation::apply_defaults(info, &mut obj);
+        if info.group.is_empty() && info.resource == "services" {
+            let t = obj["spec"]["type"].as_str().unwrap_or("ClusterIP");
+            if t != "ExternalName" && obj["spec"]["clusterIP"].is_null() {
+                let ip = self.allocate_cluster_ip();
+                obj["spec"]["clusterIP"] = json!(ip);
+                obj["spec"]["clusterIPs"] = json!([ip]);
+            }
+        }
+        if info.group == "apiextensions.k8s.io" {
+            crd_status(&mut obj);
+        }
+        Ok(obj)
+    }
+
+    /// Creates an object (POST).
+    pub fn create(&self, info: &ResourceInfo, ns: &str, obj: Value, opts: &WriteOptions) -> ApiResult<Value> {
+        let mut g = self.lock();
+        let mut obj = self.prepare_create(&g, info, ns, obj)?;
+        let now = now_rfc3339();
+        let manager = opts.field_manager.clone().unwrap_or_default();
+        let scope = if info.has_status { Scope::NoStatus } else { Scope::All };
+        managed_fields::track_update(
+            None,
+            &mut obj,
+            &Writer { manager: &manager, api_version: &info.api_version(), subresource: None, scope, now: &now },
+        );
+        if opts.dry_run {
+            return Ok(obj);
+        }
+        let stored = self.commit(&mut g, info, None, obj)?;
+        Ok(Self::with_version(info, &stored))
+    }
+
+    /// Applies the shared update rules to `new` and stores it.
+    /// `sub` is `None`, `Some("status")` or `Some("finalize")`.
+    fn finish_update(
+        &self,
+        g: &mut StoreGuard,
+        info: &ResourceInfo,
+        old: &Value,
+        mut new: Value,
+        sub: Option<&str>,
+        dry_run: bool,
+    ) -> ApiResult<Value> {
+        let name = name_of(old).to_string();
+        if !new.is_object() {
+            return Err(ApiError::bad_request("the request body must be a JSON object"));
+        }
+        // Subresources only carry their own part of the object.
+        match sub {
+            Some("status") => {
+                let status = new["status"].clone();
+                let mf = new["metadata"]["managedFields"].clone();
+                new = old.clone();
+                new["status"] = status;
+                meta::meta_mut(&mut new).insert("managedFields".into(), mf);
+            }
+            Some("finalize") => {
+                let f = new["spec"]["finalizers"].clone();
+                new = old.clone();
+                new["spec"]["finalizers"] = f;
+            }
+            _ => {
+                if info.has_status {
+                    match old.get("status") {
+                        Some(s) => new["status"] = s.clone(),
+                        None => {
+                            new.as_object_mut().unwrap().remove("status");
+                        }
+                    }
+                }
+            }
+        }
+        new["apiVersion"] = json!(info.api_version());
+        new["kind"] = json!(info.kind);
+        let om = old["metadata"].as_object().cloned().unwrap_or_default();
+        let m = meta::meta_mut(&mut new);
+        for k in ["uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "namespace", "generation"] {
+            match om.get(k) {
+                Some(v) => m.insert(k.into(), v.clone()),
+                None => m.remove(k),
+            };
+        }
+        m.insert("name".into(), json!(name));
+        if m.get("managedFields").is_some_and(Value::is_null) {
+            m.remove("managedFields");
+        }
+        validation::apply_defaults(info, &mut new);
+        if info.group.is_empty() && info.resource == "services" && new["spec"]["clusterIP"].is_null() {
+            new["spec"]["clusterIP"] = old["spec"]["clusterIP"].clone();
+            new["spec"]["clusterIPs"] = old["spec"]["clusterIPs"].clone();
+        }
+        if info.group == "apiextensions.k8s.io" {
+            crd_status(&mut new);
+        }
+        let causes = validation::validate_update(info, old, &new);
+        if !causes.is_empty() {
+            return Err(ApiError::invalid(info, &name, causes));
+        }
+        if info.has_generation && spec_content(old) != spec_content(&new) {
+            let next_gen = old["metadata"]["generation"].as_i64().unwrap_or(0) + 1;
+            meta::meta_mut(&mut new).insert("generation".into(), json!(next_gen));
+        }
+        if same_content(old, &new) {
+            // Nothing changed: no write, no new resourceVersion, no event.
+            return Ok(Self::with_version(info, old));
+        }
+        if dry_run {
+            return Ok(new);
+        }
+        let stored = self.commit(g, info, Some(old), new)?;
+        Ok(Self::with_version(info, &stored))
+    }
+
+    /// Stores a created or updated object, finishing a pending deletion when
+    /// its last finalizer went away.
+    fn commit(&self, g: &mut StoreGuard, info: &ResourceInfo, old: Option<&Value>, new: Value) -> ApiResult<Value> {
+        let ns = meta::namespace_of(&new).to_string();
+        let name = name_of(&new).to_string();
+        let spec_finalizers_empty = new["spec"]["finalizers"].as_array().is_none_or(Vec::is_empty)
+            || !(info.group.is_empty() && info.resource == "namespaces");
+        if is_deleting(&new) && finalizers(&new).is_empty() && spec_finalizers_empty {
+            g.put(info, new, EventType::Modified);
+            let gone = g.remove(info, &ns, &name).expect("just stored");
+            self.after_remove(g, info, &gone);
+            return Ok((*gone).clone());
+        }
+        let kind = if old.is_some() { EventType::Modified } else { EventType::Added };
+        let stored = g.put(info, new, kind);
+        if info.group == "apiextensions.k8s.io" && info.resource == "customresourcedefinitions" {
+            let infos = ResourceInfo::from_crd(&stored);
+            g.registry.set_crd(name_of(&stored), infos);
+        }
+        Ok((*stored).clone())
+    }
+
+    fn after_remove(&self, g: &mut StoreGuard, info: &ResourceInfo, gone: &Value) {
+        if info.group == "apiextensions.k8s.io" && info.resource == "customresourcedefinitions" {
+            // A deleted CRD takes its custom resources with it.
+            let crd_name = name_of(gone).to_string();
+            let served: Vec<ResourceInfo> = g
+                .registry
+                .all()
+                .iter()
+                .filter(|r| r.crd.as_deref() == Some(&crd_name))
+                .cloned()
+                .collect();
+            if let Some(first) = served.first() {
+                g.remove_all(first);
+            }
+            g.registry.set_crd(&crd_name, vec![]);
+        }
+    }
+
+    /// Replaces an object (PUT), with optimistic concurrency on resourceVersion.
+    pub fn update(
+        &self,
+        info: &ResourceInfo,
+        ns: &str,
+        name: &str,
+        body: Value,
+        sub: Option<&str>,
+        opts: &WriteOptions,
+    ) -> ApiResult<Value> {
+        let mut g = self.lock();
+        let old = g
+            .get(info, ns, name)
+            .cloned()
+            .ok_or_else(|| ApiError::not_found(info, name))?;
+        if let Some(bn) = body["metadata"]["name"].as_str()
+            && bn != name
+        {
+            return Err(ApiError::bad_request(format!(
+                "the name of the object ({bn}) does not match the name on the URL ({name})"
+            )));
+        }
+        if let Some(rv) = body["metadata"]["resourceVersion"].as_str()
+            && !rv.is_empty()
+            && Some(rv) != old["metadata"]["resourceVersion"].as_str()
+        {
+            return Err(ApiError::conflict(info, name));
+        }
+        let mut new = body;
+        // managedFields sent back unchanged by clients are ignored; ownership
+        // is recomputed from the change.
+        meta::meta_mut(&mut new).insert("managedFields".into(), old["metadata"]["managedFields"].clone());
+        self.track(info, &old, &mut new, sub, opts);
+        self.finish_update(&mut g, info, &old, new, sub, opts.dry_run)
+    }
+
+    fn track(&self, info: &ResourceInfo, old: &Value, new: &mut Value, sub: Option<&str>, opts: &WriteOptions) {
+        let scope = match sub {
+            Some("status") => Scope::StatusOnly,
+            _ if info.has_status => Scope::NoStatus,
+            _ => Scope::All,
+        };
+        let manager = opts.field_manager.clone().unwrap_or_default();
+        let now = now_rfc3339();
+        managed_fields::track_update(
+            Some(old),
+            new,
+            &Writer { manager: &manager, api_version: &info.api_version(), subresource: sub, scope, now: &now },
+        );
+    }
+
+    /// PATCH. Returns the object and whether it was created (apply only).
+    #[allow(clippy::too_many_arguments)]
+    pub fn patch(
+        &self,
+        info: &ResourceInfo,
+        ns: &str,
+        name: &str,
+        ptype: PatchType,
+        body: &Value,
+        sub: Option<&str>,
+        opts: &WriteOptions,
+    ) -> ApiResult<(Value, bool)> {
+        let mut g = self.lock();
+        let old = g.get(info, ns, name).cloned();
+        if ptype == PatchType::Apply {
+            return self.apply(&mut g, info, ns, name, old.as_deref(), body, sub, opts);
+        }
+        let old = old.ok_or_else(|| ApiError::not_found(info, name))?;
+        let mut new = (*old).clone();
+        match ptype {
+            PatchType::Merge => patch::merge_patch(&mut new, body),
+            PatchType::Strategic => patch::strategic_merge_patch(&mut new, body),
+            PatchType::Json => patch::json_patch(&mut new, body).map_err(|e| {
+                ApiError::new(422, "Invalid", e)
+            })?,
+            PatchType::Apply => unreachable!(),
+        }
+        // A resourceVersion in the patch is a precondition.
+        if let Some(rv) = new["metadata"]["resourceVersion"].as_str()
+            && Some(rv) != old["metadata"]["resourceVersion"].as_str()
+        {
+            return Err(ApiError::conflict(info, name));
+        }
+        if let Some(n) = new["metadata"]["name"].as_str()
+            && n != name
+        {
+            return Err(ApiError::bad_request(format!(
+                "the name of the object ({n}) does not match the name on the URL ({name})"
+            )));
+        }
+        self.track(info, &old, &mut new, sub, opts);
+        let out = self.finish_update(&mut g, info, &old, new, sub, opts.dry_run)?;
+        Ok((out, false))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn apply(
+        &self,
+        g: &mut StoreGuard,
+        info: &ResourceInfo,
+        ns: &str,
+        name: &str,
+        old: Option<&Value>,
+        cfg: &Value,
+        sub: Option<&str>,
+        opts: &WriteOptions,
+    ) -> ApiResult<(Value, bool)> {
+        let manager = match &opts.field_manager {
+            Some(m) if !m.is_empty() => m.clone(),
+            _ => {
+                return Err(ApiError::bad_request(
+                    "PATCH, application/apply-patch+yaml: fieldManager is required for apply requests",
+                ));
+            }
+        };
+        if !cfg.is_object() {
+            return Err(ApiError::bad_request("apply patch must be a YAML or JSON object"));
+        }
+        for (field, expected) in [("apiVersion", info.api_version()), ("kind", info.kind.clone())] {
+            match cfg[field].as_str() {
+                None | Some("") => {
+                    return Err(ApiError::bad_request(format!(
+                        "invalid object type: /, Kind={}",
+                        cfg["kind"].as_str().unwrap_or_default()
+                    )));
+                }
+                Some(v) if v != expected => {
+                    return Err(ApiError::bad_request(format!(
+                        "the {} in the data ({v}) does not match the expected {} ({expected})",
+                        if field == "kind" { "kind" } else { "API version" },
+                        if field == "kind" { "kind" } else { "API version" },
+                    )));
+                }
+                _ => {}
+            }
+        }
+        if let Some(n) = cfg["metadata"]["name"].as_str()
+            && n != name
+        {
+            return Err(ApiError::bad_request(format!(
+                "the name of the object ({n}) does not match the name on the URL ({name})"
+            )));
+        }
+        let scope = match sub {
+            Some("status") => Scope::StatusOnly,
+            _ if info.has_status => Scope::NoStatus,
+            _ => Scope::All,
+        };
+        let now = now_rfc3339();
+        let w = Writer { manager: &manager, api_version: &info.api_version(), subresource: sub, scope, now: &now };
+        match old {
+            None => {
+                if sub.is_some() {
+                    return Err(ApiError::not_found(info, name));
+                }
+                // Apply creates: the skeleton goes through the create path,
+                // then the applied configuration is merged into it.
+                let mut skeleton = json!({
+                    "apiVersion": info.api_version(),
+                    "kind": info.kind,
+                    "metadata": {"name": name},
+                });
+                if info.namespaced {
+                    skeleton["metadata"]["namespace"] = json!(ns);
+                }
+                let mut merged = managed_fields::apply(&skeleton, cfg, opts.force, &w)
+                    .map_err(|c| ApiError::apply_conflict(&c))?;
+                let mf = merged["metadata"]["managedFields"].clone();
+                let mut created = self.prepare_create(g, info, ns, merged.clone())?;
+                meta::meta_mut(&mut created).insert("managedFields".into(), mf);
+                merged = created;
+                if opts.dry_run {
+                    return Ok((merged, true));
+                }
+                let stored = self.commit(g, info, None, merged)?;
+                Ok((Self::with_version(info, &stored), true))
+            }
+            Some(old) => {
+                if let Some(rv) = cfg["metadata"]["resourceVersion"].as_str()
+                    && Some(rv) != old["metadata"]["resourceVersion"].as_str()
+                {
+                    return Err(ApiError::conflict(info, name));
+                }
+                let merged = managed_fields::apply(old, cfg, opts.force, &w)
+                    .map_err(|c| ApiError::apply_conflict(&c))?;
+                let out = self.finish_update(g, info, old, merged, sub, opts.dry_run)?;
+                Ok((out, false))
+            }
+        }
+    }
+
+    /// DELETE of one object.
+    pub fn delete(&self, info: &ResourceInfo, ns: &str, name: &str, opts: &DeleteOptions) -> ApiResult<Deleted> {
+        let mut g = self.lock();
+        self.delete_locked(&mut g, info, ns, name, opts)
+    }
+
+    fn delete_locked(
+        &self,
+        g: &mut StoreGuard,
+        info: &ResourceInfo,
+        ns: &str,
+        name: &str,
+        opts: &DeleteOptions,
+    ) -> ApiResult<Deleted> {
+        let old = g
+            .get(info, ns, name)
+            .cloned()
+            .ok_or_else(|| ApiError::not_found(info, name))?;
+        if let Some(uid) = &opts.precondition_uid
+            && uid != meta::uid_of(&old)
+        {
+            return Err(ApiError {
+                message: format!(
+                    "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                    meta::uid_of(&old)
+                ),
+                ..ApiError::conflict(info, name)
+            });
+        }
+        if let Some(rv) = &opts.precondition_rv
+            && Some(rv.as_str()) != old["metadata"]["resourceVersion"].as_str()
+        {
+            return Err(ApiError {
+                message: format!(
+                    "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}",
+                    old["metadata"]["resourceVersion"].as_str().unwrap_or_default()
+                ),
+                ..ApiError::conflict(info, name)
+            });
+        }
+        if opts.dry_run {
+            return Ok(Deleted::Gone(Self::with_version(info, &old)));
+        }
+        let mut new = (*old).clone();
+        if is_deleting(&old) {
+            // Already being deleted; a foreground request may still add its finalizer.
+            if opts.propagation == Some(Propagation::Foreground) {
+                let mut f = finalizers(&new);
+                if !f.iter().any(|x| x == FOREGROUND) {
+                    f.push(FOREGROUND.into());
+                    meta::set_finalizers(&mut new, &f);
+                    let stored = g.put(info, new, EventType::Modified);
+                    return Ok(Deleted::Pending(Self::with_version(info, &stored)));
+                }
+            }
+            return Ok(Deleted::Pending(Self::with_version(info, &old)));
+        }
+        let uid = meta::uid_of(&old).to_string();
+        let propagation = opts.propagation.unwrap_or_default();
+        if propagation == Propagation::Orphan {
+            self.orphan_dependents(g, &uid);
+        }
+        let mut fins = finalizers(&new);
+        if propagation == Propagation::Foreground && !g.dependents_of(&uid).is_empty() {
+            fins.push(FOREGROUND.into());
+            meta::set_finalizers(&mut new, &fins);
+        }
+        let is_namespace = info.group.is_empty() && info.resource == "namespaces";
+        let spec_fins = new["spec"]["finalizers"].as_array().is_some_and(|a| !a.is_empty());
+        if !fins.is_empty() || (is_namespace && spec_fins) {
+            let m = meta::meta_mut(&mut new);
+            m.insert("deletionTimestamp".into(), json!(now_rfc3339()));
+            m.insert("deletionGracePeriodSeconds".into(), json!(0));
+            if is_namespace {
+                new["status"]["phase"] = json!("Terminating");
+            }
+            let stored = g.put(info, new, EventType::Modified);
+            return Ok(Deleted::Pending(Self::with_version(info, &stored)));
+        }
+        // No finalizers: the object goes away now. The DELETED event carries
+        // a deletionTimestamp like the final state the API server reports.
+        meta::meta_mut(&mut new).insert("deletionTimestamp".into(), json!(now_rfc3339()));
+        g.put(info, new, EventType::Modified);
+        let gone = g.remove(info, ns, name).expect("present");
+        self.after_remove(g, info, &gone);
+        Ok(Deleted::Gone(Self::with_version(info, &gone)))
+    }
+
+    /// Removes ownerReferences to `uid` from all dependents (orphan propagation).
+    fn orphan_dependents(&self, g: &mut StoreGuard, uid: &str) {
+        for ((group, resource), dep) in g.dependents_of(uid) {
+            let Some(dinfo) = g
+                .registry
+                .group_resources()
+                .into_iter()
+                .find(|r| r.group == group && r.resource == resource)
+                .cloned()
+            else {
+                continue;
+            };
+            let mut d = (*dep).clone();
+            if let Some(refs) = d["metadata"]["ownerReferences"].as_array_mut() {
+                refs.retain(|r| r["uid"] != uid);
+                if refs.is_empty() {
+                    meta::meta_mut(&mut d).remove("ownerReferences");
+                }
+            }
+            g.put(&dinfo, d, EventType::Modified);
+        }
+    }
+
+    /// DELETE on a collection: deletes every matching object.
+    pub fn delete_collection(
+        &self,
+        info: &ResourceInfo,
+        ns: Option<&str>,
+        list: &ListOptions,
+        opts: &DeleteOptions,
+    ) -> ApiResult<Value> {
+        let mut g = self.lock();
+        let keys: Vec<(String, String)> = g
+            .range(info, ns, None)
+            .filter(|(_, o)| list.label_selector.matches(o) && list.field_selector.matches(o))
+            .map(|(k, _)| k.clone())
+            .collect();
+        let mut items = Vec::new();
+        for (kns, name) in keys {
+            match self.delete_locked(&mut g, info, &kns, &name, opts)? {
+                Deleted::Gone(o) | Deleted::Pending(o) => items.push(o),
+            }
+        }
+        Ok(json!({
+            "kind": info.list_kind(),
+            "apiVersion": info.api_version(),
+            "metadata": {"resourceVersion": g.resource_version().to_string()},
+            "items": items,
+        }))
+    }
+
+    /// Used by the simulated controllers: read-modify-write on the latest
+    /// version with a closure, as a `Update` by `manager`. Returns `None` if
+    /// the object is gone. A closure returning `None` means "no change".
+    pub fn modify(
+        &self,
+        info: &ResourceInfo,
+        ns: &str,
+        name: &str,
+        sub: Option<&str>,
+        manager: &str,
+        f: impl FnOnce(&Value) -> Option<Value>,
+    ) -> ApiResult<Option<Value>> {
+        let mut g = self.lock();
+        let Some(old) = g.get(info, ns, name).cloned() else {
+            return Ok(None);
+        };
+        let Some(mut new) = f(&old) else {
+            return Ok(Some((*old).clone()));
+        };
+        let opts = WriteOptions { field_manager: Some(manager.into()), ..Default::default() };
+        self.track(info, &old, &mut new, sub, &opts);
+        self.finish_update(&mut g, info, &old, new, sub, false).map(Some)
+    }
+}
+
+/// A CRD is accepted and established as soon as it is stored.
+fn crd_status(obj: &mut Value) {
+    let now = now_rfc3339();
+    let storage = obj["spec"]["versions"]
+        .as_array()
+        .and_then(|vs| vs.iter().find(|v| v["storage"] == json!(true)).or(vs.first()))
+        .and_then(|v| v["name"].as_str())
+        .unwrap_or_default()
+        .to_string();
+    let mut names = obj["spec"]["names"].clone();
+    if names["singular"].is_null() {
+        names["singular"] = json!(names["kind"].as_str().unwrap_or_default().to_lowercase());
+    }
+    if names["listKind"].is_null() {
+        names["listKind"] = json!(format!("{}List", names["kind"].as_str().unwrap_or_default()));
+    }
+    let old_time = |t: &str| {
+        obj["status"]["conditions"]
+            .as_array()
+            .and_then(|c| c.iter().find(|c| c["type"] == t))
+            .and_then(|c| c["lastTransitionTime"].as_str())
+            .map(String::from)
+            .unwrap_or_else(|| now.clone())
+    };
+    let status = json!({
+        "acceptedNames": names,
+        "conditions": [
+            {"type": "NamesAccepted", "status": "True", "reason": "NoConflicts", "message": "no conflicts found", "lastTransitionTime": old_time("NamesAccepted")},
+            {"type": "Established", "status": "True", "reason": "InitialNamesAccepted", "message": "the initial names have been accepted", "lastTransitionTime": old_time("Established")},
+        ],
+        "storedVersions": [storage],
+    });
+    obj["status"] = status;
+}

@@ -1,0 +1,580 @@
+//! HTTP front end: routes Kubernetes API paths onto [`crate::api::Api`],
+//! streams watches, serves discovery and OpenAPI, and the `/kubesim/*`
+//! admin endpoints. Faults and request counters are applied here, so they
+//! only ever affect clients.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::response::Response;
+use bytes::Bytes;
+use http::{HeaderValue, Method, StatusCode, header};
+use serde_json::{Value, json};
+
+use crate::api::{DeleteOptions, Deleted, ListOptions, PatchType, Propagation, WriteOptions};
+use crate::errors::{ApiError, ApiResult};
+use crate::resources::ResourceInfo;
+use crate::selector::{FieldSelector, LabelSelector};
+use crate::server::Shared;
+use crate::{discovery, openapi};
+
+pub fn router(shared: Arc<Shared>) -> axum::Router {
+    axum::Router::new().fallback(handle).with_state(shared)
+}
+
+fn json_response(code: u16, v: &Value) -> Response {
+    Response::builder()
+        .status(code)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(serde_json::to_vec(v).unwrap_or_default()))
+        .unwrap()
+}
+
+fn error_response(e: &ApiError) -> Response {
+    let mut r = json_response(e.code, &e.to_status());
+    if let Some(s) = e.retry_after {
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(s));
+    }
+    r
+}
+
+fn text(code: u16, s: &str) -> Response {
+    Response::builder()
+        .status(code)
+        .header(header::CONTENT_TYPE, "text/plain; charset=utf-8")
+        .body(Body::from(s.to_string()))
+        .unwrap()
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < b.len() => {
+                match std::str::from_utf8(&b[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok()).ok_or(()) {
+                    Ok(v) => {
+                        out.push(v);
+                        i += 2;
+                    }
+                    Err(_) => out.push(b'%'),
+                }
+            }
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn parse_query(q: Option<&str>) -> HashMap<String, String> {
+    q.unwrap_or_default()
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| match p.split_once('=') {
+            Some((k, v)) => (percent_decode(k), percent_decode(v)),
+            None => (percent_decode(p), String::new()),
+        })
+        .collect()
+}
+
+fn is_true(q: &HashMap<String, String>, k: &str) -> bool {
+    matches!(q.get(k).map(String::as_str), Some("true" | "1"))
+}
+
+/// A parsed resource request path.
+struct Target {
+    info: ResourceInfo,
+    namespace: Option<String>,
+    name: Option<String>,
+    sub: Option<String>,
+}
+
+async fn handle(State(s): State<Arc<Shared>>, req: Request) -> Response {
+    let path = req.uri().path().trim_end_matches('/').to_string();
+    let query = parse_query(req.uri().query());
+    tracing::debug!(method = %req.method(), %path, "request");
+    match path.as_str() {
+        "/version" => return json_response(200, &discovery::version()),
+        "/healthz" | "/readyz" | "/livez" => return text(200, "ok"),
+        "/api" => return json_response(200, &discovery::api_versions(&s.addr.to_string())),
+        "/apis" => {
+            let reg = s.api.lock().registry.clone();
+            return json_response(200, &discovery::api_group_list(&reg));
+        }
+        "/openapi/v3" => {
+            let reg = s.api.lock().registry.clone();
+            return json_response(200, &openapi::index(&reg));
+        }
+        "/kubesim/faults" | "/kubesim/faults/drop-watches" | "/kubesim/stats" => {
+            return admin(&s, req, &path).await;
+        }
+        _ => {}
+    }
+    if let Some(rest) = path.strip_prefix("/openapi/v3/") {
+        let parts: Vec<&str> = rest.split('/').collect();
+        let (g, v) = match parts.as_slice() {
+            ["api", v] => ("", *v),
+            ["apis", g, v] => (*g, *v),
+            _ => return error_response(&ApiError::no_route()),
+        };
+        let reg = s.api.lock().registry.clone();
+        return match openapi::document(&reg, g, v) {
+            Some(d) => json_response(200, &d),
+            None => error_response(&ApiError::no_route()),
+        };
+    }
+    let segs: Vec<String> = path.split('/').skip(1).map(percent_decode).collect();
+    let (group, version, rest) = match segs.first().map(String::as_str) {
+        Some("api") if segs.len() >= 2 => (String::new(), segs[1].clone(), &segs[2..]),
+        Some("apis") if segs.len() == 2 => {
+            let reg = s.api.lock().registry.clone();
+            return match discovery::api_group(&reg, &segs[1]) {
+                Some(g) => json_response(200, &g),
+                None => error_response(&ApiError::no_route()),
+            };
+        }
+        Some("apis") if segs.len() >= 3 => (segs[1].clone(), segs[2].clone(), &segs[3..]),
+        _ => return error_response(&ApiError::no_route()),
+    };
+    if rest.is_empty() {
+        let reg = s.api.lock().registry.clone();
+        return match discovery::resource_list(&reg, &group, &version) {
+            Some(l) => json_response(200, &l),
+            None => error_response(&ApiError::no_route()),
+        };
+    }
+    let (namespace, rest) = if rest[0] == "namespaces"
+        && rest.len() >= 3
+        && !(rest.len() == 3 && matches!(rest[2].as_str(), "status" | "finalize"))
+    {
+        (Some(rest[1].clone()), &rest[2..])
+    } else {
+        (None, rest)
+    };
+    let Some(info) = s.api.resource(&group, &version, &rest[0]) else {
+        return error_response(&ApiError::no_route());
+    };
+    if namespace.is_some() && !info.namespaced || rest.len() > 3 {
+        return error_response(&ApiError::no_route());
+    }
+    let sub = rest.get(2).cloned();
+    if let Some(sb) = &sub {
+        let ok = (sb == "status" && info.has_status)
+            || (sb == "finalize" && info.resource == "namespaces" && info.group.is_empty());
+        if !ok {
+            return error_response(&ApiError::no_route());
+        }
+    }
+    let target = Target {
+        info,
+        namespace,
+        name: rest.get(1).cloned(),
+        sub,
+    };
+    let method = req.method().clone();
+    let verb = match (&method, target.name.is_some()) {
+        (&Method::GET, true) => "get",
+        (&Method::GET, false) if is_true(&query, "watch") => "watch",
+        (&Method::GET, false) => "list",
+        (&Method::POST, false) => "create",
+        (&Method::PUT, true) => "update",
+        (&Method::PATCH, true) => "patch",
+        (&Method::DELETE, true) => "delete",
+        (&Method::DELETE, false) => "deletecollection",
+        _ => return error_response(&ApiError::method_not_allowed()),
+    };
+    s.stats.record(verb, &target.info.resource);
+    let decision = s.faults.decide(verb, &target.info.resource);
+    if !decision.delay.is_zero() {
+        tokio::time::sleep(decision.delay).await;
+    }
+    if let Some(e) = decision.error {
+        return error_response(&e);
+    }
+    if verb == "watch" {
+        return watch(s, target, &query);
+    }
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/json")
+        .to_string();
+    let user_agent = req
+        .headers()
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    let body = match axum::body::to_bytes(req.into_body(), 256 << 20).await {
+        Ok(b) => b,
+        Err(e) => return error_response(&ApiError::bad_request(e.to_string())),
+    };
+    let s2 = s.clone();
+    let run = move || serve(&s2, verb, &target, &query, &content_type, &user_agent, &body);
+    if let Some((after, commit)) = decision.timeout {
+        if commit {
+            let _ = run();
+        }
+        tokio::time::sleep(after).await;
+        return error_response(&ApiError::timeout());
+    }
+    match run() {
+        Ok((code, v)) => json_response(code, &v),
+        Err(e) => error_response(&e),
+    }
+}
+
+fn parse_body(body: &Bytes, content_type: &str) -> ApiResult<Value> {
+    if body.is_empty() {
+        return Ok(Value::Null);
+    }
+    match serde_json::from_slice(body) {
+        Ok(v) => Ok(v),
+        Err(e) if content_type.contains("yaml") => {
+            let s = std::str::from_utf8(body).map_err(|_| ApiError::bad_request(e.to_string()))?;
+            yaml_serde::from_str(s).map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))
+        }
+        Err(e) => Err(ApiError::bad_request(format!(
+            "the object provided is unrecognized: {e}"
+        ))),
+    }
+}
+
+/// The default field manager is the user agent's product name, as in the API server.
+fn write_options(q: &HashMap<String, String>, user_agent: &str) -> WriteOptions {
+    let manager = q.get("fieldManager").cloned().or_else(|| {
+        let p = user_agent.split('/').next().unwrap_or_default();
+        (!p.is_empty()).then(|| p.to_string())
+    });
+    WriteOptions {
+        field_manager: manager,
+        dry_run: q.get("dryRun").is_some_and(|v| v == "All"),
+        force: is_true(q, "force"),
+    }
+}
+
+fn list_options(q: &HashMap<String, String>) -> ApiResult<ListOptions> {
+    Ok(ListOptions {
+        label_selector: LabelSelector::parse(q.get("labelSelector").map_or("", String::as_str))?,
+        field_selector: FieldSelector::parse(q.get("fieldSelector").map_or("", String::as_str))?,
+        limit: q.get("limit").and_then(|l| l.parse().ok()),
+        continue_token: q.get("continue").cloned(),
+    })
+}
+
+fn delete_options(q: &HashMap<String, String>, body: &Value) -> ApiResult<DeleteOptions> {
+    let policy = body["propagationPolicy"]
+        .as_str()
+        .map(String::from)
+        .or_else(|| q.get("propagationPolicy").cloned())
+        .or_else(|| {
+            (body["orphanDependents"] == json!(true) || q.get("orphanDependents").is_some_and(|v| v == "true"))
+                .then(|| "Orphan".to_string())
+        });
+    let propagation = match policy.as_deref() {
+        None => None,
+        Some("Background") => Some(Propagation::Background),
+        Some("Foreground") => Some(Propagation::Foreground),
+        Some("Orphan") => Some(Propagation::Orphan),
+        Some(p) => {
+            return Err(ApiError::bad_request(format!(
+                "propagationPolicy: Unsupported value: \"{p}\": supported values: \"Foreground\", \"Background\", \"Orphan\""
+            )));
+        }
+    };
+    let dry = body["dryRun"].as_array().is_some_and(|a| a.iter().any(|v| v == "All"))
+        || q.get("dryRun").is_some_and(|v| v == "All");
+    Ok(DeleteOptions {
+        propagation,
+        precondition_uid: body["preconditions"]["uid"].as_str().map(String::from),
+        precondition_rv: body["preconditions"]["resourceVersion"].as_str().map(String::from),
+        dry_run: dry,
+    })
+}
+
+fn success_status(info: &ResourceInfo, obj: &Value) -> Value {
+    let mut details = json!({
+        "name": crate::meta::name_of(obj),
+        "kind": info.resource,
+        "uid": crate::meta::uid_of(obj),
+    });
+    if !info.group.is_empty() {
+        details["group"] = json!(info.group);
+    }
+    json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": details})
+}
+
+/// Serves a non-watch resource request; returns (HTTP code, body).
+fn serve(
+    s: &Shared,
+    verb: &str,
+    t: &Target,
+    q: &HashMap<String, String>,
+    content_type: &str,
+    user_agent: &str,
+    body: &Bytes,
+) -> ApiResult<(u16, Value)> {
+    let api = &s.api;
+    let ns = t.namespace.as_deref().unwrap_or_default();
+    let name = t.name.as_deref().unwrap_or_default();
+    let sub = t.sub.as_deref();
+    let info = &t.info;
+    match verb {
+        "get" => Ok((200, api.get(info, ns, name)?)),
+        "list" => Ok((200, api.list(info, t.namespace.as_deref(), &list_options(q)?)?)),
+        "create" => {
+            if info.namespaced && t.namespace.is_none() {
+                return Err(ApiError::method_not_allowed());
+            }
+            let obj = parse_body(body, content_type)?;
+            let opts = write_options(q, user_agent);
+            let created = api.create(info, ns, obj, &opts)?;
+            Ok((201, add_stuck_finalizers(s, info, created, opts.dry_run)))
+        }
+        "update" => {
+            let obj = parse_body(body, content_type)?;
+            Ok((200, api.update(info, ns, name, obj, sub, &write_options(q, user_agent))?))
+        }
+        "patch" => {
+            let ptype = PatchType::from_content_type(content_type)
+                .ok_or_else(|| ApiError::unsupported_media_type(content_type))?;
+            let patch = if ptype == PatchType::Apply {
+                parse_body(body, "yaml")?
+            } else {
+                parse_body(body, content_type)?
+            };
+            let opts = write_options(q, user_agent);
+            if ptype != PatchType::Apply && q.contains_key("force") {
+                return Err(ApiError::bad_request(
+                    "force: Forbidden: may not be specified for non-apply patch",
+                ));
+            }
+            let (obj, created) = api.patch(info, ns, name, ptype, &patch, sub, &opts)?;
+            if created {
+                Ok((201, add_stuck_finalizers(s, info, obj, opts.dry_run)))
+            } else {
+                Ok((200, obj))
+            }
+        }
+        "delete" => {
+            let b = parse_body(body, "application/json")?;
+            match api.delete(info, ns, name, &delete_options(q, &b)?)? {
+                Deleted::Pending(o) => Ok((200, o)),
+                Deleted::Gone(o) if info.crd.is_some() => Ok((200, o)),
+                Deleted::Gone(o) => Ok((200, success_status(info, &o))),
+            }
+        }
+        "deletecollection" => {
+            let b = parse_body(body, "application/json")?;
+            Ok((200, api.delete_collection(info, t.namespace.as_deref(), &list_options(q)?, &delete_options(q, &b)?)?))
+        }
+        _ => Err(ApiError::method_not_allowed()),
+    }
+}
+
+/// Fault: finalizers the simulator attaches to new objects and never removes.
+fn add_stuck_finalizers(s: &Shared, info: &ResourceInfo, obj: Value, dry_run: bool) -> Value {
+    let name = crate::meta::name_of(&obj).to_string();
+    let extra = s.faults.stuck_finalizers(&info.resource, &name);
+    if extra.is_empty() || dry_run {
+        return obj;
+    }
+    let ns = crate::meta::namespace_of(&obj).to_string();
+    let res = s.api.modify(info, &ns, &name, None, "kubesim-faults", |o| {
+        let mut n = o.clone();
+        let mut f = crate::meta::finalizers(o);
+        for e in &extra {
+            if !f.contains(e) {
+                f.push(e.clone());
+            }
+        }
+        crate::meta::set_finalizers(&mut n, &f);
+        Some(n)
+    });
+    match res {
+        Ok(Some(o)) => o,
+        _ => obj,
+    }
+}
+
+fn event_line(kind: &str, obj: &Value) -> Bytes {
+    let mut v = serde_json::to_vec(&json!({"type": kind, "object": obj})).unwrap_or_default();
+    v.push(b'\n');
+    Bytes::from(v)
+}
+
+fn bookmark(info: &ResourceInfo, rv: u64, initial_end: bool) -> Bytes {
+    let mut meta = json!({"resourceVersion": rv.to_string()});
+    if initial_end {
+        meta["annotations"] = json!({"k8s.io/initial-events-end": "true"});
+    }
+    event_line(
+        "BOOKMARK",
+        &json!({"kind": info.kind, "apiVersion": info.api_version(), "metadata": meta}),
+    )
+}
+
+/// A watch: an HTTP 200 whose body is a stream of JSON event lines.
+fn watch(s: Arc<Shared>, t: Target, q: &HashMap<String, String>) -> Response {
+    let opts = match list_options(q) {
+        Ok(o) => o,
+        Err(e) => return error_response(&e),
+    };
+    let rv_param = q.get("resourceVersion").cloned().unwrap_or_default();
+    let send_initial = is_true(q, "sendInitialEvents");
+    let bookmarks = is_true(q, "allowWatchBookmarks");
+    let timeout = q
+        .get("timeoutSeconds")
+        .and_then(|t| t.parse::<u64>().ok())
+        .map(Duration::from_secs);
+    let start = if rv_param.is_empty() || rv_param == "0" || send_initial {
+        None
+    } else {
+        match rv_param.parse::<u64>() {
+            Ok(rv) => Some(rv),
+            Err(_) => {
+                return error_response(&ApiError::bad_request(format!(
+                    "resourceVersion: Invalid value: \"{rv_param}\": must be a non-negative integer"
+                )));
+            }
+        }
+    };
+    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(256);
+    tokio::spawn(async move {
+        let info = &t.info;
+        let ns = t.namespace.as_deref();
+        let matches = |o: &Value| {
+            ns.is_none_or(|n| crate::meta::namespace_of(o) == n)
+                && t.name.as_deref().is_none_or(|n| crate::meta::name_of(o) == n)
+                && opts.label_selector.matches(o)
+                && opts.field_selector.matches(o)
+        };
+        let mut notify = s.api.store.subscribe();
+        notify.borrow_and_update();
+        let mut epoch = s.faults.watch_epoch();
+        epoch.borrow_and_update();
+        let mut last = match start {
+            Some(rv) => rv,
+            None => {
+                // Synthetic ADDED events for the current state.
+                let (rv, objs) = {
+                    let g = s.api.lock();
+                    let objs: Vec<Value> = g
+                        .range(info, ns, None)
+                        .filter(|(_, o)| matches(o))
+                        .map(|(_, o)| {
+                            let mut v = (**o).clone();
+                            v["apiVersion"] = json!(info.api_version());
+                            v["kind"] = json!(info.kind);
+                            v
+                        })
+                        .collect();
+                    (g.resource_version(), objs)
+                };
+                for o in objs {
+                    if tx.send(event_line("ADDED", &o)).await.is_err() {
+                        return;
+                    }
+                }
+                if send_initial && bookmarks && tx.send(bookmark(info, rv, true)).await.is_err() {
+                    return;
+                }
+                rv
+            }
+        };
+        let deadline = timeout.map(|d| tokio::time::Instant::now() + d);
+        let drop_at = s
+            .faults
+            .drop_watches_after()
+            .map(|d| tokio::time::Instant::now() + d);
+        let mut tick = tokio::time::interval(s.config.bookmark_interval);
+        tick.tick().await;
+        loop {
+            let events = match s.api.events_since(last) {
+                Ok(e) => e,
+                Err(e) => {
+                    let _ = tx.send(event_line("ERROR", &e.to_status())).await;
+                    return;
+                }
+            };
+            for e in events {
+                last = e.rv;
+                if e.group != info.group || e.resource != info.resource || !matches(&e.object) {
+                    continue;
+                }
+                let mut o = (*e.object).clone();
+                o["apiVersion"] = json!(info.api_version());
+                o["kind"] = json!(info.kind);
+                if tx.send(event_line(e.kind.as_str(), &o)).await.is_err() {
+                    return;
+                }
+            }
+            let far = tokio::time::Instant::now() + Duration::from_secs(86400 * 365);
+            tokio::select! {
+                r = notify.changed() => if r.is_err() { return },
+                _ = tick.tick(), if bookmarks => {
+                    let rv = s.api.lock().resource_version().max(last);
+                    // Events up to `rv` for this resource were already sent
+                    // (or will be skipped), so resuming from rv is safe.
+                    let pending = s.api.events_since(last).map(|e| e.is_empty()).unwrap_or(false);
+                    if pending && tx.send(bookmark(info, rv, false)).await.is_err() { return }
+                    if pending { last = rv; }
+                }
+                _ = tokio::time::sleep_until(deadline.unwrap_or(far)) => return,
+                _ = tokio::time::sleep_until(drop_at.unwrap_or(far)) => return,
+                _ = epoch.changed() => return,
+                _ = tx.closed() => return,
+            }
+        }
+    });
+    let stream = futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|b| (Ok::<Bytes, Infallible>(b), rx))
+    });
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from_stream(stream))
+        .unwrap()
+}
+
+/// `/kubesim/faults` (GET, POST, DELETE), `/kubesim/faults/drop-watches`
+/// (POST) and `/kubesim/stats` (GET, DELETE).
+async fn admin(s: &Shared, req: Request, path: &str) -> Response {
+    let method = req.method().clone();
+    match (path, method) {
+        ("/kubesim/faults", Method::GET) => json_response(200, &json!(s.faults.get())),
+        ("/kubesim/faults", Method::POST) | ("/kubesim/faults", Method::PUT) => {
+            let body = axum::body::to_bytes(req.into_body(), 1 << 20).await.unwrap_or_default();
+            match serde_json::from_slice::<crate::faults::FaultConfig>(&body) {
+                Ok(cfg) => {
+                    s.faults.set(cfg);
+                    json_response(200, &json!(s.faults.get()))
+                }
+                Err(e) => error_response(&ApiError::bad_request(format!("invalid fault configuration: {e}"))),
+            }
+        }
+        ("/kubesim/faults", Method::DELETE) => {
+            s.faults.clear();
+            json_response(200, &json!(s.faults.get()))
+        }
+        ("/kubesim/faults/drop-watches", Method::POST) => {
+            s.faults.drop_watches_now();
+            json_response(200, &json!({"dropped": true}))
+        }
+        ("/kubesim/stats", Method::GET) => json_response(200, &json!(s.stats.snapshot())),
+        ("/kubesim/stats", Method::DELETE) => {
+            s.stats.reset();
+            json_response(200, &json!(s.stats.snapshot()))
+        }
+        _ => error_response(&ApiError::method_not_allowed()),
+    }
+}

@@ -1,0 +1,178 @@
+//! Starting and stopping a simulator: the library entry point.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::api::{Api, WriteOptions};
+use crate::faults::Faults;
+use crate::stats::{Stats, StatsSnapshot};
+use crate::store::Store;
+
+/// Simulator settings. `Config::default()` listens on 127.0.0.1 with a
+/// random port, rolls workloads out immediately and runs the controllers.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    /// How long Deployments/StatefulSets/DaemonSets/Jobs/Pods take to become
+    /// ready (per generation).
+    pub rollout_delay: Duration,
+    /// Events kept for watch resumption; older resourceVersions get 410 Gone.
+    pub watch_history: usize,
+    /// How often watches that asked for bookmarks receive one.
+    pub bookmark_interval: Duration,
+    /// Run the simulated controllers (workloads, namespaces, GC).
+    pub controllers: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            rollout_delay: Duration::ZERO,
+            watch_history: 10_000,
+            bookmark_interval: Duration::from_secs(1),
+            controllers: true,
+        }
+    }
+}
+
+/// State shared by the HTTP handlers.
+pub struct Shared {
+    pub api: Arc<Api>,
+    pub faults: Arc<Faults>,
+    pub stats: Arc<Stats>,
+    pub config: Config,
+    pub addr: SocketAddr,
+}
+
+/// A running simulator.
+pub struct Server {
+    shared: Arc<Shared>,
+    shutdown: tokio::sync::watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// The namespaces and objects every cluster starts with.
+fn seed(api: &Api) {
+    let ns = api.info_for("", "namespaces").expect("built in");
+    let sa = api.info_for("", "serviceaccounts").expect("built in");
+    let opts = WriteOptions { field_manager: Some("kube-apiserver".into()), ..Default::default() };
+    for name in ["default", "kube-system", "kube-public", "kube-node-lease"] {
+        let _ = api.create(&ns, "", json!({"metadata": {"name": name}}), &opts);
+        let _ = api.create(&sa, name, json!({"metadata": {"name": "default"}}), &opts);
+    }
+    if let Some(node) = api.info_for("", "nodes") {
+        let _ = api.create(
+            &node,
+            "",
+            json!({"metadata": {"name": "kubesim-node", "labels": {"kubernetes.io/hostname": "kubesim-node", "kubernetes.io/os": "linux"}}}),
+            &opts,
+        );
+    }
+}
+
+impl Server {
+    /// Binds `config.listen` and starts serving.
+    pub async fn start(config: Config) -> std::io::Result<Server> {
+        let listener = tokio::net::TcpListener::bind(config.listen).await?;
+        let addr = listener.local_addr()?;
+        let store = Arc::new(Store::new(config.watch_history));
+        let api = Arc::new(Api::new(store));
+        seed(&api);
+        let shared = Arc::new(Shared {
+            api: api.clone(),
+            faults: Arc::new(Faults::new()),
+            stats: Arc::new(Stats::default()),
+            config: config.clone(),
+            addr,
+        });
+        let (shutdown, rx) = tokio::sync::watch::channel(false);
+        let mut tasks = Vec::new();
+        let app = crate::http::router(shared.clone());
+        let mut srx = rx.clone();
+        tasks.push(tokio::spawn(async move {
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = srx.changed().await;
+                })
+                .await;
+        }));
+        if config.controllers {
+            tasks.push(tokio::spawn(crate::controllers::run(api, config.rollout_delay, rx)));
+        }
+        Ok(Server { shared, shutdown, tasks })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.shared.addr
+    }
+
+    /// `http://127.0.0.1:PORT`
+    pub fn url(&self) -> String {
+        format!("http://{}", self.shared.addr)
+    }
+
+    /// A kubeconfig (context `kubesim`, namespace `default`, no auth) that
+    /// kubectl and kube-rs accept.
+    pub fn kubeconfig_yaml(&self) -> String {
+        kubeconfig_yaml(&self.url())
+    }
+
+    pub fn write_kubeconfig(&self, path: impl AsRef<Path>) -> std::io::Result<()> {
+        std::fs::write(path, self.kubeconfig_yaml())
+    }
+
+    /// Fault injection controls (also at `/kubesim/faults`).
+    pub fn faults(&self) -> &Faults {
+        &self.shared.faults
+    }
+
+    /// Request counters (also at `GET /kubesim/stats`).
+    pub fn stats(&self) -> StatsSnapshot {
+        self.shared.stats.snapshot()
+    }
+
+    pub fn reset_stats(&self) {
+        self.shared.stats.reset()
+    }
+
+    /// Direct access to the API semantics (bypasses HTTP, faults and stats).
+    pub fn api(&self) -> &Api {
+        &self.shared.api
+    }
+
+    /// Stops serving; open watches end.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        self.shared.faults.drop_watches_now();
+        for t in self.tasks {
+            let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
+        }
+    }
+}
+
+pub fn kubeconfig_yaml(url: &str) -> String {
+    format!(
+        "apiVersion: v1
+kind: Config
+clusters:
+- name: kubesim
+  cluster:
+    server: {url}
+contexts:
+- name: kubesim
+  context:
+    cluster: kubesim
+    user: kubesim
+    namespace: default
+current-context: kubesim
+users:
+- name: kubesim
+  user: {{}}
+"
+    )
+}
