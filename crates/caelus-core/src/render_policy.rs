@@ -61,7 +61,11 @@ pub struct Violation {
 
 impl fmt::Display for Violation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {:?}: {} ({})", self.kind, self.name, self.message, self.rule)
+        write!(
+            f,
+            "{} {:?}: {} ({})",
+            self.kind, self.name, self.message, self.rule
+        )
     }
 }
 
@@ -123,7 +127,11 @@ pub fn is_cluster_scoped_kind(kind: &str) -> bool {
 /// CRDs among `objects` with `spec.scope: Cluster` make their own kind
 /// cluster-scoped for this check, so a chart cannot slip a cluster-scoped
 /// custom resource past the rule.
-pub fn check_rendered(objects: &[Value], namespace: &str, caps: &RenderCapabilities) -> Vec<Violation> {
+pub fn check_rendered(
+    objects: &[Value],
+    namespace: &str,
+    caps: &RenderCapabilities,
+) -> Vec<Violation> {
     let cluster_custom_kinds = cluster_scoped_custom_kinds(objects);
     objects
         .iter()
@@ -133,7 +141,11 @@ pub fn check_rendered(objects: &[Value], namespace: &str, caps: &RenderCapabilit
 
 /// Like [`check_rendered`], as a `Result` for callers that stop at the
 /// first refusal but still want the whole list.
-pub fn ensure_allowed(objects: &[Value], namespace: &str, caps: &RenderCapabilities) -> Result<(), Vec<Violation>> {
+pub fn ensure_allowed(
+    objects: &[Value],
+    namespace: &str,
+    caps: &RenderCapabilities,
+) -> Result<(), Vec<Violation>> {
     let v = check_rendered(objects, namespace, caps);
     if v.is_empty() { Ok(()) } else { Err(v) }
 }
@@ -314,12 +326,18 @@ mod tests {
 
     #[test]
     fn foreign_namespaces_are_refused_even_with_cluster_capability() {
-        let objects = vec![obj_ns("ConfigMap", "leak", "kube-system"), obj_ns("Secret", "ok", NS)];
+        let objects = vec![
+            obj_ns("ConfigMap", "leak", "kube-system"),
+            obj_ns("Secret", "ok", NS),
+        ];
         for caps in [DENY, ALLOW] {
             let v = check_rendered(&objects, NS, &caps);
             assert_eq!(v.len(), 1);
             assert_eq!(v[0].rule, Rule::ForeignNamespace);
-            assert_eq!((v[0].kind.as_str(), v[0].name.as_str()), ("ConfigMap", "leak"));
+            assert_eq!(
+                (v[0].kind.as_str(), v[0].name.as_str()),
+                ("ConfigMap", "leak")
+            );
             assert!(v[0].message.contains("kube-system"));
             assert!(v[0].message.contains(NS));
         }
@@ -331,20 +349,29 @@ mod tests {
         let v = check_rendered(&cluster, NS, &DENY);
         // The CRD itself and its cluster-scoped instance.
         assert_eq!(v.len(), 2);
-        assert_eq!((v[1].kind.as_str(), v[1].rule), ("Gadget", Rule::ClusterScoped));
+        assert_eq!(
+            (v[1].kind.as_str(), v[1].rule),
+            ("Gadget", Rule::ClusterScoped)
+        );
         assert!(check_rendered(&cluster, NS, &ALLOW).is_empty());
 
         // Namespaced custom resources are judged like any namespaced object.
         let namespaced = vec![obj("Widget", "w1"), obj_ns("Widget", "w2", "other")];
         let v = check_rendered(&namespaced, NS, &DENY);
         assert_eq!(v.len(), 1);
-        assert_eq!((v[0].name.as_str(), v[0].rule), ("w2", Rule::ForeignNamespace));
+        assert_eq!(
+            (v[0].name.as_str(), v[0].rule),
+            ("w2", Rule::ForeignNamespace)
+        );
     }
 
     #[test]
     fn unnamed_or_kindless_objects_are_malformed() {
         let v = check_rendered(
-            &[json!({"apiVersion": "v1", "metadata": {"name": "x"}}), json!({"kind": "ConfigMap"})],
+            &[
+                json!({"apiVersion": "v1", "metadata": {"name": "x"}}),
+                json!({"kind": "ConfigMap"}),
+            ],
             NS,
             &ALLOW,
         );
@@ -370,7 +397,14 @@ mod tests {
         ];
         let v = check_rendered(&objects, NS, &DENY);
         let rules: Vec<Rule> = v.iter().map(|v| v.rule).collect();
-        assert_eq!(rules, vec![Rule::NamespaceObject, Rule::ClusterScoped, Rule::ForeignNamespace]);
+        assert_eq!(
+            rules,
+            vec![
+                Rule::NamespaceObject,
+                Rule::ClusterScoped,
+                Rule::ForeignNamespace
+            ]
+        );
         let err = ensure_allowed(&objects, NS, &DENY).unwrap_err();
         assert_eq!(err, v);
     }
@@ -381,8 +415,15 @@ mod tests {
         let text = v[0].to_string();
         assert!(text.starts_with("ClusterRole \"reader\": "), "{text}");
         assert!(text.ends_with("(cluster-scoped)"), "{text}");
-        let all = describe(&check_rendered(&[obj("Namespace", "a"), obj_ns("Pod", "p", "b")], NS, &DENY));
-        assert!(all.contains("Namespace \"a\"") && all.contains("Pod \"p\"") && all.contains("; "), "{all}");
+        let all = describe(&check_rendered(
+            &[obj("Namespace", "a"), obj_ns("Pod", "p", "b")],
+            NS,
+            &DENY,
+        ));
+        assert!(
+            all.contains("Namespace \"a\"") && all.contains("Pod \"p\"") && all.contains("; "),
+            "{all}"
+        );
     }
 
     #[test]
@@ -390,7 +431,10 @@ mod tests {
         assert_eq!(Rule::NamespaceObject.to_string(), "namespace-object");
         assert_eq!(Rule::ClusterScoped.to_string(), "cluster-scoped");
         assert_eq!(Rule::ForeignNamespace.to_string(), "foreign-namespace");
-        assert_eq!(serde_json::to_value(Rule::ForeignNamespace).unwrap(), json!("foreign-namespace"));
+        assert_eq!(
+            serde_json::to_value(Rule::ForeignNamespace).unwrap(),
+            json!("foreign-namespace")
+        );
     }
 
     #[test]

@@ -76,7 +76,10 @@ impl Chart {
         Arc::ptr_eq(&self.inner, &other.inner)
     }
 
-    pub(crate) fn crd_files(&self, lib: &'static HelmLibrary) -> Result<Vec<(String, String)>, HelmError> {
+    pub(crate) fn crd_files(
+        &self,
+        lib: &'static HelmLibrary,
+    ) -> Result<Vec<(String, String)>, HelmError> {
         if let Some(f) = self.inner.crd_files.get() {
             return Ok(f.clone());
         }
@@ -94,7 +97,11 @@ impl Chart {
             .unwrap_or_default()
             .into_iter()
             .map(|f| {
-                let file = if f.filename.is_empty() { f.name } else { f.filename };
+                let file = if f.filename.is_empty() {
+                    f.name
+                } else {
+                    f.filename
+                };
                 (file, f.data)
             })
             .collect();
@@ -153,7 +160,11 @@ fn query_json<T: serde::de::DeserializeOwned>(
     query: ChartQuery,
 ) -> Result<T, HelmError> {
     let text = lib.chart_query(handle, query).map_err(|e| e.into_helm())?;
-    let text = if text.trim().is_empty() { "null" } else { &text };
+    let text = if text.trim().is_empty() {
+        "null"
+    } else {
+        &text
+    };
     serde_json::from_str(text).map_err(|e| HelmError::Output {
         op: "chart query",
         message: format!("{query:?}: {e}"),

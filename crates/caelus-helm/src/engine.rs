@@ -289,10 +289,13 @@ impl HelmEngine {
     /// The chart stored under `reference`'s digest: from memory, else the
     /// disk cache, else pulled from the registry (Helm verifies the digest).
     pub async fn pull(&self, reference: &ChartReference) -> Result<Chart, HelmError> {
-        let digest = reference.digest.clone().ok_or_else(|| HelmError::InvalidReference {
-            reference: reference.to_string(),
-            reason: "pulling needs a digest; resolve the tag first".into(),
-        })?;
+        let digest = reference
+            .digest
+            .clone()
+            .ok_or_else(|| HelmError::InvalidReference {
+                reference: reference.to_string(),
+                reason: "pulling needs a digest; resolve the tag first".into(),
+            })?;
         if let Some(c) = lock(&self.inner.charts).get(&digest) {
             return Ok(c);
         }
@@ -320,7 +323,10 @@ impl HelmEngine {
                 )
             })
             .await?;
-        let digest = chart.digest().cloned().expect("pulled charts have a digest");
+        let digest = chart
+            .digest()
+            .cloned()
+            .expect("pulled charts have a digest");
         let mut charts = lock(&self.inner.charts);
         // Another task may have loaded it meanwhile; keep one copy.
         if let Some(existing) = charts.get(&digest) {
@@ -350,7 +356,12 @@ impl HelmEngine {
             let h = lock(&client.handle);
             inner
                 .lib
-                .push(&h, &archive, &repository, &client.transfer_options(json!({})))
+                .push(
+                    &h,
+                    &archive,
+                    &repository,
+                    &client.transfer_options(json!({})),
+                )
                 .map_err(|e| e.into_registry(&registry, &repository))?;
             Ok(())
         })
@@ -406,7 +417,10 @@ impl HelmEngine {
                     .map_err(|e| e.into_helm())?;
                 return Chart::new(inner.lib, handle, None, Some(key), Some(path));
             }
-            let handle = inner.lib.chart_load_path(&path).map_err(|e| e.into_helm())?;
+            let handle = inner
+                .lib
+                .chart_load_path(&path)
+                .map_err(|e| e.into_helm())?;
             Chart::new(inner.lib, handle, None, None, Some(path))
         })
         .await
@@ -466,7 +480,11 @@ impl HelmEngine {
     }
 
     /// Render `chart` for `request`. Results are cached by the full input.
-    pub async fn render(&self, chart: &Chart, request: &RenderRequest) -> Result<Arc<Rendered>, HelmError> {
+    pub async fn render(
+        &self,
+        chart: &Chart,
+        request: &RenderRequest,
+    ) -> Result<Arc<Rendered>, HelmError> {
         let key = chart.inner.cache_key.as_ref().map(|c| RenderKey {
             chart: c.clone(),
             values_hash: value_hash(&request.values),
@@ -497,7 +515,11 @@ impl HelmEngine {
     }
 }
 
-fn render_blocking(lib: &'static HelmLibrary, chart: &Chart, req: &RenderRequest) -> Result<Rendered, HelmError> {
+fn render_blocking(
+    lib: &'static HelmLibrary,
+    chart: &Chart,
+    req: &RenderRequest,
+) -> Result<Rendered, HelmError> {
     let mut options = json!({
         "name": req.release_name,
         "namespace": req.namespace,
@@ -516,10 +538,11 @@ fn render_blocking(lib: &'static HelmLibrary, chart: &Chart, req: &RenderRequest
     let out = lib
         .render(&chart.inner.handle, &values, &options.to_string())
         .map_err(|e| e.into_helm())?;
-    let templates: BTreeMap<String, String> = serde_json::from_str(&out).map_err(|e| HelmError::Output {
-        op: "render",
-        message: e.to_string(),
-    })?;
+    let templates: BTreeMap<String, String> =
+        serde_json::from_str(&out).map_err(|e| HelmError::Output {
+            op: "render",
+            message: e.to_string(),
+        })?;
     let crds = chart.crd_files(lib)?;
     assemble(chart.name(), &templates, &crds, &req.deployment_uid)
 }
@@ -534,15 +557,20 @@ impl Inner {
             .get(registry)
             .cloned()
             .unwrap_or_default();
-        let creds_file = self
-            .data_dir
-            .join("registry")
-            .join(format!("{}.json", Digest::of_bytes(registry.as_bytes()).hex()));
+        let creds_file = self.data_dir.join("registry").join(format!(
+            "{}.json",
+            Digest::of_bytes(registry.as_bytes()).hex()
+        ));
         if let Some(parent) = creds_file.parent() {
             std::fs::create_dir_all(parent)
                 .map_err(|e| HelmError::io(format!("creating {}", parent.display()), e))?;
         }
-        let client = Arc::new(RegistryClient::connect(self.lib, registry, &settings, &creds_file)?);
+        let client = Arc::new(RegistryClient::connect(
+            self.lib,
+            registry,
+            &settings,
+            &creds_file,
+        )?);
         lock(&self.clients)
             .entry(registry.to_string())
             .or_insert(client.clone());
@@ -561,7 +589,8 @@ impl Inner {
                 .pull(
                     &h,
                     &text,
-                    &client.transfer_options(json!({ "dest_dir": scratch.path().to_string_lossy() })),
+                    &client
+                        .transfer_options(json!({ "dest_dir": scratch.path().to_string_lossy() })),
                 )
                 .map_err(|e| e.into_registry(&reference.registry, &text))?;
         }
@@ -573,6 +602,7 @@ impl Inner {
                 op: "pull",
                 message: format!("no chart archive was written for {text}"),
             })?;
-        std::fs::read(&archive).map_err(|e| HelmError::io(format!("reading {}", archive.display()), e))
+        std::fs::read(&archive)
+            .map_err(|e| HelmError::io(format!("reading {}", archive.display()), e))
     }
 }

@@ -134,8 +134,8 @@ impl HelmLibrary {
         };
         // SAFETY: loading runs the library's initialisers (the Go runtime's);
         // this is the documented way to use libhelm_c.
-        let library = unsafe { libloading::Library::new(path) }
-            .map_err(|e| load_err(e.to_string()))?;
+        let library =
+            unsafe { libloading::Library::new(path) }.map_err(|e| load_err(e.to_string()))?;
         let sym = resolve_symbols(&library).map_err(|e| {
             load_err(format!(
                 "{e}; it is not libhelm_c {EXPECTED_HELM_C_VERSION}"
@@ -163,7 +163,8 @@ impl HelmLibrary {
     }
 
     fn check_versions(&self) -> Result<(), HelmError> {
-        if self.c_version != EXPECTED_HELM_C_VERSION || self.sdk_version != EXPECTED_HELM_SDK_VERSION
+        if self.c_version != EXPECTED_HELM_C_VERSION
+            || self.sdk_version != EXPECTED_HELM_SDK_VERSION
         {
             return Err(HelmError::VersionMismatch {
                 path: self.path.clone(),
@@ -196,7 +197,10 @@ impl HelmLibrary {
 
     // --- charts ----------------------------------------------------------
 
-    pub(crate) fn chart_load_archive(&'static self, bytes: &[u8]) -> Result<ChartHandle, CallError> {
+    pub(crate) fn chart_load_archive(
+        &'static self,
+        bytes: &[u8],
+    ) -> Result<ChartHandle, CallError> {
         let mut handle: Handle = 0;
         let mut err: *mut c_char = ptr::null_mut();
         // SAFETY: `bytes` is borrowed for the call (the library copies it);
@@ -205,7 +209,10 @@ impl HelmLibrary {
             (self.sym.chart_load_archive)(bytes.as_ptr(), bytes.len() as u64, &mut handle, &mut err)
         };
         self.status("chart_load_archive", code, err)?;
-        Ok(ChartHandle { lib: self, raw: handle })
+        Ok(ChartHandle {
+            lib: self,
+            raw: handle,
+        })
     }
 
     pub(crate) fn chart_load_path(&'static self, path: &Path) -> Result<ChartHandle, CallError> {
@@ -215,10 +222,17 @@ impl HelmLibrary {
         // SAFETY: `path` outlives the call; out-pointers are live locals.
         let code = unsafe { (self.sym.chart_load)(path.as_ptr(), &mut handle, &mut err) };
         self.status("chart_load", code, err)?;
-        Ok(ChartHandle { lib: self, raw: handle })
+        Ok(ChartHandle {
+            lib: self,
+            raw: handle,
+        })
     }
 
-    pub(crate) fn chart_query(&self, chart: &ChartHandle, query: ChartQuery) -> Result<String, CallError> {
+    pub(crate) fn chart_query(
+        &self,
+        chart: &ChartHandle,
+        query: ChartQuery,
+    ) -> Result<String, CallError> {
         let (op, f) = match query {
             ChartQuery::Metadata => ("chart_metadata", self.sym.chart_metadata),
             ChartQuery::Values => ("chart_values", self.sym.chart_values),
@@ -243,7 +257,11 @@ impl HelmLibrary {
         self.string_result("chart_save", code, out, err)
     }
 
-    pub(crate) fn schema_validate(&self, chart: &ChartHandle, values_json: &str) -> Result<(), CallError> {
+    pub(crate) fn schema_validate(
+        &self,
+        chart: &ChartHandle,
+        values_json: &str,
+    ) -> Result<(), CallError> {
         let values = cstring("schema_validate", values_json)?;
         let mut err: *mut c_char = ptr::null_mut();
         // SAFETY: live handle, borrowed input, local out-pointer.
@@ -264,7 +282,13 @@ impl HelmLibrary {
         let mut err: *mut c_char = ptr::null_mut();
         // SAFETY: live handle, borrowed inputs, local out-pointers.
         let code = unsafe {
-            (self.sym.render)(chart.raw, values.as_ptr(), options.as_ptr(), &mut out, &mut err)
+            (self.sym.render)(
+                chart.raw,
+                values.as_ptr(),
+                options.as_ptr(),
+                &mut out,
+                &mut err,
+            )
         };
         self.string_result("render", code, out, err)
     }
@@ -277,21 +301,34 @@ impl HelmLibrary {
         let mut err: *mut c_char = ptr::null_mut();
         // SAFETY: borrowed inputs (NULL values = chart defaults), local out-pointers.
         let code = unsafe {
-            (self.sym.lint_run_opts)(path.as_ptr(), ptr::null(), options.as_ptr(), &mut out, &mut err)
+            (self.sym.lint_run_opts)(
+                path.as_ptr(),
+                ptr::null(),
+                options.as_ptr(),
+                &mut out,
+                &mut err,
+            )
         };
         self.string_result("lint", code, out, err)
     }
 
     // --- registry --------------------------------------------------------
 
-    pub(crate) fn registry_client_new(&'static self, options_json: &str) -> Result<RegistryHandle, CallError> {
+    pub(crate) fn registry_client_new(
+        &'static self,
+        options_json: &str,
+    ) -> Result<RegistryHandle, CallError> {
         let options = cstring("registry_client_new", options_json)?;
         let mut handle: Handle = 0;
         let mut err: *mut c_char = ptr::null_mut();
         // SAFETY: borrowed input, local out-pointers.
-        let code = unsafe { (self.sym.registry_client_new)(options.as_ptr(), &mut handle, &mut err) };
+        let code =
+            unsafe { (self.sym.registry_client_new)(options.as_ptr(), &mut handle, &mut err) };
         self.status("registry_client_new", code, err)?;
-        Ok(RegistryHandle { lib: self, raw: handle })
+        Ok(RegistryHandle {
+            lib: self,
+            raw: handle,
+        })
     }
 
     pub(crate) fn registry_login(
@@ -325,7 +362,11 @@ impl HelmLibrary {
     }
 
     /// `helm_registry_resolve`: `{"digest", "media_type", "size"}` of a tag.
-    pub(crate) fn registry_resolve(&self, client: &RegistryHandle, reference: &str) -> Result<String, CallError> {
+    pub(crate) fn registry_resolve(
+        &self,
+        client: &RegistryHandle,
+        reference: &str,
+    ) -> Result<String, CallError> {
         let reference = cstring("registry_resolve", reference)?;
         let mut out: *mut c_char = ptr::null_mut();
         let mut err: *mut c_char = ptr::null_mut();
@@ -348,7 +389,13 @@ impl HelmLibrary {
         let mut err: *mut c_char = ptr::null_mut();
         // SAFETY: live handle, borrowed inputs, local out-pointers.
         let code = unsafe {
-            (self.sym.pull)(client.raw, reference.as_ptr(), options.as_ptr(), &mut out, &mut err)
+            (self.sym.pull)(
+                client.raw,
+                reference.as_ptr(),
+                options.as_ptr(),
+                &mut out,
+                &mut err,
+            )
         };
         self.string_result("pull", code, out, err)
     }
@@ -440,7 +487,8 @@ pub(crate) struct ChartHandle {
 
 impl Drop for ChartHandle {
     fn drop(&mut self) {
-        self.lib.free_handle(self.lib.sym.chart_free, "chart_free", self.raw);
+        self.lib
+            .free_handle(self.lib.sym.chart_free, "chart_free", self.raw);
     }
 }
 
@@ -453,8 +501,11 @@ pub(crate) struct RegistryHandle {
 
 impl Drop for RegistryHandle {
     fn drop(&mut self) {
-        self.lib
-            .free_handle(self.lib.sym.registry_client_free, "registry_client_free", self.raw);
+        self.lib.free_handle(
+            self.lib.sym.registry_client_free,
+            "registry_client_free",
+            self.raw,
+        );
     }
 }
 

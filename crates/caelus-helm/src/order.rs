@@ -104,9 +104,17 @@ mod tests {
 
     #[test]
     fn same_kind_keeps_input_order() {
-        let mut items = vec![("Service", 1), ("ConfigMap", 2), ("Service", 3), ("ConfigMap", 4)];
+        let mut items = vec![
+            ("Service", 1),
+            ("ConfigMap", 2),
+            ("Service", 3),
+            ("ConfigMap", 4),
+        ];
         sort_in_install_order(&mut items, |i| i.0);
-        assert_eq!(items.iter().map(|i| i.1).collect::<Vec<_>>(), vec![2, 4, 1, 3]);
+        assert_eq!(
+            items.iter().map(|i| i.1).collect::<Vec<_>>(),
+            vec![2, 4, 1, 3]
+        );
     }
 
     #[test]

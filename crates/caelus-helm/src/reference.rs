@@ -41,8 +41,14 @@ impl FromStr for Digest {
         let hex = s
             .strip_prefix("sha256:")
             .ok_or_else(|| invalid("digest must start with sha256:"))?;
-        if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
-            return Err(invalid("digest must be sha256: followed by 64 lowercase hex characters"));
+        if hex.len() != 64
+            || !hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
+            return Err(invalid(
+                "digest must be sha256: followed by 64 lowercase hex characters",
+            ));
         }
         Ok(Digest(s.to_string()))
     }
@@ -81,7 +87,10 @@ pub struct ChartReference {
 impl ChartReference {
     /// The chart name (last path segment of the repository).
     pub fn chart_name(&self) -> &str {
-        self.repository.rsplit('/').next().unwrap_or(&self.repository)
+        self.repository
+            .rsplit('/')
+            .next()
+            .unwrap_or(&self.repository)
     }
 
     /// `oci://registry/repository` without tag or digest.
@@ -148,10 +157,14 @@ impl FromStr for ChartReference {
                 .bytes()
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-/".contains(&b))
         {
-            return Err(invalid("repository path must be lowercase letters, digits, '.', '_', '-' and '/'"));
+            return Err(invalid(
+                "repository path must be lowercase letters, digits, '.', '_', '-' and '/'",
+            ));
         }
         let tag = match tag {
-            Some(t) if t.is_empty() || t.len() > 128 => return Err(invalid("empty or overlong tag")),
+            Some(t) if t.is_empty() || t.len() > 128 => {
+                return Err(invalid("empty or overlong tag"));
+            }
             Some(t)
                 if !t
                     .bytes()
@@ -219,7 +232,9 @@ mod tests {
 
     #[test]
     fn parses_tag_and_digest() {
-        let r: ChartReference = format!("oci://localhost:5000/web:2.0.0@{D}").parse().unwrap();
+        let r: ChartReference = format!("oci://localhost:5000/web:2.0.0@{D}")
+            .parse()
+            .unwrap();
         assert_eq!(r.tag.as_deref(), Some("2.0.0"));
         assert!(r.digest.is_some());
         assert_eq!(r.with_digest(r.digest.clone().unwrap()).tag, None);
@@ -244,7 +259,10 @@ mod tests {
             "oci://h/web@sha256:abc",
             "oci://h/web@md5:00",
         ] {
-            assert!(bad.parse::<ChartReference>().is_err(), "{bad} should be refused");
+            assert!(
+                bad.parse::<ChartReference>().is_err(),
+                "{bad} should be refused"
+            );
         }
     }
 

@@ -40,7 +40,8 @@ impl std::fmt::Debug for Credentials {
 
 impl RegistrySettings {
     pub fn plain_http_for(&self, registry: &str) -> bool {
-        self.plain_http.unwrap_or_else(|| is_loopback_host(registry))
+        self.plain_http
+            .unwrap_or_else(|| is_loopback_host(registry))
     }
 }
 
@@ -75,8 +76,14 @@ impl RegistryClient {
                 "plain_http": plain_http,
                 "insecure": settings.insecure_skip_tls_verify,
             });
-            lib.registry_login(&handle, registry, &c.username, &c.password, &opts.to_string())
-                .map_err(|e| e.into_registry(registry, registry))?;
+            lib.registry_login(
+                &handle,
+                registry,
+                &c.username,
+                &c.password,
+                &opts.to_string(),
+            )
+            .map_err(|e| e.into_registry(registry, registry))?;
         }
         Ok(RegistryClient {
             plain_http,

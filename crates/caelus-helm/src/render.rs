@@ -264,7 +264,8 @@ fn split_documents(template: &str, text: &str) -> Result<Vec<Document>, HelmErro
                     continue;
                 }
                 for field in ["apiVersion", "kind"] {
-                    if !object.get(field).is_some_and(|v| v.as_str().is_some_and(|s| !s.is_empty())) {
+                    let text = object.get(field).and_then(Value::as_str);
+                    if text.is_none_or(str::is_empty) {
                         return Err(bad(format!("object has no {field}")));
                     }
                 }
@@ -363,7 +364,9 @@ fn hook_of(doc: &Document) -> Result<HookClass, HelmError> {
             match HookDeletePolicy::parse(&p.trim().to_ascii_lowercase()) {
                 Some(p) if !delete_policies.contains(&p) => delete_policies.push(p),
                 Some(_) => {}
-                None => tracing::info!(template = %doc.template, policy = p, "ignoring unknown hook delete policy"),
+                None => {
+                    tracing::info!(template = %doc.template, policy = p, "ignoring unknown hook delete policy")
+                }
             }
         }
     }
@@ -423,7 +426,10 @@ fn write_canonical(value: &Value, out: &mut String) {
 
 /// `sha256:<hex>` of a value's canonical JSON.
 pub fn value_hash(value: &Value) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(canonical_json(value))))
+    format!(
+        "sha256:{}",
+        hex::encode(Sha256::digest(canonical_json(value)))
+    )
 }
 
 /// The manifest hash: each CRD, object and hook as canonical JSON, one per
@@ -464,7 +470,10 @@ mod tests {
                 "web/templates/app.yaml",
                 "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: d\n---\n---\napiVersion: v1\nkind: Service\nmetadata:\n  name: s\n  labels:\n    app.kubernetes.io/managed-by: Helm\n",
             ),
-            ("web/templates/cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ndata: {a: '1'}\n"),
+            (
+                "web/templates/cm.yaml",
+                "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ndata: {a: '1'}\n",
+            ),
             ("web/charts/sub/templates/NOTES.txt", "sub notes"),
         ]);
         let r = assemble("web", &t, &[], "uid-1").unwrap();
@@ -491,32 +500,64 @@ mod tests {
             s
         };
         let t = templates(&[
-            ("h/templates/a.yaml", &hook("late", "post-install", "5", Some("hook-succeeded"))),
-            ("h/templates/b.yaml", &hook("early", "pre-install,pre-upgrade", "-5", None)),
+            (
+                "h/templates/a.yaml",
+                &hook("late", "post-install", "5", Some("hook-succeeded")),
+            ),
+            (
+                "h/templates/b.yaml",
+                &hook("early", "pre-install,pre-upgrade", "-5", None),
+            ),
             ("h/templates/c.yaml", &hook("bad", "crd-install", "0", None)),
-            ("h/templates/d.yaml", &hook("zero", "pre-install", "x", Some("hook-succeeded,hook-failed"))),
+            (
+                "h/templates/d.yaml",
+                &hook(
+                    "zero",
+                    "pre-install",
+                    "x",
+                    Some("hook-succeeded,hook-failed"),
+                ),
+            ),
         ]);
         let r = assemble("h", &t, &[], "u").unwrap();
         assert!(r.objects.is_empty());
         let names: Vec<&str> = r.hooks.iter().map(|h| h.name.as_str()).collect();
         assert_eq!(names, vec!["early", "zero", "late"]);
         let early = &r.hooks[0];
-        assert_eq!(early.events, vec![HookEvent::PreInstall, HookEvent::PreUpgrade]);
+        assert_eq!(
+            early.events,
+            vec![HookEvent::PreInstall, HookEvent::PreUpgrade]
+        );
         assert_eq!(early.weight, -5);
-        assert_eq!(early.delete_policies, vec![HookDeletePolicy::BeforeHookCreation]);
+        assert_eq!(
+            early.delete_policies,
+            vec![HookDeletePolicy::BeforeHookCreation]
+        );
         assert_eq!(r.hooks[1].weight, 0);
         assert_eq!(
             r.hooks[1].delete_policies,
-            vec![HookDeletePolicy::HookSucceeded, HookDeletePolicy::HookFailed]
+            vec![
+                HookDeletePolicy::HookSucceeded,
+                HookDeletePolicy::HookFailed
+            ]
         );
         assert_eq!(r.hooks_for(HookEvent::PreUpgrade).count(), 1);
-        assert_eq!(r.hooks[2].object["metadata"]["labels"][MANAGED_BY_LABEL], "caelus");
+        assert_eq!(
+            r.hooks[2].object["metadata"]["labels"][MANAGED_BY_LABEL],
+            "caelus"
+        );
     }
 
     #[test]
     fn crds_are_parsed_and_labelled() {
         let crd = "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: widgets.example.com\n";
-        let r = assemble("c", &BTreeMap::new(), &[("crds/w.yaml".into(), crd.into())], "u").unwrap();
+        let r = assemble(
+            "c",
+            &BTreeMap::new(),
+            &[("crds/w.yaml".into(), crd.into())],
+            "u",
+        )
+        .unwrap();
         assert_eq!(r.crds.len(), 1);
         assert_eq!(r.crds[0]["metadata"]["labels"][DEPLOYMENT_UID_LABEL], "u");
     }
@@ -526,16 +567,28 @@ mod tests {
         let t = templates(&[("x/templates/bad.yaml", "- just\n- a list\n")]);
         let e = assemble("x", &t, &[], "u").unwrap_err();
         assert!(e.to_string().contains("x/templates/bad.yaml"), "{e}");
-        let t = templates(&[("x/templates/nokind.yaml", "apiVersion: v1\nmetadata: {name: a}\n")]);
+        let t = templates(&[(
+            "x/templates/nokind.yaml",
+            "apiVersion: v1\nmetadata: {name: a}\n",
+        )]);
         let e = assemble("x", &t, &[], "u").unwrap_err();
         assert!(e.to_string().contains("no kind"), "{e}");
     }
 
     #[test]
     fn hash_is_stable_and_sensitive() {
-        let t1 = templates(&[("a/templates/c.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ndata: {a: '1', b: '2'}\n")]);
-        let t2 = templates(&[("a/templates/c.yaml", "apiVersion: v1\nkind: ConfigMap\ndata: {b: '2', a: '1'}\nmetadata: {name: c}\n")]);
-        let t3 = templates(&[("a/templates/c.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ndata: {a: '1', b: '3'}\n")]);
+        let t1 = templates(&[(
+            "a/templates/c.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ndata: {a: '1', b: '2'}\n",
+        )]);
+        let t2 = templates(&[(
+            "a/templates/c.yaml",
+            "apiVersion: v1\nkind: ConfigMap\ndata: {b: '2', a: '1'}\nmetadata: {name: c}\n",
+        )]);
+        let t3 = templates(&[(
+            "a/templates/c.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ndata: {a: '1', b: '3'}\n",
+        )]);
         let h = |t| assemble("a", t, &[], "u").unwrap().manifest_hash;
         assert_eq!(h(&t1), h(&t2));
         assert_ne!(h(&t1), h(&t3));
@@ -545,12 +598,18 @@ mod tests {
     fn canonical_json_sorts_keys() {
         let v = json!({"b": [ {"y": 1, "x": 2} ], "a": "s\"q"});
         assert_eq!(canonical_json(&v), r#"{"a":"s\"q","b":[{"x":2,"y":1}]}"#);
-        assert_eq!(value_hash(&v), value_hash(&json!({"a": "s\"q", "b": [{"x": 2, "y": 1}]})));
+        assert_eq!(
+            value_hash(&v),
+            value_hash(&json!({"a": "s\"q", "b": [{"x": 2, "y": 1}]}))
+        );
     }
 
     #[test]
     fn to_yaml_emits_all_documents() {
-        let t = templates(&[("a/templates/c.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n")]);
+        let t = templates(&[(
+            "a/templates/c.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n",
+        )]);
         let y = assemble("a", &t, &[], "u").unwrap().to_yaml();
         assert!(y.starts_with("---\n"));
         assert!(y.contains("kind: ConfigMap"));

@@ -57,7 +57,9 @@ impl TestRegistry {
                 format!("{REGISTRY_BINARY} is missing; install it with scripts/install-registry"),
             ));
         }
-        let dir = tempfile::Builder::new().prefix("caelus-registry-").tempdir()?;
+        let dir = tempfile::Builder::new()
+            .prefix("caelus-registry-")
+            .tempdir()?;
         let mut last_err = None;
         // A free port can be taken between probing and binding; retry.
         for _ in 0..5 {
@@ -171,7 +173,9 @@ fn spawn(dir: &Path, port: u16) -> std::io::Result<Child> {
         if Instant::now() > deadline {
             let _ = child.kill();
             let _ = child.wait();
-            return Err(std::io::Error::other("docker-registry did not answer within 10s"));
+            return Err(std::io::Error::other(
+                "docker-registry did not answer within 10s",
+            ));
         }
         std::thread::sleep(Duration::from_millis(25));
     }
@@ -183,8 +187,7 @@ fn ping(port: u16) -> bool {
         return false;
     };
     let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-    if s
-        .write_all(b"GET /v2/ HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+    if s.write_all(b"GET /v2/ HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
         .is_err()
     {
         return false;

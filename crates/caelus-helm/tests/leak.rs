@@ -19,7 +19,10 @@ async fn parallel_renders_do_not_crash_or_leak() {
     let engine = HelmEngine::load(config).unwrap();
     let baseline = registry.engine().unwrap().open_handles();
 
-    let pinned: ChartReference = tagged.parse::<ChartReference>().unwrap().with_digest(digest);
+    let pinned: ChartReference = tagged
+        .parse::<ChartReference>()
+        .unwrap()
+        .with_digest(digest);
     let mut tasks: Vec<tokio::task::JoinHandle<usize>> = Vec::new();
     // Two waves: the first fills the render cache, the second mostly hits.
     for i in (0..150u32).chain(0..150u32) {
@@ -33,7 +36,10 @@ async fn parallel_renders_do_not_crash_or_leak() {
         tasks.push(tokio::spawn(async move {
             // Mix shared pulled charts, fresh directory loads and misses.
             let chart = if i % 4 == 0 {
-                engine.load_path(&chart_dir("hooks", "1.0.0")).await.unwrap()
+                engine
+                    .load_path(&chart_dir("hooks", "1.0.0"))
+                    .await
+                    .unwrap()
             } else {
                 engine.pull(&pinned).await.unwrap()
             };
@@ -42,7 +48,11 @@ async fn parallel_renders_do_not_crash_or_leak() {
                 release_name: format!("r{}", i % 2),
                 namespace: "ns".into(),
                 revision: 1,
-                kind: if i % 2 == 0 { RevisionKind::Install } else { RevisionKind::Upgrade },
+                kind: if i % 2 == 0 {
+                    RevisionKind::Install
+                } else {
+                    RevisionKind::Upgrade
+                },
                 kube_version: None,
                 deployment_uid: "u".into(),
             };
@@ -59,8 +69,14 @@ async fn parallel_renders_do_not_crash_or_leak() {
         t.await.unwrap();
     }
     let stats = engine.cache_stats();
-    assert!(stats.render_hits > 0 && stats.render_misses > 0, "{stats:?}");
-    assert!(engine.open_handles() > baseline, "cached charts hold handles");
+    assert!(
+        stats.render_hits > 0 && stats.render_misses > 0,
+        "{stats:?}"
+    );
+    assert!(
+        engine.open_handles() > baseline,
+        "cached charts hold handles"
+    );
 
     // Dropping the engine (and its caches) frees every chart and client.
     drop(engine);

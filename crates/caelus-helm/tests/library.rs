@@ -1,7 +1,9 @@
 //! Finding and loading the library. Runs in its own test binary: a process
 //! can load libhelm_c only once.
 
-use caelus_helm::{EXPECTED_HELM_C_VERSION, EXPECTED_HELM_SDK_VERSION, EngineConfig, HelmEngine, HelmError};
+use caelus_helm::{
+    EXPECTED_HELM_C_VERSION, EXPECTED_HELM_SDK_VERSION, EngineConfig, HelmEngine, HelmError,
+};
 
 #[test]
 fn missing_library_names_the_file_and_the_install_command() {
@@ -42,5 +44,10 @@ fn a_file_that_is_not_libhelm_c_is_refused() {
         expected_sdk: EXPECTED_HELM_SDK_VERSION,
     };
     let msg = err.to_string();
-    assert!(msg.contains("0.3.0") && msg.contains(EXPECTED_HELM_C_VERSION) && msg.contains("install-helm-lib"), "{msg}");
+    assert!(
+        msg.contains("0.3.0")
+            && msg.contains(EXPECTED_HELM_C_VERSION)
+            && msg.contains("install-helm-lib"),
+        "{msg}"
+    );
 }

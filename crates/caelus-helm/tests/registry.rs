@@ -29,7 +29,10 @@ async fn resolve_tag_gives_manifest_digest_and_pull_by_digest_works() {
     let engine = engine(&data);
     let resolved = engine.resolve(&reference(&tagged)).await.unwrap();
     assert_eq!(resolved.digest, pushed_digest);
-    assert_eq!(resolved.media_type, "application/vnd.oci.image.manifest.v1+json");
+    assert_eq!(
+        resolved.media_type,
+        "application/vnd.oci.image.manifest.v1+json"
+    );
     assert!(resolved.size > 0);
     assert_eq!(resolved.reference.tag, None);
     // It is the manifest's digest: the manifest blob is stored under it.
@@ -57,7 +60,9 @@ async fn resolve_tag_gives_manifest_digest_and_pull_by_digest_works() {
 #[tokio::test]
 async fn disk_cache_serves_pulls_when_registry_is_gone() {
     let mut registry = TestRegistry::start().unwrap();
-    let (tagged, digest) = push_test_chart(&registry, "stateful", "1.0.0").await.unwrap();
+    let (tagged, digest) = push_test_chart(&registry, "stateful", "1.0.0")
+        .await
+        .unwrap();
     let data = tempfile::tempdir().unwrap();
     {
         let engine = engine(&data);
@@ -83,7 +88,11 @@ async fn inspect_resolves_pulls_lints_and_reads_metadata() {
     assert_eq!(inspected.reference.digest.as_ref(), Some(&digest));
     assert_eq!(inspected.info.name, "schema");
     assert_eq!(inspected.info.version, "1.0.0");
-    let schema = inspected.info.values_schema.as_ref().expect("schema chart ships a schema");
+    let schema = inspected
+        .info
+        .values_schema
+        .as_ref()
+        .expect("schema chart ships a schema");
     assert_eq!(schema["properties"]["mode"]["enum"][1], "large");
     assert!(!inspected.lint.has_errors());
 
@@ -111,7 +120,10 @@ async fn tampered_blob_is_refused() {
         .unwrap_err();
     assert!(matches!(err, HelmError::DigestMismatch { .. }), "{err:?}");
     assert!(!err.is_client_error());
-    assert!(!engine.chart_store().path(&digest).exists(), "nothing cached");
+    assert!(
+        !engine.chart_store().path(&digest).exists(),
+        "nothing cached"
+    );
 }
 
 #[tokio::test]
@@ -134,11 +146,16 @@ async fn unknown_digest_and_tag_are_not_found() {
     assert!(matches!(err, HelmError::NotFound { .. }), "{err:?}");
 
     let err = engine
-        .inspect(&reference(&format!("{}/nothing:1.0.0", registry.repository())))
+        .inspect(&reference(&format!(
+            "{}/nothing:1.0.0",
+            registry.repository()
+        )))
         .await
         .unwrap_err();
     assert!(matches!(err, HelmError::NotFound { .. }), "{err:?}");
-    let cached: Vec<_> = std::fs::read_dir(data.path().join("charts/sha256")).unwrap().collect();
+    let cached: Vec<_> = std::fs::read_dir(data.path().join("charts/sha256"))
+        .unwrap()
+        .collect();
     assert!(cached.is_empty(), "nothing stored");
 }
 
@@ -151,7 +168,10 @@ async fn stopped_registry_is_unreachable() {
     let engine = engine(&data);
 
     let err = engine.resolve(&reference(&tagged)).await.unwrap_err();
-    assert!(matches!(err, HelmError::RegistryUnreachable { .. }), "{err:?}");
+    assert!(
+        matches!(err, HelmError::RegistryUnreachable { .. }),
+        "{err:?}"
+    );
     assert!(err.to_string().contains(&registry.host()), "{err}");
     assert!(!err.is_client_error());
 
@@ -159,7 +179,10 @@ async fn stopped_registry_is_unreachable() {
         .pull(&reference(&tagged).with_digest(digest.clone()))
         .await
         .unwrap_err();
-    assert!(matches!(err, HelmError::RegistryUnreachable { .. }), "{err:?}");
+    assert!(
+        matches!(err, HelmError::RegistryUnreachable { .. }),
+        "{err:?}"
+    );
     assert!(!engine.chart_store().path(&digest).exists());
 }
 

@@ -4,12 +4,16 @@ use std::sync::Arc;
 
 use caelus_helm::render::{DEPLOYMENT_UID_LABEL, MANAGED_BY_LABEL, kind_of, name_of};
 use caelus_helm::testing::chart_dir;
-use caelus_helm::{Chart, HelmEngine, HelmError, HookDeletePolicy, HookEvent, RenderRequest, Rendered, RevisionKind};
+use caelus_helm::{
+    Chart, HelmEngine, HelmError, HookDeletePolicy, HookEvent, RenderRequest, Rendered,
+    RevisionKind,
+};
 use serde_json::{Value, json};
 
 fn setup() -> (tempfile::TempDir, HelmEngine) {
     let dir = tempfile::tempdir().unwrap();
-    let engine = caelus_helm::testing::engine(dir.path()).expect("libhelm_c loads; run scripts/install-helm-lib");
+    let engine = caelus_helm::testing::engine(dir.path())
+        .expect("libhelm_c loads; run scripts/install-helm-lib");
     (dir, engine)
 }
 
@@ -45,15 +49,24 @@ fn summary(objects: &[Value]) -> Vec<(String, String)> {
 }
 
 fn pairs(v: &[(&str, &str)]) -> Vec<(String, String)> {
-    v.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+    v.iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect()
 }
 
 fn assert_labelled(r: &Rendered) {
-    let all = r.objects.iter().chain(r.crds.iter()).chain(r.hooks.iter().map(|h| &h.object));
+    let all = r
+        .objects
+        .iter()
+        .chain(r.crds.iter())
+        .chain(r.hooks.iter().map(|h| &h.object));
     for o in all {
         let labels = &o["metadata"]["labels"];
         assert_eq!(labels[MANAGED_BY_LABEL], "caelus", "{o}");
-        assert_eq!(labels[DEPLOYMENT_UID_LABEL], "3f1c2b7e-0000-4000-8000-000000000001", "{o}");
+        assert_eq!(
+            labels[DEPLOYMENT_UID_LABEL], "3f1c2b7e-0000-4000-8000-000000000001",
+            "{o}"
+        );
     }
 }
 
@@ -63,7 +76,11 @@ async fn web_renders_in_install_order_with_notes() {
     let r = render(&engine, "web", "1.0.0", json!({})).await;
     assert_eq!(
         summary(&r.objects),
-        pairs(&[("ConfigMap", "shop-web"), ("Service", "shop-web"), ("Deployment", "shop-web")])
+        pairs(&[
+            ("ConfigMap", "shop-web"),
+            ("Service", "shop-web"),
+            ("Deployment", "shop-web")
+        ])
     );
     assert!(r.hooks.is_empty());
     assert!(r.crds.is_empty());
@@ -71,9 +88,16 @@ async fn web_renders_in_install_order_with_notes() {
     let notes = r.notes.as_deref().unwrap();
     assert!(notes.contains("namespace team-a"), "{notes}");
     let deploy = &r.objects[2];
-    assert_eq!(deploy["spec"]["template"]["spec"]["containers"][0]["image"], "nginx:1.25.0");
+    assert_eq!(
+        deploy["spec"]["template"]["spec"]["containers"][0]["image"],
+        "nginx:1.25.0"
+    );
     // Pod template labels are the chart's own; only object metadata is relabelled.
-    assert!(deploy["spec"]["template"]["metadata"]["labels"].get(MANAGED_BY_LABEL).is_none());
+    assert!(
+        deploy["spec"]["template"]["metadata"]["labels"]
+            .get(MANAGED_BY_LABEL)
+            .is_none()
+    );
     assert!(r.manifest_hash.starts_with("sha256:"));
 }
 
@@ -108,10 +132,19 @@ async fn web_2_adds_a_config_key() {
 async fn stateful_has_claim_templates_and_headless_service() {
     let (_d, engine) = setup();
     for version in ["1.0.0", "2.0.0"] {
-        let r = render(&engine, "stateful", version, json!({"persistence": {"size": "5Gi"}})).await;
+        let r = render(
+            &engine,
+            "stateful",
+            version,
+            json!({"persistence": {"size": "5Gi"}}),
+        )
+        .await;
         assert_eq!(
             summary(&r.objects),
-            pairs(&[("Service", "shop-stateful-headless"), ("StatefulSet", "shop-stateful")])
+            pairs(&[
+                ("Service", "shop-stateful-headless"),
+                ("StatefulSet", "shop-stateful")
+            ])
         );
         assert_eq!(r.objects[0]["spec"]["clusterIP"], "None");
         let sts = &r.objects[1];
@@ -132,7 +165,10 @@ async fn hooks_are_split_out_with_events_weights_and_policies() {
         .render(&chart, &request(json!({}), RevisionKind::Install, 1))
         .await
         .unwrap();
-    assert_eq!(summary(&r.objects), pairs(&[("ConfigMap", "shop-settings")]));
+    assert_eq!(
+        summary(&r.objects),
+        pairs(&[("ConfigMap", "shop-settings")])
+    );
     let hooks: Vec<(&str, Vec<HookEvent>, i32)> = r
         .hooks
         .iter()
@@ -146,10 +182,16 @@ async fn hooks_are_split_out_with_events_weights_and_policies() {
             ("shop-smoke-test", vec![HookEvent::PostInstall], 5),
         ]
     );
-    assert_eq!(r.hooks[0].delete_policies, vec![HookDeletePolicy::HookSucceeded]);
+    assert_eq!(
+        r.hooks[0].delete_policies,
+        vec![HookDeletePolicy::HookSucceeded]
+    );
     assert_eq!(
         r.hooks[1].delete_policies,
-        vec![HookDeletePolicy::BeforeHookCreation, HookDeletePolicy::HookSucceeded]
+        vec![
+            HookDeletePolicy::BeforeHookCreation,
+            HookDeletePolicy::HookSucceeded
+        ]
     );
     assert!(r.hooks.iter().all(|h| h.kind == "Job"));
     assert_eq!(r.hooks_for(HookEvent::PreInstall).count(), 1);
@@ -173,17 +215,33 @@ async fn parent_renders_subchart_and_crds_of_both() {
     let r = render(&engine, "parent", "1.0.0", json!({})).await;
     assert_eq!(
         summary(&r.objects),
-        pairs(&[("ConfigMap", "shop-child"), ("Deployment", "shop-parent"), ("Widget", "shop-widget")])
+        pairs(&[
+            ("ConfigMap", "shop-child"),
+            ("Deployment", "shop-parent"),
+            ("Widget", "shop-widget")
+        ])
     );
     assert_eq!(r.objects[0]["data"]["message"], "from the parent");
     assert_eq!(r.objects[0]["data"]["environment"], "test");
     let crds: Vec<&str> = r.crds.iter().map(name_of).collect();
-    assert!(crds.contains(&"widgets.example.com") && crds.contains(&"gadgets.example.com"), "{crds:?}");
-    assert_eq!(r.notes.as_deref().map(str::trim), Some("parent 1.0.0 installed as shop."));
+    assert!(
+        crds.contains(&"widgets.example.com") && crds.contains(&"gadgets.example.com"),
+        "{crds:?}"
+    );
+    assert_eq!(
+        r.notes.as_deref().map(str::trim),
+        Some("parent 1.0.0 installed as shop.")
+    );
     assert_labelled(&r);
 
     // The dependency's condition turns it off.
-    let off = render(&engine, "parent", "1.0.0", json!({"child": {"enabled": false}})).await;
+    let off = render(
+        &engine,
+        "parent",
+        "1.0.0",
+        json!({"child": {"enabled": false}}),
+    )
+    .await;
     assert!(summary(&off.objects).iter().all(|(k, _)| k != "ConfigMap"));
 
     let chart = load(&engine, "parent", "1.0.0").await;
@@ -211,7 +269,10 @@ async fn schema_validation_reports_helms_message_with_the_path() {
     let (_d, engine) = setup();
     let chart = load(&engine, "schema", "1.0.0").await;
     engine.validate_values(&chart, &json!({})).await.unwrap();
-    engine.validate_values(&chart, &json!({"replicaCount": 3, "mode": "large"})).await.unwrap();
+    engine
+        .validate_values(&chart, &json!({"replicaCount": 3, "mode": "large"}))
+        .await
+        .unwrap();
 
     let err = engine
         .validate_values(&chart, &json!({"replicaCount": 0}))
@@ -220,7 +281,10 @@ async fn schema_validation_reports_helms_message_with_the_path() {
     assert!(matches!(err, HelmError::InvalidValues { .. }), "{err:?}");
     assert!(err.is_client_error());
     let msg = err.to_string();
-    assert!(msg.contains("/replicaCount") && msg.contains("minimum"), "{msg}");
+    assert!(
+        msg.contains("/replicaCount") && msg.contains("minimum"),
+        "{msg}"
+    );
 
     let err = engine
         .validate_values(&chart, &json!({"image": {"extra": true}}))
@@ -230,7 +294,10 @@ async fn schema_validation_reports_helms_message_with_the_path() {
 
     // Rendering enforces the schema too.
     let err = engine
-        .render(&chart, &request(json!({"mode": "huge"}), RevisionKind::Install, 1))
+        .render(
+            &chart,
+            &request(json!({"mode": "huge"}), RevisionKind::Install, 1),
+        )
         .await
         .unwrap_err();
     assert!(matches!(err, HelmError::InvalidValues { .. }), "{err:?}");
@@ -238,7 +305,10 @@ async fn schema_validation_reports_helms_message_with_the_path() {
 
     // Charts without a schema accept anything.
     let web = load(&engine, "web", "1.0.0").await;
-    engine.validate_values(&web, &json!({"anything": [1, 2]})).await.unwrap();
+    engine
+        .validate_values(&web, &json!({"anything": [1, 2]}))
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
@@ -260,7 +330,10 @@ async fn renders_of_archives_are_cached() {
     other.revision = 2;
     let c = engine.render(&chart, &other).await.unwrap();
     assert!(!Arc::ptr_eq(&a, &c));
-    assert_eq!(a.manifest_hash, c.manifest_hash, "web does not use revision fields");
+    assert_eq!(
+        a.manifest_hash, c.manifest_hash,
+        "web does not use revision fields"
+    );
     let mut reordered = req.clone();
     reordered.values = serde_json::from_str(r#"{"replicaCount": 2}"#).unwrap();
     engine.render(&chart, &reordered).await.unwrap();
@@ -272,8 +345,16 @@ async fn template_errors_are_render_errors() {
     let (dir, engine) = setup();
     let src = dir.path().join("broken");
     std::fs::create_dir_all(src.join("templates")).unwrap();
-    std::fs::write(src.join("Chart.yaml"), "apiVersion: v2\nname: broken\nversion: 0.1.0\n").unwrap();
-    std::fs::write(src.join("templates/cm.yaml"), "{{ required \"need a name\" .Values.name }}\n").unwrap();
+    std::fs::write(
+        src.join("Chart.yaml"),
+        "apiVersion: v2\nname: broken\nversion: 0.1.0\n",
+    )
+    .unwrap();
+    std::fs::write(
+        src.join("templates/cm.yaml"),
+        "{{ required \"need a name\" .Values.name }}\n",
+    )
+    .unwrap();
     let chart = engine.load_path(&src).await.unwrap();
     let err = engine
         .render(&chart, &request(json!({}), RevisionKind::Install, 1))
@@ -282,6 +363,9 @@ async fn template_errors_are_render_errors() {
     assert!(matches!(err, HelmError::Render { .. }), "{err:?}");
     assert!(err.to_string().contains("need a name"), "{err}");
 
-    let err = engine.load_path(&dir.path().join("missing")).await.unwrap_err();
+    let err = engine
+        .load_path(&dir.path().join("missing"))
+        .await
+        .unwrap_err();
     assert!(matches!(err, HelmError::ChartLoad { .. }), "{err:?}");
 }
