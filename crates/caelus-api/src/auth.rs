@@ -92,16 +92,21 @@ pub fn display_prefix(secret: &str) -> String {
 }
 
 fn bearer(parts: &Parts) -> Result<&str, ApiError> {
-    let value = parts
-        .headers
-        .get(header::AUTHORIZATION)
-        .ok_or_else(|| ApiError::unauthorized("missing Authorization header: send 'Authorization: Bearer <token>'"))?;
+    let value = parts.headers.get(header::AUTHORIZATION).ok_or_else(|| {
+        ApiError::unauthorized("missing Authorization header: send 'Authorization: Bearer <token>'")
+    })?;
     let value = value
         .to_str()
         .map_err(|_| ApiError::unauthorized("the Authorization header is not valid text"))?;
     match value.split_once(' ') {
-        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() => Ok(token.trim()),
-        _ => Err(ApiError::unauthorized("the Authorization header must be 'Bearer <token>'")),
+        Some((scheme, token))
+            if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
+        {
+            Ok(token.trim())
+        }
+        _ => Err(ApiError::unauthorized(
+            "the Authorization header must be 'Bearer <token>'",
+        )),
     }
 }
 
@@ -111,8 +116,12 @@ pub async fn authenticate(state: &AppState, secret: &str) -> Result<Actor, ApiEr
     let token = tokens::find_active_by_hash(&mut conn, &hash_token(secret))
         .await?
         .ok_or_else(|| ApiError::unauthorized("the token is invalid or has been revoked"))?;
-    let role = Role::parse(&token.role)
-        .ok_or_else(|| ApiError::internal(format!("token {} has unknown role {}", token.id, token.role)))?;
+    let role = Role::parse(&token.role).ok_or_else(|| {
+        ApiError::internal(format!(
+            "token {} has unknown role {}",
+            token.id, token.role
+        ))
+    })?;
     Ok(Actor {
         token_id: token.id,
         token_name: token.name,
@@ -124,7 +133,10 @@ pub async fn authenticate(state: &AppState, secret: &str) -> Result<Actor, ApiEr
 impl FromRequestParts<AppState> for Actor {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let secret = bearer(parts)?;
         authenticate(state, secret).await
     }

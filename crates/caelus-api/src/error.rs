@@ -52,7 +52,11 @@ impl ApiError {
     /// 422: the request is well-formed but some fields are invalid.
     pub fn invalid(errors: impl Into<FieldErrors>) -> Self {
         let errors = errors.into().0;
-        let detail = errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
+        let detail = errors
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("; ");
         Self {
             status: StatusCode::UNPROCESSABLE_ENTITY,
             kind: "validation",
@@ -73,7 +77,11 @@ impl ApiError {
     }
 
     pub fn not_found(what: impl std::fmt::Display) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not-found", format!("{what} was not found"))
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not-found",
+            format!("{what} was not found"),
+        )
     }
 
     pub fn conflict(detail: impl Into<String>) -> Self {

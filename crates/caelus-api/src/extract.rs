@@ -33,7 +33,10 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
                 ApiError::new(
                     StatusCode::PAYLOAD_TOO_LARGE,
                     "payload-too-large",
-                    format!("the request body is larger than the limit of {} bytes", crate::BODY_LIMIT_BYTES),
+                    format!(
+                        "the request body is larger than the limit of {} bytes",
+                        crate::BODY_LIMIT_BYTES
+                    ),
                 )
             } else {
                 ApiError::bad_request("body", rejection.body_text())
@@ -51,8 +54,15 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         let inner = err.into_inner();
         match inner.classify() {
             serde_json::error::Category::Data => {
-                let field = if path == "." { "body".to_string() } else { path };
-                ApiError::invalid(caelus_core::FieldError::new(field, strip_position(&inner.to_string())))
+                let field = if path == "." {
+                    "body".to_string()
+                } else {
+                    path
+                };
+                ApiError::invalid(caelus_core::FieldError::new(
+                    field,
+                    strip_position(&inner.to_string()),
+                ))
             }
             _ => ApiError::bad_request("body", format!("malformed JSON: {inner}")),
         }
@@ -99,7 +109,11 @@ mod tests {
         let e = parse::<Body>(br#"{"name": "x", "inner": {"count": 1, "extra": 2}}"#).unwrap_err();
         assert_eq!(e.status, StatusCode::UNPROCESSABLE_ENTITY);
         assert_eq!(e.errors[0].field, "inner.extra");
-        assert!(e.errors[0].reason.contains("unknown field `extra`"), "{}", e.errors[0].reason);
+        assert!(
+            e.errors[0].reason.contains("unknown field `extra`"),
+            "{}",
+            e.errors[0].reason
+        );
         assert!(!e.errors[0].reason.contains("at line"));
     }
 

@@ -31,12 +31,21 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(health::readyz))
         .routes(routes!(products::create_product, products::list_products))
         .routes(routes!(products::get_product))
-        .routes(routes!(templates::create_template_version, templates::list_template_versions))
-        .routes(routes!(templates::get_template_version, templates::update_template_version))
+        .routes(routes!(
+            templates::create_template_version,
+            templates::list_template_versions
+        ))
+        .routes(routes!(
+            templates::get_template_version,
+            templates::update_template_version
+        ))
         .routes(routes!(templates::publish_template_version))
         .routes(routes!(templates::deprecate_template_version))
         .routes(routes!(templates::retire_template_version))
-        .routes(routes!(deployments::create_deployment, deployments::list_deployments))
+        .routes(routes!(
+            deployments::create_deployment,
+            deployments::list_deployments
+        ))
         .routes(routes!(
             deployments::get_deployment,
             deployments::update_deployment,
@@ -75,14 +84,21 @@ pub fn openapi() -> OpenApi {
 pub fn router(state: AppState) -> Router {
     let (router, api) = api_router().split_for_parts();
     let api = finish_openapi(api);
-    let docs: Router<AppState> =
-        utoipa_swagger_ui::SwaggerUi::new("/docs").url("/api/v1/openapi.json", api).into();
+    let docs: Router<AppState> = utoipa_swagger_ui::SwaggerUi::new("/docs")
+        .url("/api/v1/openapi.json", api)
+        .into();
     router
         .merge(docs)
-        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not-found", "no such endpoint").into_response() })
+        .fallback(|| async {
+            ApiError::new(StatusCode::NOT_FOUND, "not-found", "no such endpoint").into_response()
+        })
         .method_not_allowed_fallback(|| async {
-            ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed", "this endpoint does not accept that method")
-                .into_response()
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method-not-allowed",
+                "this endpoint does not accept that method",
+            )
+            .into_response()
         })
         .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
         .layer(tower_http::trace::TraceLayer::new_for_http())

@@ -232,3 +232,14 @@ pub async fn rename(conn: &mut Conn, uid: &str, name: &str, now: i64) -> Result<
         .map_err(StoreError::unique(format!("a deployment named '{name}'")))?;
     Ok(())
 }
+
+/// Deployments whose next reconcile is due at `now` (the queue depth).
+pub async fn count_due(conn: &mut Conn, now: i64) -> Result<i64> {
+    let row = sqlx::query(
+        "SELECT COUNT(*) AS n FROM deployments WHERE due_at IS NOT NULL AND due_at <= $1",
+    )
+    .bind(now)
+    .fetch_one(conn)
+    .await?;
+    Ok(row.try_get("n")?)
+}

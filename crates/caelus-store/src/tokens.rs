@@ -108,8 +108,9 @@ pub async fn revoke(conn: &mut Conn, id: &str, at: i64) -> Result<()> {
 }
 
 pub async fn count_active_admins(conn: &mut Conn) -> Result<i64> {
-    let row = sqlx::query("SELECT COUNT(*) AS n FROM tokens WHERE role = 'admin' AND revoked_at IS NULL")
-        .fetch_one(conn)
-        .await?;
+    let row =
+        sqlx::query("SELECT COUNT(*) AS n FROM tokens WHERE role = 'admin' AND revoked_at IS NULL")
+            .fetch_one(conn)
+            .await?;
     Ok(row.try_get("n")?)
 }

@@ -8,8 +8,8 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use caelus_core::allowlist::{self, Allowlist};
-use caelus_core::status::{DesiredState, Phase};
 use caelus_core::names::{validate_display_name, validate_tenant};
+use caelus_core::status::{DesiredState, Phase};
 use caelus_core::{FieldError, FieldErrors, identity};
 use caelus_store::deployments::{self, Deployment, ListFilter, NewDeployment};
 use caelus_store::templates::{self, TemplateVersion};
@@ -82,7 +82,10 @@ pub struct EventQuery {
 
 fn check_values(field: &str, t: &TemplateVersion, values: &Value) -> Result<(), FieldError> {
     let list = Allowlist::parse("values_allowlist", &t.values_allowlist).map_err(|_| {
-        FieldError::new(field, "the template version's allowlist is unreadable; ask an admin")
+        FieldError::new(
+            field,
+            "the template version's allowlist is unreadable; ask an admin",
+        )
     })?;
     allowlist::check_values(field, &list, values)
 }
@@ -93,13 +96,15 @@ pub(crate) async fn owned(conn: &mut Conn, actor: &Actor, uid: &str) -> ApiResul
     if !identity::is_deployment_uid(uid) {
         return Err(not_found());
     }
-    deployments::get(conn, uid, actor.tenant_scope()).await?.ok_or_else(not_found)
+    deployments::get(conn, uid, actor.tenant_scope())
+        .await?
+        .ok_or_else(not_found)
 }
 
 async fn reload(conn: &mut Conn, uid: &str) -> ApiResult<Deployment> {
-    deployments::get(conn, uid, None)
-        .await?
-        .ok_or_else(|| ApiError::internal(format!("deployment {uid} vanished inside its transaction")))
+    deployments::get(conn, uid, None).await?.ok_or_else(|| {
+        ApiError::internal(format!("deployment {uid} vanished inside its transaction"))
+    })
 }
 
 /// Create a deployment: one instance of one template version, in its own namespace.
@@ -115,7 +120,9 @@ pub async fn create_deployment(
 ) -> ApiResult<(StatusCode, Json<DeploymentView>)> {
     let tenant = match req.tenant {
         Some(t) if t != actor.tenant && !actor.is_admin() => {
-            return Err(ApiError::forbidden("a tenant token creates deployments only for its own tenant"));
+            return Err(ApiError::forbidden(
+                "a tenant token creates deployments only for its own tenant",
+            ));
         }
         Some(t) => t,
         None => actor.tenant.clone(),
@@ -205,7 +212,10 @@ pub async fn list_deployments(
     let phase = q
         .phase
         .as_deref()
-        .map(|p| p.parse::<Phase>().map_err(|e| ApiError::bad_request("phase", e)))
+        .map(|p| {
+            p.parse::<Phase>()
+                .map_err(|e| ApiError::bad_request("phase", e))
+        })
         .transpose()?;
     let tenant = match actor.tenant_scope() {
         Some(own) => Some(own.to_string()),
@@ -346,7 +356,10 @@ pub async fn list_deployment_revisions(
     Path(uid): Path<String>,
     Query(q): Query<RevisionQuery>,
 ) -> ApiResult<Json<ListResponse<RevisionView>>> {
-    let (limit, _) = page_params(&PageQuery { limit: q.limit, cursor: None })?;
+    let (limit, _) = page_params(&PageQuery {
+        limit: q.limit,
+        cursor: None,
+    })?;
     let mut conn = state.store.conn().await?;
     owned(&mut conn, &actor, &uid).await?;
     let mut items = revisions::list(&mut conn, &uid, q.before, limit + 1).await?;
@@ -374,10 +387,14 @@ pub async fn list_deployment_events(
     Path(uid): Path<String>,
     Query(q): Query<EventQuery>,
 ) -> ApiResult<Json<ListResponse<EventView>>> {
-    let (limit, _) = page_params(&PageQuery { limit: q.limit, cursor: None })?;
+    let (limit, _) = page_params(&PageQuery {
+        limit: q.limit,
+        cursor: None,
+    })?;
     let mut conn = state.store.conn().await?;
     owned(&mut conn, &actor, &uid).await?;
-    let mut items = events::list_for_deployment(&mut conn, &uid, q.after.unwrap_or(0), limit + 1).await?;
+    let mut items =
+        events::list_for_deployment(&mut conn, &uid, q.after.unwrap_or(0), limit + 1).await?;
     let next_cursor = if items.len() as i64 > limit {
         items.truncate(limit as usize);
         items.last().map(|e| e.id.to_string())

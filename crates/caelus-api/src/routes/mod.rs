@@ -16,12 +16,18 @@ pub(crate) fn page_params(q: &PageQuery) -> ApiResult<(i64, Option<Cursor>)> {
     if let Some(limit) = q.limit
         && !(1..=MAX_LIMIT).contains(&limit)
     {
-        return Err(ApiError::bad_request("limit", format!("must be between 1 and {MAX_LIMIT}")));
+        return Err(ApiError::bad_request(
+            "limit",
+            format!("must be between 1 and {MAX_LIMIT}"),
+        ));
     }
     let cursor = q
         .cursor
         .as_deref()
-        .map(|c| Cursor::decode(c).map_err(|_| ApiError::bad_request("cursor", "is not a cursor this server issued")))
+        .map(|c| {
+            Cursor::decode(c)
+                .map_err(|_| ApiError::bad_request("cursor", "is not a cursor this server issued"))
+        })
         .transpose()?;
     Ok((clamp_limit(q.limit), cursor))
 }

@@ -109,8 +109,14 @@ fn frozen(t: &TemplateVersion) -> FrozenSpec<'_> {
 }
 
 fn immutable(t: &TemplateVersion, candidate: &TemplateVersion) -> ApiResult<()> {
-    check_change(&t.product_slug, &t.version, t.lifecycle, &frozen(t), &frozen(candidate))
-        .map_err(|e| ApiError::conflict(e.to_string()))
+    check_change(
+        &t.product_slug,
+        &t.version,
+        t.lifecycle,
+        &frozen(t),
+        &frozen(candidate),
+    )
+    .map_err(|e| ApiError::conflict(e.to_string()))
 }
 
 async fn product_or_404(conn: &mut Conn, slug: &str) -> ApiResult<Product> {
@@ -120,7 +126,12 @@ async fn product_or_404(conn: &mut Conn, slug: &str) -> ApiResult<Product> {
 }
 
 /// Reads a version the actor may see: tenants see only deployable ones.
-pub(crate) async fn visible_version(conn: &mut Conn, actor: &Actor, product: &str, version: &str) -> ApiResult<TemplateVersion> {
+pub(crate) async fn visible_version(
+    conn: &mut Conn,
+    actor: &Actor,
+    product: &str,
+    version: &str,
+) -> ApiResult<TemplateVersion> {
     templates::get(conn, product, version)
         .await?
         .filter(|t| actor.is_admin() || t.lifecycle.is_visible_to_tenants())
@@ -160,7 +171,11 @@ pub async fn create_template_version(
     let mut tx = state.store.begin().await?;
     let p = product_or_404(&mut tx, &product).await?;
     let now = now_ms();
-    let lifecycle = if req.publish { Lifecycle::Published } else { Lifecycle::Draft };
+    let lifecycle = if req.publish {
+        Lifecycle::Published
+    } else {
+        Lifecycle::Draft
+    };
     let candidate = TemplateVersion {
         id: uuid::Uuid::new_v4().to_string(),
         product_id: p.id.clone(),
@@ -184,17 +199,27 @@ pub async fn create_template_version(
                 "version {} of product '{}' already exists as a draft; change it with PATCH or publish it",
                 existing.version, p.slug
             ),
-            lc => format!("version {} of product '{}' already exists and is {lc}", existing.version, p.slug),
+            lc => format!(
+                "version {} of product '{}' already exists and is {lc}",
+                existing.version, p.slug
+            ),
         }));
     }
     templates::insert(&mut tx, &candidate).await?;
     Audit {
         actor: &actor,
-        action: if req.publish { "template.publish" } else { "template.create" },
+        action: if req.publish {
+            "template.publish"
+        } else {
+            "template.create"
+        },
         subject: format!("product/{}/version/{}", p.slug, candidate.version),
         deployment_uid: None,
         tenant: None,
-        message: format!("created version {} of '{}' as {}", candidate.version, p.slug, lifecycle),
+        message: format!(
+            "created version {} of '{}' as {}",
+            candidate.version, p.slug, lifecycle
+        ),
         details: json!({"chart": candidate.chart_ref}),
     }
     .write(&mut tx)
@@ -237,7 +262,11 @@ pub async fn get_template_version(
     Path((product, version)): Path<(String, String)>,
 ) -> ApiResult<Json<TemplateVersionView>> {
     let mut conn = state.store.conn().await?;
-    Ok(Json(visible_version(&mut conn, &actor, &product, &version).await?.into()))
+    Ok(Json(
+        visible_version(&mut conn, &actor, &product, &version)
+            .await?
+            .into(),
+    ))
 }
 
 /// Change a draft version (admin). Published versions are immutable: 409.

@@ -30,7 +30,13 @@ pub struct CreateToken {
 
 /// Creates a token row and returns it with its secret. Shared with the offline
 /// bootstrap (`caelus admin create-token`), which has no HTTP actor.
-pub async fn issue(conn: &mut Conn, name: &str, role: Role, tenant: Option<&str>, created_by: &str) -> ApiResult<CreatedTokenView> {
+pub async fn issue(
+    conn: &mut Conn,
+    name: &str,
+    role: Role,
+    tenant: Option<&str>,
+    created_by: &str,
+) -> ApiResult<CreatedTokenView> {
     let mut errors = FieldErrors::new();
     errors.check(validate_display_name("name", name));
     let tenant = match (role, tenant) {
@@ -77,14 +83,24 @@ pub async fn create_token(
 ) -> ApiResult<(StatusCode, Json<CreatedTokenView>)> {
     actor.require_admin("manage tokens")?;
     let mut tx = state.store.begin().await?;
-    let created = issue(&mut tx, &req.name, req.role, req.tenant.as_deref(), &actor.label()).await?;
+    let created = issue(
+        &mut tx,
+        &req.name,
+        req.role,
+        req.tenant.as_deref(),
+        &actor.label(),
+    )
+    .await?;
     Audit {
         actor: &actor,
         action: "token.create",
         subject: format!("token/{}", created.token.id),
         deployment_uid: None,
         tenant: Some(&created.token.tenant),
-        message: format!("created {} token '{}'", created.token.role, created.token.name),
+        message: format!(
+            "created {} token '{}'",
+            created.token.role, created.token.name
+        ),
         details: json!({"role": created.token.role, "tenant": created.token.tenant}),
     }
     .write(&mut tx)

@@ -1,0 +1,360 @@
+//! The command line: one binary for the control plane and its client.
+
+use crate::output::Format;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(name = "caelus", version, about = "Run catalog products on Kubernetes")]
+pub struct Cli {
+    /// Log format of server processes.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "CAELUS_LOG_FORMAT")]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the API server.
+    Server(ServerArgs),
+    /// Run a reconciler worker.
+    Worker(WorkerArgs),
+    /// Run API and worker in one process on the embedded defaults (SQLite under --data-dir).
+    Dev(DevArgs),
+    /// Apply database migrations.
+    Migrate(DatabaseArgs),
+    /// Offline administration, straight against the database.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+    /// Check that the API is up and ready.
+    Status(ClientArgs),
+    /// Products in the catalog.
+    #[command(subcommand)]
+    Product(ProductCommand),
+    /// Template versions of a product.
+    #[command(subcommand)]
+    Template(TemplateCommand),
+    /// Deployments: running instances of template versions.
+    #[command(subcommand)]
+    Deployment(DeploymentCommand),
+    /// API tokens (admin).
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct DatabaseArgs {
+    /// postgres://… or sqlite://PATH
+    #[arg(long, env = "CAELUS_DATABASE_URL")]
+    pub database_url: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ServerArgs {
+    #[command(flatten)]
+    pub db: DatabaseArgs,
+    #[arg(long, env = "CAELUS_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Do not apply migrations at start (run `caelus migrate` yourself).
+    #[arg(long)]
+    pub no_migrate: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    #[command(flatten)]
+    pub db: DatabaseArgs,
+    /// Kubeconfig file (default: in-cluster config, then KUBECONFIG).
+    #[arg(long, env = "CAELUS_KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Reconciles run at once.
+    #[arg(long, default_value_t = 4)]
+    pub concurrency: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct DevArgs {
+    /// Where the SQLite database and dev state live.
+    #[arg(long, env = "CAELUS_DATA_DIR", default_value = "./.caelus")]
+    pub data_dir: PathBuf,
+    #[arg(long, env = "CAELUS_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Create a token directly in the database and print its secret once (bootstrap).
+    CreateToken(AdminCreateTokenArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AdminCreateTokenArgs {
+    #[command(flatten)]
+    pub db: DatabaseArgs,
+    #[arg(long, value_enum, default_value_t = RoleArg::Admin)]
+    pub role: RoleArg,
+    #[arg(long, default_value = "bootstrap")]
+    pub name: String,
+    /// Tenant of a tenant token.
+    #[arg(long)]
+    pub tenant: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum RoleArg {
+    Admin,
+    Tenant,
+}
+
+impl RoleArg {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RoleArg::Admin => "admin",
+            RoleArg::Tenant => "tenant",
+        }
+    }
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct ClientArgs {
+    /// Caelus API URL.
+    #[arg(long, env = "CAELUS_URL", default_value = "http://127.0.0.1:8080")]
+    pub url: String,
+    /// API token.
+    #[arg(long, env = "CAELUS_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Output format.
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = Format::Table)]
+    pub output: Format,
+}
+
+#[derive(Debug, Args)]
+pub struct PageArgs {
+    #[arg(long)]
+    pub limit: Option<i64>,
+    #[arg(long)]
+    pub cursor: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProductCommand {
+    /// Create a product (admin).
+    Create {
+        slug: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long, default_value = "")]
+        description: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// List products.
+    List {
+        #[command(flatten)]
+        page: PageArgs,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Show a product.
+    Show {
+        slug: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+}
+
+/// The spec of a template version, from flags and files.
+#[derive(Debug, Args, Default)]
+pub struct TemplateSpecArgs {
+    /// Chart pinned by digest: oci://host[:port]/path/chart@sha256:<64 hex>.
+    #[arg(long)]
+    pub chart: Option<String>,
+    /// A value path users may set (repeatable): `replicaCount`, `resources.*`.
+    #[arg(long = "allow")]
+    pub allow: Vec<String>,
+    /// Default values (YAML or JSON file).
+    #[arg(long)]
+    pub defaults: Option<PathBuf>,
+    /// Values JSON schema (JSON or YAML file).
+    #[arg(long)]
+    pub schema: Option<PathBuf>,
+    /// Capability flags (YAML or JSON file), e.g. `upgrade_requires_admin: true`.
+    #[arg(long)]
+    pub capabilities: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TemplateCommand {
+    /// Create a draft version (admin).
+    Create {
+        product: String,
+        version: String,
+        #[command(flatten)]
+        spec: TemplateSpecArgs,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Publish a version (admin): with --chart, create and publish at once; else publish the draft.
+    Publish {
+        product: String,
+        version: String,
+        #[command(flatten)]
+        spec: TemplateSpecArgs,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Change a draft version (admin).
+    Update {
+        product: String,
+        version: String,
+        #[command(flatten)]
+        spec: TemplateSpecArgs,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// List a product's versions.
+    List {
+        product: String,
+        #[command(flatten)]
+        page: PageArgs,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Show a version.
+    Show {
+        product: String,
+        version: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Deprecate a published version (admin).
+    Deprecate {
+        product: String,
+        version: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Retire a version (admin).
+    Retire {
+        product: String,
+        version: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DeploymentCommand {
+    /// Create a deployment.
+    Create {
+        #[arg(long)]
+        product: String,
+        #[arg(long)]
+        version: String,
+        #[arg(long)]
+        name: String,
+        /// User values (YAML or JSON file).
+        #[arg(long)]
+        values: Option<PathBuf>,
+        /// Owner tenant (admins only).
+        #[arg(long)]
+        tenant: Option<String>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// List deployments.
+    List {
+        #[arg(long)]
+        phase: Option<String>,
+        #[arg(long)]
+        product: Option<String>,
+        /// Only this tenant's (admins).
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Include deleted deployments.
+        #[arg(long)]
+        include_deleted: bool,
+        #[command(flatten)]
+        page: PageArgs,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Show a deployment and its status.
+    Show {
+        uid: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Change a deployment's values or name.
+    Update {
+        uid: String,
+        /// New user values (YAML or JSON file); replaces the current ones.
+        #[arg(long)]
+        values: Option<PathBuf>,
+        #[arg(long)]
+        name: Option<String>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Delete a deployment.
+    Delete {
+        uid: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Release history.
+    History {
+        uid: String,
+        #[arg(long)]
+        limit: Option<i64>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Event timeline.
+    Events {
+        uid: String,
+        #[arg(long)]
+        limit: Option<i64>,
+        /// Only events after this id.
+        #[arg(long)]
+        after: Option<i64>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a token; its secret is printed once.
+    Create {
+        #[arg(long)]
+        name: String,
+        #[arg(long, value_enum)]
+        role: RoleArg,
+        #[arg(long)]
+        tenant: Option<String>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// List tokens.
+    List {
+        #[command(flatten)]
+        page: PageArgs,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Revoke a token.
+    Revoke {
+        id: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+}

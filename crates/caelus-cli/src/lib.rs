@@ -1,0 +1,8 @@
+//! The `caelus` binary as a library, so tests can inspect its commands.
+
+pub mod cli;
+pub mod client;
+pub mod client_commands;
+pub mod ops;
+pub mod output;
+pub mod processes;

@@ -1,0 +1,188 @@
+//! The long-running processes: server, worker, dev; and the offline admin commands.
+
+use crate::cli::{AdminCreateTokenArgs, DatabaseArgs, DevArgs, ServerArgs, WorkerArgs};
+use anyhow::{Context, Result};
+use caelus_api::AppState;
+use caelus_api::auth::{Role, hash_token};
+use caelus_store::{Store, deployments, now_ms, tokens};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{Notify, watch};
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down");
+}
+
+async fn open(db: &DatabaseArgs, migrate: bool) -> Result<Store> {
+    let store = Store::connect(&db.database_url)
+        .await
+        .context("cannot open the database")?;
+    if migrate {
+        store
+            .migrate()
+            .await
+            .context("cannot migrate the database")?;
+    }
+    Ok(store)
+}
+
+pub async fn migrate(db: DatabaseArgs) -> Result<()> {
+    open(&db, true).await?;
+    println!("migrations applied");
+    Ok(())
+}
+
+pub async fn admin_create_token(args: AdminCreateTokenArgs) -> Result<()> {
+    let store = open(&args.db, true).await?;
+    let role = Role::parse(args.role.as_str()).expect("clap restricts roles");
+    let mut tx = store.begin().await?;
+    let created = caelus_api::routes::tokens::issue(
+        &mut tx,
+        &args.name,
+        role,
+        args.tenant.as_deref(),
+        "bootstrap",
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("{}", e.detail))?;
+    tx.commit().await?;
+    eprintln!(
+        "created {} token '{}' (id {}, tenant {}); the secret is shown once:",
+        created.token.role, created.token.name, created.token.id, created.token.tenant
+    );
+    println!("{}", created.secret);
+    Ok(())
+}
+
+pub async fn server(args: ServerArgs) -> Result<()> {
+    let store = open(&args.db, !args.no_migrate).await?;
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    tracing::info!(addr = %listener.local_addr()?, "API listening");
+    caelus_api::serve(listener, AppState::new(store), shutdown_signal()).await?;
+    Ok(())
+}
+
+/// The worker loop. Until the reconciler lands it only watches the queue: it wakes
+/// on API writes (in-process) or every few seconds and reports how much work is due.
+pub async fn run_worker(
+    store: Store,
+    wake: Arc<Notify>,
+    mut stop: watch::Receiver<bool>,
+) -> Result<()> {
+    loop {
+        let due = {
+            let mut conn = store.conn().await?;
+            deployments::count_due(&mut conn, now_ms()).await?
+        };
+        tracing::info!(due, "worker: deployments due (reconciler not yet enabled)");
+        tokio::select! {
+            _ = wake.notified() => {}
+            _ = tokio::time::sleep(Duration::from_secs(30)) => {}
+            _ = stop.changed() => return Ok(()),
+        }
+    }
+}
+
+pub async fn worker(args: WorkerArgs) -> Result<()> {
+    let store = open(&args.db, false).await?;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    });
+    run_worker(store, Arc::new(Notify::new()), stop_rx).await
+}
+
+/// The dev admin token: kept in the data dir (mode 0600) so every `caelus dev` run
+/// can print it; re-issued if the file is missing or its token was revoked.
+async fn dev_admin_token(store: &Store, data_dir: &Path) -> Result<String> {
+    let file = data_dir.join("admin-token");
+    if let Ok(secret) = std::fs::read_to_string(&file) {
+        let secret = secret.trim().to_string();
+        let mut conn = store.conn().await?;
+        if tokens::find_active_by_hash(&mut conn, &hash_token(&secret))
+            .await?
+            .is_some()
+        {
+            return Ok(secret);
+        }
+    }
+    let mut tx = store.begin().await?;
+    let created =
+        caelus_api::routes::tokens::issue(&mut tx, "dev-admin", Role::Admin, None, "caelus dev")
+            .await
+            .map_err(|e| anyhow::anyhow!("{}", e.detail))?;
+    tx.commit().await?;
+    write_private(&file, &created.secret)?;
+    Ok(created.secret)
+}
+
+fn write_private(path: &Path, content: &str) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    f.write_all(content.as_bytes())?;
+    Ok(())
+}
+
+pub async fn dev(args: DevArgs) -> Result<()> {
+    std::fs::create_dir_all(&args.data_dir)
+        .with_context(|| format!("cannot create data dir {}", args.data_dir.display()))?;
+    let data_dir = args.data_dir.canonicalize()?;
+    let url = format!("sqlite://{}", data_dir.join("caelus.db").display());
+    let store = open(&DatabaseArgs { database_url: url }, true).await?;
+    let token = dev_admin_token(&store, &data_dir).await?;
+
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let addr = listener.local_addr()?;
+    let state = AppState::new(store.clone());
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let worker = tokio::spawn(run_worker(
+        store.clone(),
+        state.wake_workers.clone(),
+        stop_rx,
+    ));
+
+    println!("Caelus dev is running");
+    println!("  API:      http://{addr}/api/v1");
+    println!("  API docs: http://{addr}/docs");
+    println!("  data dir: {}", data_dir.display());
+    println!(
+        "  admin token (also in {}):",
+        data_dir.join("admin-token").display()
+    );
+    println!("    export CAELUS_URL=http://{addr} CAELUS_TOKEN={token}");
+
+    caelus_api::serve(listener, state, shutdown_signal()).await?;
+    let _ = stop_tx.send(true);
+    worker.await??;
+    store.close().await;
+    Ok(())
+}
