@@ -75,13 +75,16 @@ pub fn locate_library(explicit: Option<&Path>) -> PathBuf {
             .find(|p| p.is_file())
     });
     from_cwd.unwrap_or_else(|| {
-        // crates/caelus-helm -> repo root.
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../..")
-            .join(DEFAULT_LIBRARY_RELATIVE)
-            .components()
-            .collect()
+        source_root().join(DEFAULT_LIBRARY_RELATIVE)
     })
+}
+
+/// Root of the source tree this crate was built from (crates/caelus-helm/../..).
+pub(crate) fn source_root() -> PathBuf {
+    let mut root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    root.pop();
+    root.pop();
+    root
 }
 
 /// A tag resolved to the digest of its manifest.

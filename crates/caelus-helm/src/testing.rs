@@ -17,10 +17,7 @@ pub const REGISTRY_BINARY: &str = "/usr/bin/docker-registry";
 
 /// Repository root (this crate lives in `crates/caelus-helm`).
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .components()
-        .collect()
+    crate::engine::source_root()
 }
 
 /// `testdata/charts` in the repository.
