@@ -1,0 +1,740 @@
+//! The API over HTTP against a real server, on SQLite and PostgreSQL.
+
+mod common;
+
+use caelus_store::Backend;
+use common::{DIGEST_A, DIGEST_B, Server};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test] async fn $name() { super::$name(caelus_store::Backend::Sqlite).await })*
+        }
+        mod postgres {
+            $(#[tokio::test] async fn $name() { super::$name(caelus_store::Backend::Postgres).await })*
+        }
+    };
+}
+
+on_both_backends!(
+    malformed_and_unknown_and_oversized_bodies_are_refused_and_nothing_is_stored,
+    invalid_names_and_chart_references_name_the_field,
+    values_outside_the_allowlist_are_refused_naming_every_path,
+    published_versions_are_immutable,
+    lifecycle_moves_only_forward,
+    missing_or_invalid_tokens_are_401,
+    tenants_never_see_or_touch_each_others_deployments,
+    tenants_read_only_deployable_templates_and_cannot_administer,
+    deployment_changes_bump_generation_and_are_audited,
+    lists_paginate_with_cursors,
+    tokens_are_stored_hashed_and_revocable,
+    health_openapi_and_docs_are_served,
+);
+
+async fn malformed_and_unknown_and_oversized_bodies_are_refused_and_nothing_is_stored(b: Backend) {
+    let s = Server::start(b).await;
+    let events_before = s.count("events").await;
+
+    let r = s
+        .raw(
+            Method::POST,
+            "/api/v1/products",
+            Some(&s.admin),
+            Some("application/json"),
+            b"{\"slug\": ".to_vec(),
+        )
+        .await;
+    assert!(
+        r.problem(400)["detail"]
+            .as_str()
+            .unwrap()
+            .contains("malformed JSON")
+    );
+
+    let r = s
+        .post(
+            "/api/v1/products",
+            &s.admin,
+            json!({"slug": "wiki", "name": "Wiki", "colour": "blue"}),
+        )
+        .await;
+    r.problem(422);
+    assert_eq!(r.fields(), ["colour"]);
+    assert!(
+        r.body["errors"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("unknown field")
+    );
+
+    let r = s
+        .post(
+            "/api/v1/products",
+            &s.admin,
+            json!({"slug": "wiki", "name": 5}),
+        )
+        .await;
+    r.problem(422);
+    assert_eq!(r.fields(), ["name"]);
+
+    let huge = json!({"slug": "wiki", "name": "x".repeat(caelus_api::BODY_LIMIT_BYTES + 10)});
+    s.post("/api/v1/products", &s.admin, huge)
+        .await
+        .problem(413);
+
+    let r = s
+        .raw(
+            Method::POST,
+            "/api/v1/products",
+            Some(&s.admin),
+            Some("text/plain"),
+            b"slug=wiki".to_vec(),
+        )
+        .await;
+    r.problem(415);
+
+    // A body that is valid JSON but nested wrongly for a deployment.
+    s.seed_catalog().await;
+    let before = s.count("deployments").await;
+    let r = s
+        .post(
+            "/api/v1/deployments",
+            &s.admin,
+            json!({"name": "x", "product": "wiki", "version": "1.0.0", "values": [1]}),
+        )
+        .await;
+    r.problem(422);
+    assert_eq!(r.fields(), ["values"]);
+    assert_eq!(s.count("deployments").await, before);
+    assert_eq!(s.count("products").await, 1);
+    // Two writes succeeded (product + version), each with one event; the refusals wrote none.
+    assert_eq!(s.count("events").await, events_before + 2);
+}
+
+async fn invalid_names_and_chart_references_name_the_field(b: Backend) {
+    let s = Server::start(b).await;
+    let r = s
+        .post(
+            "/api/v1/products",
+            &s.admin,
+            json!({"slug": "Team Wiki", "name": " padded"}),
+        )
+        .await;
+    r.problem(422);
+    assert_eq!(r.fields(), ["slug", "name"]);
+
+    s.post(
+        "/api/v1/products",
+        &s.admin,
+        json!({"slug": "wiki", "name": "Wiki"}),
+    )
+    .await
+    .ok(201);
+    for (chart, hint) in [
+        ("oci://127.0.0.1:5000/charts/web:1.0.0", "manifest digest"),
+        (
+            "oci://127.0.0.1:5000/charts/web@sha256:1234",
+            "64 lowercase hex",
+        ),
+        ("https://charts.example.com/web-1.0.0.tgz", "oci://"),
+    ] {
+        let r = s
+            .post(
+                "/api/v1/products/wiki/versions",
+                &s.admin,
+                json!({"version": "1.0.0", "chart": chart}),
+            )
+            .await;
+        r.problem(422);
+        assert_eq!(r.fields(), ["chart"]);
+        assert!(
+            r.body["errors"][0]["reason"]
+                .as_str()
+                .unwrap()
+                .contains(hint),
+            "{}",
+            r.body
+        );
+    }
+    let r = s
+        .post(
+            "/api/v1/products/wiki/versions",
+            &s.admin,
+            json!({"version": "v1", "chart": format!("oci://r.io/web@{DIGEST_A}"), "values_allowlist": ["ok", "bad..path"]}),
+        )
+        .await;
+    r.problem(422);
+    assert_eq!(r.fields(), ["version", "values_allowlist[1]"]);
+    assert_eq!(s.count("template_versions").await, 0);
+
+    s.seed_catalog_version_only().await;
+    let r = s
+        .post(
+            "/api/v1/deployments",
+            &s.admin,
+            json!({"name": "", "product": "wiki", "version": "1.0.0"}),
+        )
+        .await;
+    r.problem(422);
+    assert_eq!(r.fields(), ["name"]);
+    let r = s
+        .post(
+            "/api/v1/deployments",
+            &s.admin,
+            json!({"name": "ok", "product": "wiki", "version": "9.9.9"}),
+        )
+        .await;
+    r.problem(422);
+    assert_eq!(r.fields(), ["version"]);
+    assert_eq!(s.count("deployments").await, 0);
+}
+
+impl Server {
+    async fn seed_catalog_version_only(&self) {
+        self.post(
+            "/api/v1/products/wiki/versions",
+            &self.admin,
+            json!({"version": "1.0.0", "chart": format!("oci://127.0.0.1:5000/charts/web@{DIGEST_A}"),
+                   "values_allowlist": ["replicaCount"], "publish": true}),
+        )
+        .await
+        .ok(201);
+    }
+}
+
+async fn values_outside_the_allowlist_are_refused_naming_every_path(b: Backend) {
+    let s = Server::start(b).await;
+    s.seed_catalog().await;
+    let r = s
+        .post(
+            "/api/v1/deployments",
+            &s.admin,
+            json!({"name": "w", "product": "wiki", "version": "1.0.0",
+                   "values": {"replicaCount": 1, "resources": {"limits": {"cpu": "1"}},
+                              "hostNetwork": true, "image": {"repository": "evil"}}}),
+        )
+        .await;
+    r.problem(422);
+    assert_eq!(r.fields(), ["values"]);
+    let reason = r.body["errors"][0]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("hostNetwork") && reason.contains("image.repository"),
+        "{reason}"
+    );
+    assert!(
+        !reason.contains("replicaCount") && !reason.contains("resources"),
+        "{reason}"
+    );
+    assert_eq!(s.count("deployments").await, 0);
+
+    // The same rule guards updates, and a refused update changes nothing.
+    let d = s.create_deployment(&s.admin, "w").await;
+    let uid = d["uid"].as_str().unwrap();
+    let r = s
+        .call(
+            Method::PATCH,
+            &format!("/api/v1/deployments/{uid}"),
+            &s.admin,
+            Some(json!({"values": {"hostPID": true}})),
+        )
+        .await;
+    r.problem(422);
+    let now = s.get(&format!("/api/v1/deployments/{uid}"), &s.admin).await;
+    assert_eq!(now.body["values"], json!({"replicaCount": 2}));
+    assert_eq!(now.body["generation"], 1);
+}
+
+async fn published_versions_are_immutable(b: Backend) {
+    let s = Server::start(b).await;
+    s.seed_catalog().await;
+    let changed = json!({"version": "1.0.0", "chart": format!("oci://127.0.0.1:5000/charts/web@{DIGEST_B}"),
+                         "values_allowlist": ["replicaCount", "resources.*"], "publish": true});
+    let r = s
+        .post("/api/v1/products/wiki/versions", &s.admin, changed)
+        .await;
+    let detail = r.problem(409)["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("immutable") && detail.contains("publish a new version (e.g. 1.0.1)"),
+        "{detail}"
+    );
+
+    let r = s
+        .call(
+            Method::PATCH,
+            "/api/v1/products/wiki/versions/1.0.0",
+            &s.admin,
+            Some(json!({"values_allowlist": ["everything.*"]})),
+        )
+        .await;
+    assert!(
+        r.problem(409)["detail"]
+            .as_str()
+            .unwrap()
+            .contains("values_allowlist")
+    );
+    let v = s
+        .get("/api/v1/products/wiki/versions/1.0.0", &s.admin)
+        .await;
+    assert_eq!(v.body["chart_digest"], DIGEST_A);
+    assert_eq!(
+        v.body["values_allowlist"],
+        json!(["replicaCount", "resources.*"])
+    );
+
+    // Drafts may change until they are published.
+    s.post(
+        "/api/v1/products/wiki/versions",
+        &s.admin,
+        json!({"version": "1.1.0", "chart": format!("oci://127.0.0.1:5000/charts/web@{DIGEST_A}")}),
+    )
+    .await
+    .ok(201);
+    let r = s
+        .call(
+            Method::PATCH,
+            "/api/v1/products/wiki/versions/1.1.0",
+            &s.admin,
+            Some(json!({"chart": format!("oci://127.0.0.1:5000/charts/web@{DIGEST_B}")})),
+        )
+        .await;
+    assert_eq!(r.ok(200)["chart_digest"], DIGEST_B);
+}
+
+async fn lifecycle_moves_only_forward(b: Backend) {
+    let s = Server::start(b).await;
+    s.seed_catalog().await;
+    let base = "/api/v1/products/wiki/versions/1.0.0";
+    let r = s
+        .post(&format!("{base}/publish"), &s.admin, json!({}))
+        .await;
+    assert!(
+        r.problem(409)["detail"]
+            .as_str()
+            .unwrap()
+            .contains("already in that state")
+    );
+    assert_eq!(
+        s.post(&format!("{base}/deprecate"), &s.admin, json!({}))
+            .await
+            .ok(200)["lifecycle"],
+        "deprecated"
+    );
+    assert_eq!(
+        s.post(&format!("{base}/retire"), &s.admin, json!({}))
+            .await
+            .ok(200)["lifecycle"],
+        "retired"
+    );
+    let r = s
+        .post(&format!("{base}/publish"), &s.admin, json!({}))
+        .await;
+    assert!(
+        r.problem(409)["detail"]
+            .as_str()
+            .unwrap()
+            .contains("only moves forward")
+    );
+    assert_eq!(s.get(base, &s.admin).await.body["lifecycle"], "retired");
+
+    // Retired versions take no new deployments.
+    let r = s
+        .post(
+            "/api/v1/deployments",
+            &s.admin,
+            json!({"name": "late", "product": "wiki", "version": "1.0.0"}),
+        )
+        .await;
+    r.problem(422);
+    assert!(r.body["detail"].as_str().unwrap().contains("retired"));
+}
+
+async fn missing_or_invalid_tokens_are_401(b: Backend) {
+    let s = Server::start(b).await;
+    let r = s
+        .raw(Method::GET, "/api/v1/products", None, None, vec![])
+        .await;
+    r.problem(401);
+    let r = s.get("/api/v1/products", "cae_not-a-real-token").await;
+    r.problem(401);
+    let r = s
+        .raw(
+            Method::POST,
+            "/api/v1/products",
+            None,
+            Some("application/json"),
+            br#"{"slug":"x","name":"x"}"#.to_vec(),
+        )
+        .await;
+    r.problem(401);
+    assert_eq!(s.count("products").await, 0);
+    // Health endpoints need no token.
+    assert_eq!(
+        s.raw(Method::GET, "/healthz", None, None, vec![])
+            .await
+            .status,
+        200
+    );
+}
+
+async fn tenants_never_see_or_touch_each_others_deployments(b: Backend) {
+    let s = Server::start(b).await;
+    s.seed_catalog().await;
+    let a = s.tenant("acme").await;
+    let bee = s.tenant("globex").await;
+    let d = s.create_deployment(&a, "acme wiki").await;
+    assert_eq!(d["tenant"], "acme");
+    let uid = d["uid"].as_str().unwrap();
+    s.create_deployment(&bee, "globex wiki").await;
+
+    let list = s.get("/api/v1/deployments", &bee).await;
+    let names: Vec<&str> = list.ok(200)["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["globex wiki"]);
+    // A tenant's tenant filter cannot widen its view.
+    let list = s.get("/api/v1/deployments?tenant=acme", &bee).await;
+    assert_eq!(list.ok(200)["items"].as_array().unwrap().len(), 1);
+
+    let path = format!("/api/v1/deployments/{uid}");
+    for reply in [
+        s.get(&path, &bee).await,
+        s.call(
+            Method::PATCH,
+            &path,
+            &bee,
+            Some(json!({"values": {"replicaCount": 9}})),
+        )
+        .await,
+        s.call(Method::DELETE, &path, &bee, None).await,
+        s.get(&format!("{path}/revisions"), &bee).await,
+        s.get(&format!("{path}/events"), &bee).await,
+    ] {
+        let body = reply.problem(404);
+        assert!(!body.to_string().contains("acme"), "leaked: {body}");
+    }
+    // Creating on another tenant's behalf is refused.
+    let r = s
+        .post(
+            "/api/v1/deployments",
+            &bee,
+            json!({"name": "sneaky", "product": "wiki", "version": "1.0.0", "tenant": "acme"}),
+        )
+        .await;
+    r.problem(403);
+
+    let still = s.get(&path, &a).await;
+    assert_eq!(still.ok(200)["values"], json!({"replicaCount": 2}));
+    assert_eq!(still.body["desired_state"], "present");
+    assert_eq!(still.body["generation"], 1);
+    let all = s.get("/api/v1/deployments", &s.admin).await;
+    assert_eq!(all.ok(200)["items"].as_array().unwrap().len(), 2);
+}
+
+async fn tenants_read_only_deployable_templates_and_cannot_administer(b: Backend) {
+    let s = Server::start(b).await;
+    s.seed_catalog().await;
+    s.post(
+        "/api/v1/products/wiki/versions",
+        &s.admin,
+        json!({"version": "2.0.0-beta.1", "chart": format!("oci://127.0.0.1:5000/charts/web@{DIGEST_B}")}),
+    )
+    .await
+    .ok(201);
+    let t = s.tenant("acme").await;
+    let versions = s.get("/api/v1/products/wiki/versions", &t).await;
+    let seen: Vec<&str> = versions.ok(200)["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["version"].as_str().unwrap())
+        .collect();
+    assert_eq!(seen, ["1.0.0"]);
+    s.get("/api/v1/products/wiki/versions/2.0.0-beta.1", &t)
+        .await
+        .problem(404);
+    let r = s
+        .post(
+            "/api/v1/deployments",
+            &t,
+            json!({"name": "x", "product": "wiki", "version": "2.0.0-beta.1"}),
+        )
+        .await;
+    r.problem(422);
+
+    s.post(
+        "/api/v1/products",
+        &t,
+        json!({"slug": "mine", "name": "Mine"}),
+    )
+    .await
+    .problem(403);
+    s.post(
+        "/api/v1/products/wiki/versions/2.0.0-beta.1/publish",
+        &t,
+        json!({}),
+    )
+    .await
+    .problem(403);
+    s.get("/api/v1/tokens", &t).await.problem(403);
+    s.post(
+        "/api/v1/tokens",
+        &t,
+        json!({"name": "root", "role": "admin"}),
+    )
+    .await
+    .problem(403);
+    assert_eq!(s.count("products").await, 1);
+    assert_eq!(s.count("tokens").await, 2);
+}
+
+async fn deployment_changes_bump_generation_and_are_audited(b: Backend) {
+    let s = Server::start(b).await;
+    s.seed_catalog().await;
+    let t = s.tenant("acme").await;
+    let d = s.create_deployment(&t, "wiki one").await;
+    let uid = d["uid"].as_str().unwrap().to_string();
+    assert_eq!(d["status"]["phase"], "Pending");
+    assert_eq!(d["desired_state"], "present");
+    assert_eq!(d["generation"], 1);
+    let ns = d["namespace"].as_str().unwrap();
+    assert_eq!(ns, format!("caelus-{}", uid.replace('-', "")));
+    assert!(d["release"].as_str().unwrap().starts_with("d-"));
+
+    let path = format!("/api/v1/deployments/{uid}");
+    let r = s
+        .call(
+            Method::PATCH,
+            &path,
+            &t,
+            Some(json!({"values": {"replicaCount": 3}})),
+        )
+        .await;
+    assert_eq!(r.ok(200)["generation"], 2);
+    assert_eq!(r.body["namespace"], ns);
+    // The same values again are not a change.
+    let r = s
+        .call(
+            Method::PATCH,
+            &path,
+            &t,
+            Some(json!({"values": {"replicaCount": 3}})),
+        )
+        .await;
+    assert_eq!(r.ok(200)["generation"], 2);
+    // Renaming is not a change of desired state.
+    let r = s
+        .call(Method::PATCH, &path, &t, Some(json!({"name": "wiki uno"})))
+        .await;
+    assert_eq!(r.ok(200)["generation"], 2);
+    assert_eq!(r.body["name"], "wiki uno");
+
+    let r = s.call(Method::DELETE, &path, &t, None).await;
+    assert_eq!(r.ok(202)["desired_state"], "absent");
+    assert_eq!(r.body["generation"], 3);
+    assert_eq!(r.body["status"]["phase"], "Deleting");
+    let r = s.call(Method::DELETE, &path, &t, None).await;
+    assert_eq!(r.ok(202)["generation"], 3);
+    let r = s
+        .call(
+            Method::PATCH,
+            &path,
+            &t,
+            Some(json!({"values": {"replicaCount": 1}})),
+        )
+        .await;
+    r.problem(409);
+
+    let events = s.get(&format!("{path}/events"), &t).await;
+    let items = events.ok(200)["items"].as_array().unwrap();
+    let actions: Vec<&str> = items
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "deployment.create",
+            "deployment.update",
+            "deployment.update",
+            "deployment.delete"
+        ]
+    );
+    assert!(
+        items.iter().all(|e| e["actor"] == "token:acme (acme)"),
+        "{items:?}"
+    );
+    let revisions = s.get(&format!("{path}/revisions"), &t).await;
+    assert_eq!(revisions.ok(200)["items"], json!([]));
+}
+
+async fn lists_paginate_with_cursors(b: Backend) {
+    let s = Server::start(b).await;
+    for i in 0..5 {
+        s.post(
+            "/api/v1/products",
+            &s.admin,
+            json!({"slug": format!("p{i}"), "name": format!("P{i}")}),
+        )
+        .await
+        .ok(201);
+    }
+    let mut seen = Vec::new();
+    let mut url = "/api/v1/products?limit=2".to_string();
+    loop {
+        let page = s.get(&url, &s.admin).await;
+        let body = page.ok(200);
+        seen.extend(
+            body["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p["slug"].as_str().unwrap().to_string()),
+        );
+        match body["next_cursor"].as_str() {
+            Some(c) => url = format!("/api/v1/products?limit=2&cursor={c}"),
+            None => break,
+        }
+    }
+    assert_eq!(seen, ["p0", "p1", "p2", "p3", "p4"]);
+    let r = s.get("/api/v1/products?cursor=garbage!", &s.admin).await;
+    r.problem(400);
+    assert_eq!(r.fields(), ["cursor"]);
+    let r = s.get("/api/v1/products?limit=0", &s.admin).await;
+    r.problem(400);
+    assert_eq!(r.fields(), ["limit"]);
+    let r = s.get("/api/v1/deployments?phase=Sleeping", &s.admin).await;
+    r.problem(400);
+    assert_eq!(r.fields(), ["phase"]);
+}
+
+async fn tokens_are_stored_hashed_and_revocable(b: Backend) {
+    use sqlx::Row;
+    let s = Server::start(b).await;
+    let created = s
+        .post(
+            "/api/v1/tokens",
+            &s.admin,
+            json!({"name": "ci", "role": "tenant", "tenant": "acme"}),
+        )
+        .await;
+    let secret = created.ok(201)["secret"].as_str().unwrap().to_string();
+    let id = created.body["id"].as_str().unwrap().to_string();
+    assert!(secret.starts_with("cae_"));
+
+    let rows = sqlx::query("SELECT token_hash, prefix FROM tokens")
+        .fetch_all(s.db.store.pool())
+        .await
+        .unwrap();
+    for row in rows {
+        let hash: String = row.try_get("token_hash").unwrap();
+        assert!(!hash.contains(&secret[4..]), "a secret is stored in clear");
+        assert_eq!(hash.len(), 64);
+    }
+    let list = s.get("/api/v1/tokens", &s.admin).await;
+    assert!(
+        !list.ok(200).to_string().contains(&secret[4..]),
+        "list leaks a secret"
+    );
+
+    s.get("/api/v1/products", &secret).await.ok(200);
+    s.call(
+        Method::DELETE,
+        &format!("/api/v1/tokens/{id}"),
+        &s.admin,
+        None,
+    )
+    .await
+    .ok(204);
+    s.get("/api/v1/products", &secret).await.problem(401);
+    s.call(
+        Method::DELETE,
+        &format!("/api/v1/tokens/{id}"),
+        &s.admin,
+        None,
+    )
+    .await
+    .problem(404);
+
+    let r = s
+        .post(
+            "/api/v1/tokens",
+            &s.admin,
+            json!({"name": "t", "role": "tenant"}),
+        )
+        .await;
+    r.problem(422);
+    assert_eq!(r.fields(), ["tenant"]);
+    let r = s
+        .post(
+            "/api/v1/tokens",
+            &s.admin,
+            json!({"name": "t", "role": "root"}),
+        )
+        .await;
+    r.problem(422);
+    assert_eq!(r.fields(), ["role"]);
+
+    // The last admin token cannot be revoked: that would lock everyone out.
+    let tokens = s.get("/api/v1/tokens", &s.admin).await;
+    let admin_id = tokens.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["role"] == "admin")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    s.call(
+        Method::DELETE,
+        &format!("/api/v1/tokens/{admin_id}"),
+        &s.admin,
+        None,
+    )
+    .await
+    .problem(409);
+    s.get("/api/v1/products", &s.admin).await.ok(200);
+}
+
+async fn health_openapi_and_docs_are_served(b: Backend) {
+    let s = Server::start(b).await;
+    assert_eq!(
+        s.raw(Method::GET, "/readyz", None, None, vec![]).await.body["status"],
+        "ready"
+    );
+    let doc = s
+        .raw(Method::GET, "/api/v1/openapi.json", None, None, vec![])
+        .await;
+    assert_eq!(doc.status, 200);
+    assert!(doc.body["openapi"].as_str().unwrap().starts_with("3.1"));
+    let ops: Vec<String> = doc.body["paths"]
+        .as_object()
+        .unwrap()
+        .values()
+        .flat_map(|item| {
+            item.as_object()
+                .unwrap()
+                .values()
+                .filter_map(|op| op["operationId"].as_str().map(String::from))
+        })
+        .collect();
+    for op in [
+        "create_deployment",
+        "list_deployment_events",
+        "revoke_token",
+        "publish_template_version",
+    ] {
+        assert!(ops.contains(&op.to_string()), "{op} missing from {ops:?}");
+    }
+    let page = reqwest::get(format!("{}/docs/", s.base)).await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains("swagger"));
+    let r = s.raw(Method::GET, "/api/v1/nope", None, None, vec![]).await;
+    r.problem(404);
+    let _: Value = doc.body;
+}

@@ -1,0 +1,298 @@
+//! The real `caelus` binary: `caelus dev` on an empty data dir, and the CLI driving it.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const CAELUS: &str = env!("CARGO_BIN_EXE_caelus");
+const DIGEST: &str = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+struct Running {
+    child: Child,
+    url: String,
+    token: String,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn temp_dir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("caelus-e2e-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Starts `caelus dev` on a free port and reads the URL and token it prints.
+fn start_dev(data_dir: &Path) -> Running {
+    let mut child = Command::new(CAELUS)
+        .args(["dev", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data_dir)
+        .env("CAELUS_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start caelus dev");
+    let stdout = child.stdout.take().unwrap();
+    let mut url = None;
+    let mut token = None;
+    for line in BufReader::new(stdout).lines() {
+        let line = line.unwrap();
+        if let Some(rest) = line.trim().strip_prefix("export CAELUS_URL=") {
+            let (u, t) = rest.split_once(" CAELUS_TOKEN=").unwrap();
+            url = Some(u.to_string());
+            token = Some(t.to_string());
+            break;
+        }
+    }
+    Running {
+        child,
+        url: url.expect("caelus dev printed its URL"),
+        token: token.expect("caelus dev printed a token"),
+    }
+}
+
+fn cli(r: &Running, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(CAELUS)
+        .args(args)
+        .env("CAELUS_URL", &r.url)
+        .env("CAELUS_TOKEN", &r.token)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[track_caller]
+fn ok(r: &Running, args: &[&str]) -> String {
+    let (success, out, err) = cli(r, args);
+    assert!(success, "caelus {args:?} failed: {err}");
+    out
+}
+
+fn wait_ready(url: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let out = Command::new(CAELUS)
+            .args(["status", "--url", url, "-o", "json"])
+            .output()
+            .unwrap();
+        if out.status.success() {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not ready: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn dev_starts_on_an_empty_data_dir_and_the_cli_tour_works() {
+    let dir = temp_dir("tour");
+    let r = start_dev(&dir);
+    wait_ready(&r.url);
+    assert!(dir.join("caelus.db").exists());
+    let readyz = ok(&r, &["status", "-o", "json"]);
+    assert!(readyz.contains("\"ready\""), "{readyz}");
+
+    ok(&r, &["product", "create", "wiki", "--name", "Team wiki"]);
+    let chart = format!("oci://127.0.0.1:5000/charts/web@{DIGEST}");
+    let out = ok(
+        &r,
+        &[
+            "template",
+            "publish",
+            "wiki",
+            "1.0.0",
+            "--chart",
+            &chart,
+            "--allow",
+            "replicaCount",
+        ],
+    );
+    assert!(out.contains("published"), "{out}");
+
+    let values = dir.join("values.yaml");
+    std::fs::write(&values, "replicaCount: 2\n").unwrap();
+    let created = ok(
+        &r,
+        &[
+            "deployment",
+            "create",
+            "--product",
+            "wiki",
+            "--version",
+            "1.0.0",
+            "--name",
+            "my wiki",
+            "--values",
+            values.to_str().unwrap(),
+            "-o",
+            "json",
+        ],
+    );
+    let created: serde_json::Value = serde_json::from_str(&created).unwrap();
+    let uid = created["uid"].as_str().unwrap();
+    assert_eq!(created["status"]["phase"], "Pending");
+
+    let list = ok(&r, &["deployment", "list"]);
+    assert!(list.lines().next().unwrap().starts_with("UID"));
+    assert!(list.contains(uid) && list.contains("Pending"), "{list}");
+    let show = ok(&r, &["deployment", "show", uid]);
+    assert!(
+        show.contains("Phase:       Pending") && show.contains("caelus-"),
+        "{show}"
+    );
+
+    std::fs::write(&values, "replicaCount: 3\n").unwrap();
+    let yaml = ok(
+        &r,
+        &[
+            "deployment",
+            "update",
+            uid,
+            "--values",
+            values.to_str().unwrap(),
+            "-o",
+            "yaml",
+        ],
+    );
+    assert!(yaml.contains("generation: 2"), "{yaml}");
+
+    // Bad input: a clear error, naming the field, and a failing exit code.
+    std::fs::write(&values, "hostNetwork: true\n").unwrap();
+    let (success, _, err) = cli(
+        &r,
+        &[
+            "deployment",
+            "update",
+            uid,
+            "--values",
+            values.to_str().unwrap(),
+        ],
+    );
+    assert!(!success);
+    assert!(err.contains("422") && err.contains("hostNetwork"), "{err}");
+
+    ok(&r, &["deployment", "delete", uid]);
+    let events = ok(&r, &["deployment", "events", uid]);
+    for action in [
+        "deployment.create",
+        "deployment.update",
+        "deployment.delete",
+    ] {
+        assert!(events.contains(action), "{events}");
+    }
+    let history = ok(&r, &["deployment", "history", uid]);
+    assert!(history.starts_with("REVISION"), "{history}");
+
+    let tok = ok(
+        &r,
+        &[
+            "token", "create", "--name", "alice", "--role", "tenant", "--tenant", "acme", "-o",
+            "json",
+        ],
+    );
+    let tok: serde_json::Value = serde_json::from_str(&tok).unwrap();
+    let tenant = Running {
+        child: Command::new("true").spawn().unwrap(),
+        url: r.url.clone(),
+        token: tok["secret"].as_str().unwrap().to_string(),
+    };
+    let (success, _, err) = cli(&tenant, &["deployment", "show", uid]);
+    assert!(
+        !success && err.contains("404"),
+        "tenant saw another tenant's deployment: {err}"
+    );
+    ok(&r, &["token", "revoke", tok["id"].as_str().unwrap()]);
+    let (success, _, err) = cli(&tenant, &["product", "list"]);
+    assert!(!success && err.contains("401"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn dev_keeps_its_admin_token_across_restarts() {
+    let dir = temp_dir("restart");
+    let first = start_dev(&dir);
+    wait_ready(&first.url);
+    let token = first.token.clone();
+    drop(first);
+    let second = start_dev(&dir);
+    wait_ready(&second.url);
+    assert_eq!(second.token, token);
+    ok(&second, &["product", "list"]);
+    let mode = std::fs::metadata(dir.join("admin-token")).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(mode.permissions().mode() & 0o777, 0o600);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn server_on_postgres_with_an_offline_bootstrap_token() {
+    let admin_url = std::env::var("CAELUS_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| caelus_store::testing::DEFAULT_TEST_DATABASE_URL.to_string());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    // A schema of its own, so parallel runs never share tables.
+    let db = rt.block_on(caelus_store::testing::TestDb::postgres());
+    let out = Command::new(CAELUS)
+        .args([
+            "admin",
+            "create-token",
+            "--role",
+            "admin",
+            "--name",
+            "ops",
+            "--database-url",
+            &db.url,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    assert!(token.starts_with("cae_"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("shown once"));
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = Command::new(CAELUS)
+        .args([
+            "server",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--database-url",
+            &db.url,
+        ])
+        .env("CAELUS_LOG", "warn")
+        .spawn()
+        .unwrap();
+    let r = Running {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+        token,
+    };
+    wait_ready(&r.url);
+    ok(&r, &["product", "create", "db", "--name", "Postgres"]);
+    let out = ok(&r, &["product", "show", "db", "-o", "json"]);
+    assert!(out.contains("\"slug\": \"db\""), "{out}");
+    drop(r);
+    let _ = admin_url;
+    drop(db);
+}
