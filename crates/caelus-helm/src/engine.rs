@@ -74,9 +74,7 @@ pub fn locate_library(explicit: Option<&Path>) -> PathBuf {
             .map(|d| d.join(DEFAULT_LIBRARY_RELATIVE))
             .find(|p| p.is_file())
     });
-    from_cwd.unwrap_or_else(|| {
-        source_root().join(DEFAULT_LIBRARY_RELATIVE)
-    })
+    from_cwd.unwrap_or_else(|| source_root().join(DEFAULT_LIBRARY_RELATIVE))
 }
 
 /// Root of the source tree this crate was built from (crates/caelus-helm/../..).
@@ -371,6 +369,26 @@ impl HelmEngine {
         .await
     }
 
+    /// Package the chart directory `dir`, push it to `repository`
+    /// (`oci://host/path`) and resolve the pushed tag (`name:version` from
+    /// its Chart.yaml). What `caelus dev` uses to seed a demo chart.
+    pub async fn push_chart_dir(
+        &self,
+        dir: &Path,
+        repository: &str,
+    ) -> Result<ResolvedChart, HelmError> {
+        let chart = self.load_path(dir).await?;
+        let info = self.chart_info(&chart).await?;
+        let scratch = self.inner.store.scratch_dir()?;
+        let archive = self.package(&chart, scratch.path()).await?;
+        drop(chart);
+        self.push(&archive, repository).await?;
+        let tag = info.version.replace('+', "_");
+        let reference: ChartReference =
+            format!("{}/{}:{}", repository.trim_end_matches('/'), info.name, tag).parse()?;
+        self.resolve(&reference).await
+    }
+
     /// Everything publishing needs, from a tag or digest reference:
     /// resolve, pull (verified), load, lint and read the chart's metadata.
     /// A chart with lint errors is refused.
@@ -471,13 +489,7 @@ impl HelmEngine {
             inner
                 .lib
                 .schema_validate(&chart.inner.handle, &values)
-                .map_err(|e| match e.into_helm() {
-                    // Schema failures come back as values errors; keep any
-                    // other code's message as a values error too, since the
-                    // input is what was refused.
-                    HelmError::Library { message, .. } => HelmError::InvalidValues { message },
-                    other => other,
-                })
+                .map_err(|e| e.into_helm())
         })
         .await
     }

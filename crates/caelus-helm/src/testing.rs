@@ -10,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use crate::{ChartReference, Digest, EngineConfig, HelmEngine, HelmError};
+use crate::{Digest, EngineConfig, HelmEngine, HelmError};
 
 /// The registry binary `scripts/install-registry` installs.
 pub const REGISTRY_BINARY: &str = "/usr/bin/docker-registry";
@@ -202,21 +202,9 @@ pub async fn push_test_chart(
     version: &str,
 ) -> Result<(String, Digest), HelmError> {
     let engine = registry.engine()?;
-    let source = chart_dir(name, version);
-    let chart = engine.load_path(&source).await?;
-    let out = registry
-        .temp_dir()
-        .join("packages")
-        .join(format!("{name}-{version}"));
-    std::fs::create_dir_all(&out).map_err(|e| HelmError::Io {
-        context: format!("creating {}", out.display()),
-        source: e,
-    })?;
-    let archive = engine.package(&chart, &out).await?;
-    drop(chart);
-    engine.push(&archive, &registry.repository()).await?;
+    let resolved = engine
+        .push_chart_dir(&chart_dir(name, version), &registry.repository())
+        .await?;
     let reference = format!("{}/{name}:{version}", registry.repository());
-    let parsed: ChartReference = reference.parse()?;
-    let resolved = engine.resolve(&parsed).await?;
     Ok((reference, resolved.digest))
 }
