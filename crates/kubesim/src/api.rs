@@ -458,8 +458,7 @@ impl Api {
         let spec_finalizers_empty = new["spec"]["finalizers"].as_array().is_none_or(Vec::is_empty)
             || !(info.group.is_empty() && info.resource == "namespaces");
         if is_deleting(&new) && finalizers(&new).is_empty() && spec_finalizers_empty {
-            g.put(info, new, EventType::Modified);
-            let gone = g.remove(info, &ns, &name).expect("just stored");
+            let gone = g.remove_as(info, &ns, &name, Some(new)).expect("exists");
             self.after_remove(g, info, &gone);
             return Ok((*gone).clone());
         }
@@ -761,10 +760,7 @@ impl Api {
             let stored = g.put(info, new, EventType::Modified);
             return Ok(Deleted::Pending(Self::with_version(info, &stored)));
         }
-        // No finalizers: the object goes away now. The DELETED event carries
-        // a deletionTimestamp like the final state the API server reports.
-        meta::meta_mut(&mut new).insert("deletionTimestamp".into(), json!(now_rfc3339()));
-        g.put(info, new, EventType::Modified);
+        // No finalizers: the object goes away now, with a single DELETED event.
         let gone = g.remove(info, ns, name).expect("present");
         self.after_remove(g, info, &gone);
         Ok(Deleted::Gone(Self::with_version(info, &gone)))

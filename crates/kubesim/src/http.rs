@@ -214,6 +214,10 @@ async fn handle(State(s): State<Arc<Shared>>, req: Request) -> Response {
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_string();
+    if content_type.contains("protobuf") {
+        // Protobuf is not implemented; client-go retries with JSON on 415.
+        return error_response(&ApiError::unsupported_media_type(&content_type));
+    }
     let body = match axum::body::to_bytes(req.into_body(), 256 << 20).await {
         Ok(b) => b,
         Err(e) => return error_response(&ApiError::bad_request(e.to_string())),

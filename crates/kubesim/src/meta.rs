@@ -189,9 +189,17 @@ pub fn set_condition(obj: &mut Value, mut cond: Value) {
     let conds = obj["status"]["conditions"].as_array_mut().unwrap();
     if let Some(existing) = conds.iter_mut().find(|c| c["type"] == cond["type"]) {
         if existing["status"] == cond["status"] {
-            for k in ["lastTransitionTime"] {
-                if existing.get(k).is_some() {
-                    cond[k] = existing[k].clone();
+            // Unchanged conditions keep their times, so re-reconciling an
+            // unchanged object writes nothing.
+            let same = existing["reason"] == cond["reason"] && existing["message"] == cond["message"];
+            let keep: &[&str] = if same {
+                &["lastTransitionTime", "lastUpdateTime", "lastProbeTime"]
+            } else {
+                &["lastTransitionTime"]
+            };
+            for k in keep {
+                if existing.get(*k).is_some() {
+                    cond[*k] = existing[*k].clone();
                 }
             }
         }

@@ -123,12 +123,18 @@ impl Inner {
 
     /// Removes an object; the DELETED event carries a new resourceVersion.
     pub fn remove(&mut self, info: &ResourceInfo, ns: &str, name: &str) -> Option<Arc<Value>> {
+        self.remove_as(info, ns, name, None)
+    }
+
+    /// Removes an object; the DELETED event carries `last` (the state that
+    /// caused the deletion, e.g. with its last finalizer gone) if given.
+    pub fn remove_as(&mut self, info: &ResourceInfo, ns: &str, name: &str, last: Option<Value>) -> Option<Arc<Value>> {
         let old = self
             .objects
             .get_mut(&gr(info))?
             .remove(&(ns.to_string(), name.to_string()))?;
         self.rv += 1;
-        let mut obj = (*old).clone();
+        let mut obj = last.unwrap_or_else(|| (*old).clone());
         crate::meta::meta_mut(&mut obj)
             .insert("resourceVersion".into(), Value::from(self.rv.to_string()));
         let obj = Arc::new(obj);
