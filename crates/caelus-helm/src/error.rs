@@ -95,6 +95,10 @@ pub enum HelmError {
     #[error("registry {registry} is unreachable: {message}")]
     RegistryUnreachable { registry: String, message: String },
 
+    /// The registry refused our credentials (or wanted some).
+    #[error("registry {registry} refused access: {message}")]
+    Unauthorized { registry: String, message: String },
+
     /// The registry served content that does not match the requested digest.
     #[error("chart {reference} failed digest verification: {message}")]
     DigestMismatch { reference: String, message: String },
@@ -221,6 +225,17 @@ impl CallError {
             || lower.contains("dial tcp")
         {
             HelmError::RegistryUnreachable {
+                registry: registry.to_string(),
+                message: self.message,
+            }
+        } else if lower.contains("credential")
+            || lower.contains("unauthorized")
+            || lower.contains("authentication required")
+            || lower.contains("denied")
+        {
+            // Checked before "not found": "basic credential not found" is
+            // an auth failure, not a missing chart.
+            HelmError::Unauthorized {
                 registry: registry.to_string(),
                 message: self.message,
             }

@@ -10,10 +10,16 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use crate::{Digest, EngineConfig, HelmEngine, HelmError};
+use crate::{Credentials, Digest, EngineConfig, HelmEngine, HelmError, RegistrySettings};
 
 /// The registry binary `scripts/install-registry` installs.
 pub const REGISTRY_BINARY: &str = "/usr/bin/docker-registry";
+
+/// Credentials of a registry started with [`TestRegistry::start_with_auth`].
+pub const TEST_USERNAME: &str = "caelus";
+pub const TEST_PASSWORD: &str = "s3cret";
+/// bcrypt (cost 4) of [`TEST_PASSWORD`], for the registry's htpasswd file.
+const TEST_PASSWORD_BCRYPT: &str = "$2b$04$pBj3V.zBYWCTPKyqsPVdCObth3oyU7.L6VFRG45pzHz70jR3S.We6";
 
 /// Repository root (this crate lives in `crates/caelus-helm`).
 pub fn repo_root() -> PathBuf {
@@ -42,12 +48,23 @@ pub struct TestRegistry {
     dir: tempfile::TempDir,
     child: Option<Child>,
     port: u16,
+    auth: bool,
     engine: OnceLock<HelmEngine>,
 }
 
 impl TestRegistry {
     /// Start a registry and wait until it answers `GET /v2/`.
     pub fn start() -> std::io::Result<Self> {
+        Self::start_inner(false)
+    }
+
+    /// Like [`start`](Self::start), but requiring HTTP basic auth with
+    /// [`TEST_USERNAME`] / [`TEST_PASSWORD`].
+    pub fn start_with_auth() -> std::io::Result<Self> {
+        Self::start_inner(true)
+    }
+
+    fn start_inner(auth: bool) -> std::io::Result<Self> {
         if !Path::new(REGISTRY_BINARY).is_file() {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::NotFound,
@@ -61,12 +78,13 @@ impl TestRegistry {
         // A free port can be taken between probing and binding; retry.
         for _ in 0..5 {
             let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-            match spawn(dir.path(), port) {
+            match spawn(dir.path(), port, auth) {
                 Ok(child) => {
                     return Ok(TestRegistry {
                         dir,
                         child: Some(child),
                         port,
+                        auth,
                         engine: OnceLock::new(),
                     });
                 }
@@ -116,7 +134,21 @@ impl TestRegistry {
             return Ok(e.clone());
         }
         let e = engine(&self.dir.path().join("pusher"))?;
+        if self.auth {
+            e.set_registry(&self.host(), self.settings());
+        }
         Ok(self.engine.get_or_init(|| e).clone())
+    }
+
+    /// Settings to reach this registry (credentials when auth is on).
+    pub fn settings(&self) -> RegistrySettings {
+        RegistrySettings {
+            credentials: self.auth.then(|| Credentials {
+                username: TEST_USERNAME.into(),
+                password: TEST_PASSWORD.into(),
+            }),
+            ..Default::default()
+        }
     }
 
     /// Kill the registry (it stays stopped; the storage is kept).
@@ -134,20 +166,29 @@ impl Drop for TestRegistry {
     }
 }
 
-fn spawn(dir: &Path, port: u16) -> std::io::Result<Child> {
+fn spawn(dir: &Path, port: u16, auth: bool) -> std::io::Result<Child> {
     let config = dir.join("config.yml");
     let storage = dir.join("storage");
     std::fs::create_dir_all(&storage)?;
-    std::fs::write(
-        &config,
-        format!(
-            "version: 0.1\n\
-             log:\n  level: error\n  accesslog:\n    disabled: true\n\
-             storage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n\
-             http:\n  addr: 127.0.0.1:{port}\n",
-            storage.display()
-        ),
-    )?;
+    let mut text = format!(
+        "version: 0.1\n\
+         log:\n  level: error\n  accesslog:\n    disabled: true\n\
+         storage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n\
+         http:\n  addr: 127.0.0.1:{port}\n",
+        storage.display()
+    );
+    if auth {
+        let htpasswd = dir.join("htpasswd");
+        std::fs::write(
+            &htpasswd,
+            format!("{TEST_USERNAME}:{TEST_PASSWORD_BCRYPT}\n"),
+        )?;
+        text.push_str(&format!(
+            "auth:\n  htpasswd:\n    realm: caelus-test\n    path: {}\n",
+            htpasswd.display()
+        ));
+    }
+    std::fs::write(&config, text)?;
     let log = std::fs::File::create(dir.join("registry.log"))?;
     let mut child = Command::new(REGISTRY_BINARY)
         .arg("serve")
@@ -178,7 +219,7 @@ fn spawn(dir: &Path, port: u16) -> std::io::Result<Child> {
     }
 }
 
-/// True when `GET /v2/` on the port answers 200.
+/// True when `GET /v2/` on the port answers (200, or 401 with auth on).
 fn ping(port: u16) -> bool {
     let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
         return false;
@@ -190,7 +231,7 @@ fn ping(port: u16) -> bool {
         return false;
     }
     let mut buf = [0u8; 16];
-    matches!(s.read(&mut buf), Ok(n) if n >= 12 && buf[..n].starts_with(b"HTTP/1.") && &buf[9..12] == b"200")
+    matches!(s.read(&mut buf), Ok(n) if n >= 12 && buf[..n].starts_with(b"HTTP/1.") && (&buf[9..12] == b"200" || &buf[9..12] == b"401"))
 }
 
 /// Package test chart `name`/`version` from `testdata/charts`, push it to

@@ -196,3 +196,31 @@ async fn pull_needs_a_digest() {
         .unwrap_err();
     assert!(matches!(err, HelmError::InvalidReference { .. }), "{err:?}");
 }
+
+#[tokio::test]
+async fn credentials_are_used_for_registries_that_need_them() {
+    let registry = TestRegistry::start_with_auth().unwrap();
+    let (tagged, digest) = push_test_chart(&registry, "web", "1.0.0").await.unwrap();
+
+    let data = tempfile::tempdir().unwrap();
+    let engine = engine(&data);
+    // Without credentials: refused.
+    let err = engine.resolve(&reference(&tagged)).await.unwrap_err();
+    assert!(matches!(err, HelmError::Unauthorized { .. }), "{err:?}");
+    assert!(err.to_string().contains(&registry.host()), "{err}");
+
+    engine.set_registry(&registry.host(), registry.settings());
+    let resolved = engine.resolve(&reference(&tagged)).await.unwrap();
+    assert_eq!(resolved.digest, digest);
+    let chart = engine.pull(&resolved.reference).await.unwrap();
+    assert_eq!(chart.name(), "web");
+    // The login went to Caelus's own credentials file, not ~/.config/helm.
+    assert!(
+        data.path()
+            .join("registry")
+            .read_dir()
+            .unwrap()
+            .next()
+            .is_some()
+    );
+}
