@@ -257,7 +257,7 @@ fn parse_body(body: &Bytes, content_type: &str) -> ApiResult<Value> {
 fn write_options(q: &HashMap<String, String>, user_agent: &str) -> WriteOptions {
     let manager = q.get("fieldManager").cloned().or_else(|| {
         let p = user_agent.split('/').next().unwrap_or_default();
-        (!p.is_empty()).then(|| p.to_string())
+        Some(if p.is_empty() { "unknown".to_string() } else { p.to_string() })
     });
     WriteOptions {
         field_manager: manager,

@@ -56,6 +56,14 @@ impl Sim {
         out.stdout
     }
 
+    /// A kube-rs client without kube's default retry of 429/503/504, so
+    /// injected faults reach the test.
+    pub async fn client_no_retry(&self) -> kube::Client {
+        let mut config = kube::Config::new(self.sim.url().parse().unwrap());
+        config.default_retry = false;
+        kube::Client::try_from(config).unwrap()
+    }
+
     pub async fn client(&self) -> kube::Client {
         let config = kube::Config::new(self.sim.url().parse().unwrap());
         kube::Client::try_from(config).unwrap()
