@@ -7,6 +7,7 @@ pub mod field_error;
 pub mod identity;
 pub mod lifecycle;
 pub mod names;
+pub mod reconcile;
 pub mod render_policy;
 pub mod status;
 pub mod template;
