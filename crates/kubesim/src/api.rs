@@ -43,7 +43,9 @@ impl PatchType {
             "application/json-patch+json" => Some(PatchType::Json),
             "application/merge-patch+json" => Some(PatchType::Merge),
             "application/strategic-merge-patch+json" => Some(PatchType::Strategic),
-            "application/apply-patch+yaml" | "application/apply-patch+json" => Some(PatchType::Apply),
+            "application/apply-patch+yaml" | "application/apply-patch+json" => {
+                Some(PatchType::Apply)
+            }
             _ => None,
         }
     }
@@ -98,7 +100,10 @@ fn encode_continue(rv: u64, key: &(String, String)) -> String {
 fn decode_continue(tok: &str) -> Option<(u64, (String, String))> {
     let bytes: Option<Vec<u8>> = (0..tok.len())
         .step_by(2)
-        .map(|i| tok.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
+        .map(|i| {
+            tok.get(i..i + 2)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        })
         .collect();
     let v: Value = serde_json::from_slice(&bytes?).ok()?;
     Some((
@@ -174,7 +179,12 @@ impl Api {
             .ok_or_else(|| ApiError::not_found(info, name))
     }
 
-    pub fn list(&self, info: &ResourceInfo, ns: Option<&str>, opts: &ListOptions) -> ApiResult<Value> {
+    pub fn list(
+        &self,
+        info: &ResourceInfo,
+        ns: Option<&str>,
+        opts: &ListOptions,
+    ) -> ApiResult<Value> {
         let g = self.lock();
         let (list_rv, after) = match &opts.continue_token {
             Some(tok) if !tok.is_empty() => {
@@ -256,7 +266,9 @@ impl Api {
         mut obj: Value,
     ) -> ApiResult<Value> {
         if !obj.is_object() {
-            return Err(ApiError::bad_request("the request body must be a JSON object"));
+            return Err(ApiError::bad_request(
+                "the request body must be a JSON object",
+            ));
         }
         if let Some(av) = obj["apiVersion"].as_str()
             && av != info.api_version()
@@ -291,7 +303,11 @@ impl Api {
         } else {
             m.remove("namespace");
         }
-        if m.get("name").and_then(Value::as_str).unwrap_or_default().is_empty() {
+        if m.get("name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .is_empty()
+        {
             match m.get("generateName").and_then(Value::as_str) {
                 Some(prefix) if !prefix.is_empty() => {
                     let n = format!("{prefix}{}", meta::random_suffix(5));
@@ -301,7 +317,10 @@ impl Api {
                     return Err(ApiError::invalid(
                         info,
                         "",
-                        vec![Cause::required("metadata.name", "name or generateName is required")],
+                        vec![Cause::required(
+                            "metadata.name",
+                            "name or generateName is required",
+                        )],
                     ));
                 }
             }
@@ -351,16 +370,32 @@ impl Api {
     }
 
     /// Creates an object (POST).
-    pub fn create(&self, info: &ResourceInfo, ns: &str, obj: Value, opts: &WriteOptions) -> ApiResult<Value> {
+    pub fn create(
+        &self,
+        info: &ResourceInfo,
+        ns: &str,
+        obj: Value,
+        opts: &WriteOptions,
+    ) -> ApiResult<Value> {
         let mut g = self.lock();
         let mut obj = self.prepare_create(&g, info, ns, obj)?;
         let now = now_rfc3339();
         let manager = opts.field_manager.clone().unwrap_or_default();
-        let scope = if info.has_status { Scope::NoStatus } else { Scope::All };
+        let scope = if info.has_status {
+            Scope::NoStatus
+        } else {
+            Scope::All
+        };
         managed_fields::track_update(
             None,
             &mut obj,
-            &Writer { manager: &manager, api_version: &info.api_version(), subresource: None, scope, now: &now },
+            &Writer {
+                manager: &manager,
+                api_version: &info.api_version(),
+                subresource: None,
+                scope,
+                now: &now,
+            },
         );
         if opts.dry_run {
             return Ok(obj);
@@ -382,7 +417,9 @@ impl Api {
     ) -> ApiResult<Value> {
         let name = name_of(old).to_string();
         if !new.is_object() {
-            return Err(ApiError::bad_request("the request body must be a JSON object"));
+            return Err(ApiError::bad_request(
+                "the request body must be a JSON object",
+            ));
         }
         // Subresources only carry their own part of the object.
         match sub {
@@ -413,7 +450,14 @@ impl Api {
         new["kind"] = json!(info.kind);
         let om = old["metadata"].as_object().cloned().unwrap_or_default();
         let m = meta::meta_mut(&mut new);
-        for k in ["uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "namespace", "generation"] {
+        for k in [
+            "uid",
+            "creationTimestamp",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+            "namespace",
+            "generation",
+        ] {
             match om.get(k) {
                 Some(v) => m.insert(k.into(), v.clone()),
                 None => m.remove(k),
@@ -424,7 +468,10 @@ impl Api {
             m.remove("managedFields");
         }
         validation::apply_defaults(info, &mut new);
-        if info.group.is_empty() && info.resource == "services" && new["spec"]["clusterIP"].is_null() {
+        if info.group.is_empty()
+            && info.resource == "services"
+            && new["spec"]["clusterIP"].is_null()
+        {
             new["spec"]["clusterIP"] = old["spec"]["clusterIP"].clone();
             new["spec"]["clusterIPs"] = old["spec"]["clusterIPs"].clone();
         }
@@ -452,17 +499,29 @@ impl Api {
 
     /// Stores a created or updated object, finishing a pending deletion when
     /// its last finalizer went away.
-    fn commit(&self, g: &mut StoreGuard, info: &ResourceInfo, old: Option<&Value>, new: Value) -> ApiResult<Value> {
+    fn commit(
+        &self,
+        g: &mut StoreGuard,
+        info: &ResourceInfo,
+        old: Option<&Value>,
+        new: Value,
+    ) -> ApiResult<Value> {
         let ns = meta::namespace_of(&new).to_string();
         let name = name_of(&new).to_string();
-        let spec_finalizers_empty = new["spec"]["finalizers"].as_array().is_none_or(Vec::is_empty)
+        let spec_finalizers_empty = new["spec"]["finalizers"]
+            .as_array()
+            .is_none_or(Vec::is_empty)
             || !(info.group.is_empty() && info.resource == "namespaces");
         if is_deleting(&new) && finalizers(&new).is_empty() && spec_finalizers_empty {
             let gone = g.remove_as(info, &ns, &name, Some(new)).expect("exists");
             self.after_remove(g, info, &gone);
             return Ok((*gone).clone());
         }
-        let kind = if old.is_some() { EventType::Modified } else { EventType::Added };
+        let kind = if old.is_some() {
+            EventType::Modified
+        } else {
+            EventType::Added
+        };
         let stored = g.put(info, new, kind);
         if info.group == "apiextensions.k8s.io" && info.resource == "customresourcedefinitions" {
             let infos = ResourceInfo::from_crd(&stored);
@@ -520,12 +579,22 @@ impl Api {
         let mut new = body;
         // managedFields sent back unchanged by clients are ignored; ownership
         // is recomputed from the change.
-        meta::meta_mut(&mut new).insert("managedFields".into(), old["metadata"]["managedFields"].clone());
+        meta::meta_mut(&mut new).insert(
+            "managedFields".into(),
+            old["metadata"]["managedFields"].clone(),
+        );
         self.track(info, &old, &mut new, sub, opts);
         self.finish_update(&mut g, info, &old, new, sub, opts.dry_run)
     }
 
-    fn track(&self, info: &ResourceInfo, old: &Value, new: &mut Value, sub: Option<&str>, opts: &WriteOptions) {
+    fn track(
+        &self,
+        info: &ResourceInfo,
+        old: &Value,
+        new: &mut Value,
+        sub: Option<&str>,
+        opts: &WriteOptions,
+    ) {
         let scope = match sub {
             Some("status") => Scope::StatusOnly,
             _ if info.has_status => Scope::NoStatus,
@@ -536,7 +605,13 @@ impl Api {
         managed_fields::track_update(
             Some(old),
             new,
-            &Writer { manager: &manager, api_version: &info.api_version(), subresource: sub, scope, now: &now },
+            &Writer {
+                manager: &manager,
+                api_version: &info.api_version(),
+                subresource: sub,
+                scope,
+                now: &now,
+            },
         );
     }
 
@@ -562,9 +637,9 @@ impl Api {
         match ptype {
             PatchType::Merge => patch::merge_patch(&mut new, body),
             PatchType::Strategic => patch::strategic_merge_patch(&mut new, body),
-            PatchType::Json => patch::json_patch(&mut new, body).map_err(|e| {
-                ApiError::new(422, "Invalid", e)
-            })?,
+            PatchType::Json => {
+                patch::json_patch(&mut new, body).map_err(|e| ApiError::new(422, "Invalid", e))?
+            }
             PatchType::Apply => unreachable!(),
         }
         // A resourceVersion in the patch is a precondition.
@@ -606,9 +681,14 @@ impl Api {
             }
         };
         if !cfg.is_object() {
-            return Err(ApiError::bad_request("apply patch must be a YAML or JSON object"));
+            return Err(ApiError::bad_request(
+                "apply patch must be a YAML or JSON object",
+            ));
         }
-        for (field, expected) in [("apiVersion", info.api_version()), ("kind", info.kind.clone())] {
+        for (field, expected) in [
+            ("apiVersion", info.api_version()),
+            ("kind", info.kind.clone()),
+        ] {
             match cfg[field].as_str() {
                 None | Some("") => {
                     return Err(ApiError::bad_request(format!(
@@ -619,8 +699,16 @@ impl Api {
                 Some(v) if v != expected => {
                     return Err(ApiError::bad_request(format!(
                         "the {} in the data ({v}) does not match the expected {} ({expected})",
-                        if field == "kind" { "kind" } else { "API version" },
-                        if field == "kind" { "kind" } else { "API version" },
+                        if field == "kind" {
+                            "kind"
+                        } else {
+                            "API version"
+                        },
+                        if field == "kind" {
+                            "kind"
+                        } else {
+                            "API version"
+                        },
                     )));
                 }
                 _ => {}
@@ -639,7 +727,13 @@ impl Api {
             _ => Scope::All,
         };
         let now = now_rfc3339();
-        let w = Writer { manager: &manager, api_version: &info.api_version(), subresource: sub, scope, now: &now };
+        let w = Writer {
+            manager: &manager,
+            api_version: &info.api_version(),
+            subresource: sub,
+            scope,
+            now: &now,
+        };
         match old {
             None => {
                 if sub.is_some() {
@@ -682,7 +776,13 @@ impl Api {
     }
 
     /// DELETE of one object.
-    pub fn delete(&self, info: &ResourceInfo, ns: &str, name: &str, opts: &DeleteOptions) -> ApiResult<Deleted> {
+    pub fn delete(
+        &self,
+        info: &ResourceInfo,
+        ns: &str,
+        name: &str,
+        opts: &DeleteOptions,
+    ) -> ApiResult<Deleted> {
         let mut g = self.lock();
         self.delete_locked(&mut g, info, ns, name, opts)
     }
@@ -716,7 +816,9 @@ impl Api {
             return Err(ApiError {
                 message: format!(
                     "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}",
-                    old["metadata"]["resourceVersion"].as_str().unwrap_or_default()
+                    old["metadata"]["resourceVersion"]
+                        .as_str()
+                        .unwrap_or_default()
                 ),
                 ..ApiError::conflict(info, name)
             });
@@ -749,7 +851,9 @@ impl Api {
             meta::set_finalizers(&mut new, &fins);
         }
         let is_namespace = info.group.is_empty() && info.resource == "namespaces";
-        let spec_fins = new["spec"]["finalizers"].as_array().is_some_and(|a| !a.is_empty());
+        let spec_fins = new["spec"]["finalizers"]
+            .as_array()
+            .is_some_and(|a| !a.is_empty());
         if !fins.is_empty() || (is_namespace && spec_fins) {
             let m = meta::meta_mut(&mut new);
             m.insert("deletionTimestamp".into(), json!(now_rfc3339()));
@@ -836,9 +940,13 @@ impl Api {
         let Some(mut new) = f(&old) else {
             return Ok(Some((*old).clone()));
         };
-        let opts = WriteOptions { field_manager: Some(manager.into()), ..Default::default() };
+        let opts = WriteOptions {
+            field_manager: Some(manager.into()),
+            ..Default::default()
+        };
         self.track(info, &old, &mut new, sub, &opts);
-        self.finish_update(&mut g, info, &old, new, sub, false).map(Some)
+        self.finish_update(&mut g, info, &old, new, sub, false)
+            .map(Some)
     }
 }
 
@@ -847,7 +955,11 @@ fn crd_status(obj: &mut Value) {
     let now = now_rfc3339();
     let storage = obj["spec"]["versions"]
         .as_array()
-        .and_then(|vs| vs.iter().find(|v| v["storage"] == json!(true)).or(vs.first()))
+        .and_then(|vs| {
+            vs.iter()
+                .find(|v| v["storage"] == json!(true))
+                .or(vs.first())
+        })
         .and_then(|v| v["name"].as_str())
         .unwrap_or_default()
         .to_string();
@@ -856,7 +968,10 @@ fn crd_status(obj: &mut Value) {
         names["singular"] = json!(names["kind"].as_str().unwrap_or_default().to_lowercase());
     }
     if names["listKind"].is_null() {
-        names["listKind"] = json!(format!("{}List", names["kind"].as_str().unwrap_or_default()));
+        names["listKind"] = json!(format!(
+            "{}List",
+            names["kind"].as_str().unwrap_or_default()
+        ));
     }
     let old_time = |t: &str| {
         obj["status"]["conditions"]

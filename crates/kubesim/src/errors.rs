@@ -123,7 +123,11 @@ impl ApiError {
     pub fn no_route() -> ApiError {
         ApiError {
             details: Some(json!({})),
-            ..ApiError::new(404, "NotFound", "the server could not find the requested resource")
+            ..ApiError::new(
+                404,
+                "NotFound",
+                "the server could not find the requested resource",
+            )
         }
     }
 
@@ -161,7 +165,11 @@ impl ApiError {
             1 => format!(": {}", causes[0].line()),
             _ => format!(
                 ": [{}]",
-                causes.iter().map(Cause::line).collect::<Vec<_>>().join(", ")
+                causes
+                    .iter()
+                    .map(Cause::line)
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
         };
         let mut d = json!({

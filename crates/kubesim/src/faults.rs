@@ -147,7 +147,10 @@ impl Faults {
             .unwrap()
             .stuck_finalizers
             .iter()
-            .filter(|s| s.resource == resource && s.name_prefix.as_deref().is_none_or(|p| name.starts_with(p)))
+            .filter(|s| {
+                s.resource == resource
+                    && s.name_prefix.as_deref().is_none_or(|p| name.starts_with(p))
+            })
             .map(|s| s.finalizer.clone())
             .collect()
     }
@@ -186,7 +189,9 @@ impl Faults {
                 429 => ApiError::too_many_requests(e.retry_after_seconds.unwrap_or(1)),
                 503 => ApiError {
                     retry_after: e.retry_after_seconds,
-                    ..ApiError::service_unavailable("the server is currently unable to handle the request (injected by kubesim)")
+                    ..ApiError::service_unavailable(
+                        "the server is currently unable to handle the request (injected by kubesim)",
+                    )
                 },
                 500 => ApiError::internal("injected by kubesim"),
                 c => ApiError::new(c, "InternalError", format!("injected error {c} by kubesim")),

@@ -59,7 +59,11 @@ fn percent_decode(s: &str) -> String {
         match b[i] {
             b'+' => out.push(b' '),
             b'%' if i + 2 < b.len() => {
-                match std::str::from_utf8(&b[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok()).ok_or(()) {
+                match std::str::from_utf8(&b[i + 1..i + 3])
+                    .ok()
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+                    .ok_or(())
+                {
                     Ok(v) => {
                         out.push(v);
                         i += 2;
@@ -223,7 +227,17 @@ async fn handle(State(s): State<Arc<Shared>>, req: Request) -> Response {
         Err(e) => return error_response(&ApiError::bad_request(e.to_string())),
     };
     let s2 = s.clone();
-    let run = move || serve(&s2, verb, &target, &query, &content_type, &user_agent, &body);
+    let run = move || {
+        serve(
+            &s2,
+            verb,
+            &target,
+            &query,
+            &content_type,
+            &user_agent,
+            &body,
+        )
+    };
     if let Some((after, commit)) = decision.timeout {
         if commit {
             let _ = run();
@@ -245,7 +259,8 @@ fn parse_body(body: &Bytes, content_type: &str) -> ApiResult<Value> {
         Ok(v) => Ok(v),
         Err(e) if content_type.contains("yaml") => {
             let s = std::str::from_utf8(body).map_err(|_| ApiError::bad_request(e.to_string()))?;
-            yaml_serde::from_str(s).map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))
+            yaml_serde::from_str(s)
+                .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))
         }
         Err(e) => Err(ApiError::bad_request(format!(
             "the object provided is unrecognized: {e}"
@@ -257,7 +272,11 @@ fn parse_body(body: &Bytes, content_type: &str) -> ApiResult<Value> {
 fn write_options(q: &HashMap<String, String>, user_agent: &str) -> WriteOptions {
     let manager = q.get("fieldManager").cloned().or_else(|| {
         let p = user_agent.split('/').next().unwrap_or_default();
-        Some(if p.is_empty() { "unknown".to_string() } else { p.to_string() })
+        Some(if p.is_empty() {
+            "unknown".to_string()
+        } else {
+            p.to_string()
+        })
     });
     WriteOptions {
         field_manager: manager,
@@ -281,8 +300,9 @@ fn delete_options(q: &HashMap<String, String>, body: &Value) -> ApiResult<Delete
         .map(String::from)
         .or_else(|| q.get("propagationPolicy").cloned())
         .or_else(|| {
-            (body["orphanDependents"] == json!(true) || q.get("orphanDependents").is_some_and(|v| v == "true"))
-                .then(|| "Orphan".to_string())
+            (body["orphanDependents"] == json!(true)
+                || q.get("orphanDependents").is_some_and(|v| v == "true"))
+            .then(|| "Orphan".to_string())
         });
     let propagation = match policy.as_deref() {
         None => None,
@@ -295,12 +315,16 @@ fn delete_options(q: &HashMap<String, String>, body: &Value) -> ApiResult<Delete
             )));
         }
     };
-    let dry = body["dryRun"].as_array().is_some_and(|a| a.iter().any(|v| v == "All"))
+    let dry = body["dryRun"]
+        .as_array()
+        .is_some_and(|a| a.iter().any(|v| v == "All"))
         || q.get("dryRun").is_some_and(|v| v == "All");
     Ok(DeleteOptions {
         propagation,
         precondition_uid: body["preconditions"]["uid"].as_str().map(String::from),
-        precondition_rv: body["preconditions"]["resourceVersion"].as_str().map(String::from),
+        precondition_rv: body["preconditions"]["resourceVersion"]
+            .as_str()
+            .map(String::from),
         dry_run: dry,
     })
 }
@@ -334,7 +358,10 @@ fn serve(
     let info = &t.info;
     match verb {
         "get" => Ok((200, api.get(info, ns, name)?)),
-        "list" => Ok((200, api.list(info, t.namespace.as_deref(), &list_options(q)?)?)),
+        "list" => Ok((
+            200,
+            api.list(info, t.namespace.as_deref(), &list_options(q)?)?,
+        )),
         "create" => {
             if info.namespaced && t.namespace.is_none() {
                 return Err(ApiError::method_not_allowed());
@@ -346,7 +373,10 @@ fn serve(
         }
         "update" => {
             let obj = parse_body(body, content_type)?;
-            Ok((200, api.update(info, ns, name, obj, sub, &write_options(q, user_agent))?))
+            Ok((
+                200,
+                api.update(info, ns, name, obj, sub, &write_options(q, user_agent))?,
+            ))
         }
         "patch" => {
             let ptype = PatchType::from_content_type(content_type)
@@ -379,7 +409,15 @@ fn serve(
         }
         "deletecollection" => {
             let b = parse_body(body, "application/json")?;
-            Ok((200, api.delete_collection(info, t.namespace.as_deref(), &list_options(q)?, &delete_options(q, &b)?)?))
+            Ok((
+                200,
+                api.delete_collection(
+                    info,
+                    t.namespace.as_deref(),
+                    &list_options(q)?,
+                    &delete_options(q, &b)?,
+                )?,
+            ))
         }
         _ => Err(ApiError::method_not_allowed()),
     }
@@ -458,7 +496,9 @@ fn watch(s: Arc<Shared>, t: Target, q: &HashMap<String, String>) -> Response {
         let ns = t.namespace.as_deref();
         let matches = |o: &Value| {
             ns.is_none_or(|n| crate::meta::namespace_of(o) == n)
-                && t.name.as_deref().is_none_or(|n| crate::meta::name_of(o) == n)
+                && t.name
+                    .as_deref()
+                    .is_none_or(|n| crate::meta::name_of(o) == n)
                 && opts.label_selector.matches(o)
                 && opts.field_selector.matches(o)
         };
@@ -557,13 +597,17 @@ async fn admin(s: &Shared, req: Request, path: &str) -> Response {
     match (path, method) {
         ("/kubesim/faults", Method::GET) => json_response(200, &json!(s.faults.get())),
         ("/kubesim/faults", Method::POST) | ("/kubesim/faults", Method::PUT) => {
-            let body = axum::body::to_bytes(req.into_body(), 1 << 20).await.unwrap_or_default();
+            let body = axum::body::to_bytes(req.into_body(), 1 << 20)
+                .await
+                .unwrap_or_default();
             match serde_json::from_slice::<crate::faults::FaultConfig>(&body) {
                 Ok(cfg) => {
                     s.faults.set(cfg);
                     json_response(200, &json!(s.faults.get()))
                 }
-                Err(e) => error_response(&ApiError::bad_request(format!("invalid fault configuration: {e}"))),
+                Err(e) => error_response(&ApiError::bad_request(format!(
+                    "invalid fault configuration: {e}"
+                ))),
             }
         }
         ("/kubesim/faults", Method::DELETE) => {

@@ -219,14 +219,21 @@ pub fn value_at<'a>(obj: &'a Value, path: &[String]) -> Option<&'a Value> {
 
 /// Removes the node at `path` (a map field, a list item or a set value).
 pub fn remove_path(obj: &mut Value, path: &[String]) {
-    let Some((last, parents)) = path.split_last() else { return };
+    let Some((last, parents)) = path.split_last() else {
+        return;
+    };
     let mut cur = obj;
     for el in parents {
         let next = if let Some(f) = el.strip_prefix("f:") {
             cur.get_mut(f)
         } else if let Some(k) = el.strip_prefix("k:") {
-            let Ok(key) = serde_json::from_str::<Value>(k) else { return };
-            let keys: Vec<String> = key.as_object().map(|m| m.keys().cloned().collect()).unwrap_or_default();
+            let Ok(key) = serde_json::from_str::<Value>(k) else {
+                return;
+            };
+            let keys: Vec<String> = key
+                .as_object()
+                .map(|m| m.keys().cloned().collect())
+                .unwrap_or_default();
             let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
             cur.as_array_mut()
                 .and_then(|a| a.iter_mut().find(|it| same_key(it, &key, &keys)))
@@ -244,7 +251,10 @@ pub fn remove_path(obj: &mut Value, path: &[String]) {
         }
     } else if let Some(k) = last.strip_prefix("k:") {
         if let (Ok(key), Some(a)) = (serde_json::from_str::<Value>(k), cur.as_array_mut()) {
-            let keys: Vec<String> = key.as_object().map(|m| m.keys().cloned().collect()).unwrap_or_default();
+            let keys: Vec<String> = key
+                .as_object()
+                .map(|m| m.keys().cloned().collect())
+                .unwrap_or_default();
             let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
             a.retain(|it| !same_key(it, &key, &keys));
         }
@@ -418,9 +428,15 @@ pub struct Writer<'a> {
 /// the writer's `Update` entry; removed fields leave every entry.
 pub fn track_update(old: Option<&Value>, new: &mut Value, w: &Writer) {
     let mut entries = old.map(read_entries).unwrap_or_default();
-    let old_s = old.map(|o| strip_unowned(o, w.scope)).unwrap_or(Value::Null);
+    let old_s = old
+        .map(|o| strip_unowned(o, w.scope))
+        .unwrap_or(Value::Null);
     let new_s = strip_unowned(new, w.scope);
-    let old_set = if old.is_some() { fields_of(&old_s) } else { FieldSet::default() };
+    let old_set = if old.is_some() {
+        fields_of(&old_s)
+    } else {
+        FieldSet::default()
+    };
     let new_set = fields_of(&new_s);
     let changed = FieldSet(
         new_set
@@ -463,7 +479,12 @@ pub fn track_update(old: Option<&Value>, new: &mut Value, w: &Writer) {
 /// Server-side apply of `cfg` onto `live` (an empty object for a create).
 /// Returns the merged object with updated managedFields, or the conflicts as
 /// (printed manager, path) pairs.
-pub fn apply(live: &Value, cfg: &Value, force: bool, w: &Writer) -> Result<Value, Vec<(String, String)>> {
+pub fn apply(
+    live: &Value,
+    cfg: &Value,
+    force: bool,
+    w: &Writer,
+) -> Result<Value, Vec<(String, String)>> {
     let mut entries = read_entries(live);
     let cfg_s = strip_unowned(cfg, w.scope);
     let live_s = strip_unowned(live, w.scope);
@@ -536,7 +557,13 @@ mod tests {
     use super::*;
 
     fn w<'a>(m: &'a str) -> Writer<'a> {
-        Writer { manager: m, api_version: "v1", subresource: None, scope: Scope::All, now: "2024-01-01T00:00:00Z" }
+        Writer {
+            manager: m,
+            api_version: "v1",
+            subresource: None,
+            scope: Scope::All,
+            now: "2024-01-01T00:00:00Z",
+        }
     }
 
     #[test]
@@ -554,7 +581,13 @@ mod tests {
 
     #[test]
     fn apply_conflicts_and_force() {
-        let a = apply(&json!({}), &json!({"data": {"k": "a", "other": "x"}}), false, &w("a")).unwrap();
+        let a = apply(
+            &json!({}),
+            &json!({"data": {"k": "a", "other": "x"}}),
+            false,
+            &w("a"),
+        )
+        .unwrap();
         let err = apply(&a, &json!({"data": {"k": "b"}}), false, &w("b")).unwrap_err();
         assert_eq!(err, vec![("\"a\"".to_string(), ".data.k".to_string())]);
         // Same value: shared ownership, no conflict.

@@ -48,7 +48,11 @@ pub fn validate_name(name: &str, rule: NameRule) -> Vec<Cause> {
                 ));
             }
             if !name.split('.').all(is_label) {
-                causes.push(Cause::invalid("metadata.name", &quoted, DNS1123_SUBDOMAIN_MSG));
+                causes.push(Cause::invalid(
+                    "metadata.name",
+                    &quoted,
+                    DNS1123_SUBDOMAIN_MSG,
+                ));
             }
         }
         NameRule::Label => {
@@ -145,7 +149,9 @@ pub fn meta_mut(v: &mut Value) -> &mut Map<String, Value> {
     if !v["metadata"].is_object() {
         v["metadata"] = Value::Object(Map::new());
     }
-    v["metadata"].as_object_mut().expect("metadata is an object")
+    v["metadata"]
+        .as_object_mut()
+        .expect("metadata is an object")
 }
 
 pub fn finalizers(v: &Value) -> Vec<String> {
@@ -174,7 +180,10 @@ pub fn is_deleting(v: &Value) -> bool {
 
 /// Labels as string pairs (used by selectors).
 pub fn labels(v: &Value) -> Map<String, Value> {
-    v["metadata"]["labels"].as_object().cloned().unwrap_or_default()
+    v["metadata"]["labels"]
+        .as_object()
+        .cloned()
+        .unwrap_or_default()
 }
 
 /// Sets or replaces a condition of `status.conditions` by `type`, keeping
@@ -191,7 +200,8 @@ pub fn set_condition(obj: &mut Value, mut cond: Value) {
         if existing["status"] == cond["status"] {
             // Unchanged conditions keep their times, so re-reconciling an
             // unchanged object writes nothing.
-            let same = existing["reason"] == cond["reason"] && existing["message"] == cond["message"];
+            let same =
+                existing["reason"] == cond["reason"] && existing["message"] == cond["message"];
             let keep: &[&str] = if same {
                 &["lastTransitionTime", "lastUpdateTime", "lastProbeTime"]
             } else {

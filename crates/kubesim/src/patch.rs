@@ -46,7 +46,9 @@ fn parent_mut<'a>(doc: &'a mut Value, parts: &[String]) -> Result<&'a mut Value,
                 .get_mut(p)
                 .ok_or_else(|| format!("doc is missing path: /{}", parts.join("/")))?,
             Value::Array(a) => {
-                let i: usize = p.parse().map_err(|_| format!("invalid array index {p:?}"))?;
+                let i: usize = p
+                    .parse()
+                    .map_err(|_| format!("invalid array index {p:?}"))?;
                 a.get_mut(i)
                     .ok_or_else(|| format!("doc is missing path: /{}", parts.join("/")))?
             }
@@ -72,7 +74,9 @@ fn remove_at(doc: &mut Value, path: &str) -> Result<Value, String> {
             .remove(last)
             .ok_or_else(|| format!("unable to remove nonexistent key: {last}: missing value")),
         Value::Array(a) => {
-            let i: usize = last.parse().map_err(|_| format!("invalid index {last:?}"))?;
+            let i: usize = last
+                .parse()
+                .map_err(|_| format!("invalid index {last:?}"))?;
             if i >= a.len() {
                 return Err(format!("unable to remove index {i}: out of bounds"));
             }
@@ -91,7 +95,9 @@ fn add_at(doc: &mut Value, path: &str, value: Value, replace: bool) -> Result<()
     match parent_mut(doc, parents)? {
         Value::Object(m) => {
             if replace && !m.contains_key(last) {
-                return Err(format!("replace operation does not apply: doc is missing key: {path}"));
+                return Err(format!(
+                    "replace operation does not apply: doc is missing key: {path}"
+                ));
             }
             m.insert(last.clone(), value);
         }
@@ -99,9 +105,12 @@ fn add_at(doc: &mut Value, path: &str, value: Value, replace: bool) -> Result<()
             if last == "-" {
                 a.push(value);
             } else {
-                let i: usize = last.parse().map_err(|_| format!("invalid index {last:?}"))?;
+                let i: usize = last
+                    .parse()
+                    .map_err(|_| format!("invalid index {last:?}"))?;
                 if replace {
-                    *a.get_mut(i).ok_or_else(|| format!("index {i} out of bounds"))? = value;
+                    *a.get_mut(i)
+                        .ok_or_else(|| format!("index {i} out of bounds"))? = value;
                 } else if i > a.len() {
                     return Err(format!("index {i} out of bounds"));
                 } else {
@@ -285,7 +294,10 @@ mod tests {
         let mut f = json!({"metadata": {"finalizers": ["a"]}});
         strategic_merge_patch(&mut f, &json!({"metadata": {"finalizers": ["b"]}}));
         assert_eq!(f, json!({"metadata": {"finalizers": ["a", "b"]}}));
-        strategic_merge_patch(&mut f, &json!({"metadata": {"$deleteFromPrimitiveList/finalizers": ["a"]}}));
+        strategic_merge_patch(
+            &mut f,
+            &json!({"metadata": {"$deleteFromPrimitiveList/finalizers": ["a"]}}),
+        );
         assert_eq!(f, json!({"metadata": {"finalizers": ["b"]}}));
     }
 }

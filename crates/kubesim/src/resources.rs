@@ -115,7 +115,9 @@ impl ResourceInfo {
                 has_status: v["subresources"]["status"].is_object(),
                 has_generation: true,
                 crd: crd_name.clone(),
-                schema: v["schema"]["openAPIV3Schema"].as_object().map(|_| v["schema"]["openAPIV3Schema"].clone()),
+                schema: v["schema"]["openAPIV3Schema"]
+                    .as_object()
+                    .map(|_| v["schema"]["openAPIV3Schema"].clone()),
             });
         }
         out
@@ -123,72 +125,257 @@ impl ResourceInfo {
 }
 
 /// (group, version, resource, kind, namespaced, short names, has /status)
-type Row = (&'static str, &'static str, &'static str, &'static str, bool, &'static [&'static str], bool);
+type Row = (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    bool,
+    &'static [&'static str],
+    bool,
+);
 
 const BUILTINS: &[Row] = &[
     ("", "v1", "namespaces", "Namespace", false, &["ns"], true),
     ("", "v1", "configmaps", "ConfigMap", true, &["cm"], false),
     ("", "v1", "secrets", "Secret", true, &[], false),
     ("", "v1", "services", "Service", true, &["svc"], true),
-    ("", "v1", "serviceaccounts", "ServiceAccount", true, &["sa"], false),
-    ("", "v1", "persistentvolumeclaims", "PersistentVolumeClaim", true, &["pvc"], true),
-    ("", "v1", "persistentvolumes", "PersistentVolume", false, &["pv"], true),
+    (
+        "",
+        "v1",
+        "serviceaccounts",
+        "ServiceAccount",
+        true,
+        &["sa"],
+        false,
+    ),
+    (
+        "",
+        "v1",
+        "persistentvolumeclaims",
+        "PersistentVolumeClaim",
+        true,
+        &["pvc"],
+        true,
+    ),
+    (
+        "",
+        "v1",
+        "persistentvolumes",
+        "PersistentVolume",
+        false,
+        &["pv"],
+        true,
+    ),
     ("", "v1", "pods", "Pod", true, &["po"], true),
     ("", "v1", "events", "Event", true, &["ev"], false),
-    ("", "v1", "resourcequotas", "ResourceQuota", true, &["quota"], true),
-    ("", "v1", "limitranges", "LimitRange", true, &["limits"], false),
+    (
+        "",
+        "v1",
+        "resourcequotas",
+        "ResourceQuota",
+        true,
+        &["quota"],
+        true,
+    ),
+    (
+        "",
+        "v1",
+        "limitranges",
+        "LimitRange",
+        true,
+        &["limits"],
+        false,
+    ),
     ("", "v1", "endpoints", "Endpoints", true, &["ep"], false),
     ("", "v1", "nodes", "Node", false, &["no"], true),
-    ("apps", "v1", "deployments", "Deployment", true, &["deploy"], true),
-    ("apps", "v1", "statefulsets", "StatefulSet", true, &["sts"], true),
+    (
+        "apps",
+        "v1",
+        "deployments",
+        "Deployment",
+        true,
+        &["deploy"],
+        true,
+    ),
+    (
+        "apps",
+        "v1",
+        "statefulsets",
+        "StatefulSet",
+        true,
+        &["sts"],
+        true,
+    ),
     ("apps", "v1", "daemonsets", "DaemonSet", true, &["ds"], true),
-    ("apps", "v1", "replicasets", "ReplicaSet", true, &["rs"], true),
-    ("apps", "v1", "controllerrevisions", "ControllerRevision", true, &[], false),
+    (
+        "apps",
+        "v1",
+        "replicasets",
+        "ReplicaSet",
+        true,
+        &["rs"],
+        true,
+    ),
+    (
+        "apps",
+        "v1",
+        "controllerrevisions",
+        "ControllerRevision",
+        true,
+        &[],
+        false,
+    ),
     ("batch", "v1", "jobs", "Job", true, &[], true),
     ("batch", "v1", "cronjobs", "CronJob", true, &["cj"], true),
-    ("networking.k8s.io", "v1", "networkpolicies", "NetworkPolicy", true, &["netpol"], false),
-    ("networking.k8s.io", "v1", "ingresses", "Ingress", true, &["ing"], true),
-    ("networking.k8s.io", "v1", "ingressclasses", "IngressClass", false, &[], false),
-    ("rbac.authorization.k8s.io", "v1", "roles", "Role", true, &[], false),
-    ("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding", true, &[], false),
-    ("rbac.authorization.k8s.io", "v1", "clusterroles", "ClusterRole", false, &[], false),
-    ("rbac.authorization.k8s.io", "v1", "clusterrolebindings", "ClusterRoleBinding", false, &[], false),
-    ("policy", "v1", "poddisruptionbudgets", "PodDisruptionBudget", true, &["pdb"], true),
-    ("autoscaling", "v2", "horizontalpodautoscalers", "HorizontalPodAutoscaler", true, &["hpa"], true),
-    ("coordination.k8s.io", "v1", "leases", "Lease", true, &[], false),
-    ("storage.k8s.io", "v1", "storageclasses", "StorageClass", false, &["sc"], false),
-    ("apiextensions.k8s.io", "v1", "customresourcedefinitions", "CustomResourceDefinition", false, &["crd", "crds"], true),
+    (
+        "networking.k8s.io",
+        "v1",
+        "networkpolicies",
+        "NetworkPolicy",
+        true,
+        &["netpol"],
+        false,
+    ),
+    (
+        "networking.k8s.io",
+        "v1",
+        "ingresses",
+        "Ingress",
+        true,
+        &["ing"],
+        true,
+    ),
+    (
+        "networking.k8s.io",
+        "v1",
+        "ingressclasses",
+        "IngressClass",
+        false,
+        &[],
+        false,
+    ),
+    (
+        "rbac.authorization.k8s.io",
+        "v1",
+        "roles",
+        "Role",
+        true,
+        &[],
+        false,
+    ),
+    (
+        "rbac.authorization.k8s.io",
+        "v1",
+        "rolebindings",
+        "RoleBinding",
+        true,
+        &[],
+        false,
+    ),
+    (
+        "rbac.authorization.k8s.io",
+        "v1",
+        "clusterroles",
+        "ClusterRole",
+        false,
+        &[],
+        false,
+    ),
+    (
+        "rbac.authorization.k8s.io",
+        "v1",
+        "clusterrolebindings",
+        "ClusterRoleBinding",
+        false,
+        &[],
+        false,
+    ),
+    (
+        "policy",
+        "v1",
+        "poddisruptionbudgets",
+        "PodDisruptionBudget",
+        true,
+        &["pdb"],
+        true,
+    ),
+    (
+        "autoscaling",
+        "v2",
+        "horizontalpodautoscalers",
+        "HorizontalPodAutoscaler",
+        true,
+        &["hpa"],
+        true,
+    ),
+    (
+        "coordination.k8s.io",
+        "v1",
+        "leases",
+        "Lease",
+        true,
+        &[],
+        false,
+    ),
+    (
+        "storage.k8s.io",
+        "v1",
+        "storageclasses",
+        "StorageClass",
+        false,
+        &["sc"],
+        false,
+    ),
+    (
+        "apiextensions.k8s.io",
+        "v1",
+        "customresourcedefinitions",
+        "CustomResourceDefinition",
+        false,
+        &["crd", "crds"],
+        true,
+    ),
 ];
 
 /// The built-in resources, in discovery order.
 pub fn builtins() -> Vec<ResourceInfo> {
     BUILTINS
         .iter()
-        .map(|&(group, version, resource, kind, namespaced, short, has_status)| {
-            let categories = match resource {
-                "pods" | "services" | "deployments" | "statefulsets" | "daemonsets"
-                | "replicasets" | "jobs" | "cronjobs" | "horizontalpodautoscalers" => {
-                    vec!["all".to_string()]
+        .map(
+            |&(group, version, resource, kind, namespaced, short, has_status)| {
+                let categories = match resource {
+                    "pods"
+                    | "services"
+                    | "deployments"
+                    | "statefulsets"
+                    | "daemonsets"
+                    | "replicasets"
+                    | "jobs"
+                    | "cronjobs"
+                    | "horizontalpodautoscalers" => {
+                        vec!["all".to_string()]
+                    }
+                    _ => vec![],
+                };
+                ResourceInfo {
+                    group: group.into(),
+                    version: version.into(),
+                    resource: resource.into(),
+                    singular: kind.to_lowercase(),
+                    kind: kind.into(),
+                    namespaced,
+                    short_names: short.iter().map(|s| s.to_string()).collect(),
+                    categories,
+                    has_status,
+                    // Kinds with a spec/status split keep a generation; plain data
+                    // kinds (ConfigMap, Secret, RBAC...) do not, as in Kubernetes.
+                    has_generation: has_status && resource != "namespaces" && resource != "nodes",
+                    crd: None,
+                    schema: None,
                 }
-                _ => vec![],
-            };
-            ResourceInfo {
-                group: group.into(),
-                version: version.into(),
-                resource: resource.into(),
-                singular: kind.to_lowercase(),
-                kind: kind.into(),
-                namespaced,
-                short_names: short.iter().map(|s| s.to_string()).collect(),
-                categories,
-                has_status,
-                // Kinds with a spec/status split keep a generation; plain data
-                // kinds (ConfigMap, Secret, RBAC...) do not, as in Kubernetes.
-                has_generation: has_status && resource != "namespaces" && resource != "nodes",
-                crd: None,
-                schema: None,
-            }
-        })
+            },
+        )
         .collect()
 }
 

@@ -23,12 +23,21 @@ pub fn list_type(path: &[&str]) -> ListType {
     let Some(&last) = path.last() else {
         return ListType::Atomic;
     };
-    let parent = if path.len() >= 2 { path[path.len() - 2] } else { "" };
+    let parent = if path.len() >= 2 {
+        path[path.len() - 2]
+    } else {
+        ""
+    };
     match last {
         "finalizers" if parent == "metadata" => ListType::Set,
         "ownerReferences" if parent == "metadata" => ListType::Map(&["uid"]),
         "containers" | "initContainers" | "ephemeralContainers" => ListType::Map(&["name"]),
-        "ports" if matches!(parent, "containers" | "initContainers" | "ephemeralContainers") => {
+        "ports"
+            if matches!(
+                parent,
+                "containers" | "initContainers" | "ephemeralContainers"
+            ) =>
+        {
             ListType::Map(&["containerPort", "protocol"])
         }
         "ports" if parent == "spec" => ListType::Map(&["port", "protocol"]),

@@ -47,7 +47,11 @@ fn set_values(s: &str) -> Result<Vec<String>, ApiError> {
     let inner = s
         .strip_prefix('(')
         .and_then(|s| s.strip_suffix(')'))
-        .ok_or_else(|| ApiError::bad_request(format!("unable to parse requirement: found '{s}', expected: '('")))?;
+        .ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "unable to parse requirement: found '{s}', expected: '('"
+            ))
+        })?;
     Ok(inner
         .split(',')
         .map(|v| v.trim().to_string())
@@ -95,7 +99,11 @@ impl LabelSelector {
             let key = e["key"].as_str().unwrap_or_default().to_string();
             let values: Vec<String> = e["values"]
                 .as_array()
-                .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|v| v.as_str().map(String::from))
+                        .collect()
+                })
                 .unwrap_or_default();
             reqs.push(match e["operator"].as_str().unwrap_or_default() {
                 "In" => Req::In(key, values),
@@ -196,7 +204,8 @@ mod tests {
 
     #[test]
     fn field_selectors() {
-        let o = json!({"metadata": {"name": "a", "namespace": "ns"}, "status": {"phase": "Active"}});
+        let o =
+            json!({"metadata": {"name": "a", "namespace": "ns"}, "status": {"phase": "Active"}});
         let m = |s: &str| FieldSelector::parse(s).unwrap().matches(&o);
         assert!(m("metadata.name=a"));
         assert!(m("metadata.namespace!=x,status.phase=Active"));

@@ -60,7 +60,10 @@ pub struct Server {
 fn seed(api: &Api) {
     let ns = api.info_for("", "namespaces").expect("built in");
     let sa = api.info_for("", "serviceaccounts").expect("built in");
-    let opts = WriteOptions { field_manager: Some("kube-apiserver".into()), ..Default::default() };
+    let opts = WriteOptions {
+        field_manager: Some("kube-apiserver".into()),
+        ..Default::default()
+    };
     for name in ["default", "kube-system", "kube-public", "kube-node-lease"] {
         let _ = api.create(&ns, "", json!({"metadata": {"name": name}}), &opts);
         let _ = api.create(&sa, name, json!({"metadata": {"name": "default"}}), &opts);
@@ -102,9 +105,17 @@ impl Server {
                 .await;
         }));
         if config.controllers {
-            tasks.push(tokio::spawn(crate::controllers::run(api, config.rollout_delay, rx)));
+            tasks.push(tokio::spawn(crate::controllers::run(
+                api,
+                config.rollout_delay,
+                rx,
+            )));
         }
-        Ok(Server { shared, shutdown, tasks })
+        Ok(Server {
+            shared,
+            shutdown,
+            tasks,
+        })
     }
 
     pub fn addr(&self) -> SocketAddr {

@@ -45,7 +45,9 @@ impl Stats {
         let mut s = self.0.lock().unwrap();
         s.total += 1;
         *s.by_verb.entry(verb.to_string()).or_default() += 1;
-        *s.by_resource.entry(format!("{verb} {resource}")).or_default() += 1;
+        *s.by_resource
+            .entry(format!("{verb} {resource}"))
+            .or_default() += 1;
     }
 
     pub fn snapshot(&self) -> StatsSnapshot {

@@ -64,7 +64,9 @@ fn gr(info: &ResourceInfo) -> GroupResource {
 pub enum Since {
     Events(Vec<Arc<Event>>),
     /// The requested version is older than the retained history.
-    Expired { oldest: u64 },
+    Expired {
+        oldest: u64,
+    },
 }
 
 impl Inner {
@@ -109,7 +111,8 @@ impl Inner {
     pub fn put(&mut self, info: &ResourceInfo, mut obj: Value, kind: EventType) -> Arc<Value> {
         self.rv += 1;
         let rv = self.rv;
-        crate::meta::meta_mut(&mut obj).insert("resourceVersion".into(), Value::from(rv.to_string()));
+        crate::meta::meta_mut(&mut obj)
+            .insert("resourceVersion".into(), Value::from(rv.to_string()));
         let ns = crate::meta::namespace_of(&obj).to_string();
         let name = crate::meta::name_of(&obj).to_string();
         let obj = Arc::new(obj);
@@ -128,7 +131,13 @@ impl Inner {
 
     /// Removes an object; the DELETED event carries `last` (the state that
     /// caused the deletion, e.g. with its last finalizer gone) if given.
-    pub fn remove_as(&mut self, info: &ResourceInfo, ns: &str, name: &str, last: Option<Value>) -> Option<Arc<Value>> {
+    pub fn remove_as(
+        &mut self,
+        info: &ResourceInfo,
+        ns: &str,
+        name: &str,
+        last: Option<Value>,
+    ) -> Option<Arc<Value>> {
         let old = self
             .objects
             .get_mut(&gr(info))?
@@ -154,7 +163,13 @@ impl Inner {
         }
     }
 
-    fn record(&mut self, info: &ResourceInfo, namespace: String, kind: EventType, object: Arc<Value>) {
+    fn record(
+        &mut self,
+        info: &ResourceInfo,
+        namespace: String,
+        kind: EventType,
+        object: Arc<Value>,
+    ) {
         if self.history.len() >= self.history_cap {
             self.history.pop_front();
         }

@@ -11,7 +11,11 @@ use crate::resources::ResourceInfo;
 fn go_string_slice(v: &Value) -> String {
     let items: Vec<String> = v
         .as_array()
-        .map(|a| a.iter().map(|s| format!("{:?}", s.as_str().unwrap_or_default())).collect())
+        .map(|a| {
+            a.iter()
+                .map(|s| format!("{:?}", s.as_str().unwrap_or_default()))
+                .collect()
+        })
         .unwrap_or_default();
     format!("[]string{{{}}}", items.join(", "))
 }
@@ -40,7 +44,11 @@ pub fn apply_defaults(info: &ResourceInfo, obj: &mut Value) {
         ("", "namespaces") => {
             default_if_missing(obj, &["spec", "finalizers"], json!(["kubernetes"]));
             let name = crate::meta::name_of(obj).to_string();
-            default_if_missing(obj, &["metadata", "labels", "kubernetes.io/metadata.name"], json!(name));
+            default_if_missing(
+                obj,
+                &["metadata", "labels", "kubernetes.io/metadata.name"],
+                json!(name),
+            );
         }
         ("", "services") => {
             default_if_missing(obj, &["spec", "type"], json!("ClusterIP"));
@@ -125,7 +133,11 @@ pub fn validate_create(info: &ResourceInfo, obj: &Value) -> Vec<Cause> {
             if plural.is_empty() {
                 causes.push(Cause::required("spec.names.plural", ""));
             }
-            if spec["names"]["kind"].as_str().unwrap_or_default().is_empty() {
+            if spec["names"]["kind"]
+                .as_str()
+                .unwrap_or_default()
+                .is_empty()
+            {
                 causes.push(Cause::required("spec.names.kind", ""));
             }
             let expected = format!("{plural}.{group}");
@@ -134,11 +146,15 @@ pub fn validate_create(info: &ResourceInfo, obj: &Value) -> Vec<Cause> {
                 causes.push(Cause::invalid(
                     "metadata.name",
                     &format!("{name:?}"),
-                    &format!("must be spec.names.plural+\".\"+spec.group"),
+                    "must be spec.names.plural+\".\"+spec.group",
                 ));
             }
             if spec["versions"].as_array().is_none_or(Vec::is_empty) {
-                causes.push(Cause::invalid("spec.versions", "null", "must have exactly one version marked as storage version"));
+                causes.push(Cause::invalid(
+                    "spec.versions",
+                    "null",
+                    "must have exactly one version marked as storage version",
+                ));
             }
         }
         ("", "services") => {
@@ -152,7 +168,10 @@ pub fn validate_create(info: &ResourceInfo, obj: &Value) -> Vec<Cause> {
                 ));
             }
         }
-        ("apps", "deployments") | ("apps", "statefulsets") | ("apps", "daemonsets") | ("apps", "replicasets") => {
+        ("apps", "deployments")
+        | ("apps", "statefulsets")
+        | ("apps", "daemonsets")
+        | ("apps", "replicasets") => {
             if obj["spec"]["selector"].is_null() {
                 causes.push(Cause::required("spec.selector", ""));
             } else {
@@ -162,7 +181,17 @@ pub fn validate_create(info: &ResourceInfo, obj: &Value) -> Vec<Cause> {
                     let labels = &obj["spec"]["template"]["metadata"]["labels"];
                     causes.push(Cause::invalid(
                         "spec.template.metadata.labels",
-                        &format!("map[string]string{{{}}}", labels.as_object().map(|m| m.iter().map(|(k, v)| format!("{k:?}:{v}")).collect::<Vec<_>>().join(", ")).unwrap_or_default()),
+                        &format!(
+                            "map[string]string{{{}}}",
+                            labels
+                                .as_object()
+                                .map(|m| m
+                                    .iter()
+                                    .map(|(k, v)| format!("{k:?}:{v}"))
+                                    .collect::<Vec<_>>()
+                                    .join(", "))
+                                .unwrap_or_default()
+                        ),
                         "`selector` does not match template `labels`",
                     ));
                 }
@@ -178,7 +207,10 @@ pub fn validate_update(info: &ResourceInfo, old: &Value, new: &Value) -> Vec<Cau
     let mut causes = Vec::new();
     if crate::meta::is_deleting(old) {
         let old_f = crate::meta::finalizers(old);
-        if crate::meta::finalizers(new).iter().any(|f| !old_f.contains(f)) {
+        if crate::meta::finalizers(new)
+            .iter()
+            .any(|f| !old_f.contains(f))
+        {
             causes.push(Cause::forbidden(
                 "metadata.finalizers",
                 "no new finalizers can be added if the object is being deleted",
@@ -275,21 +307,19 @@ pub fn validate_update(info: &ResourceInfo, old: &Value, new: &Value) -> Vec<Cau
                 ));
             }
         }
-        ("", "configmaps") | ("", "secrets") => {
-            if old["immutable"] == json!(true) {
-                let msg = "field is immutable when `immutable` is set";
-                if old["data"] != new["data"] {
-                    causes.push(Cause::forbidden("data", msg));
-                }
-                if old["binaryData"] != new["binaryData"] && info.resource == "configmaps" {
-                    causes.push(Cause::forbidden("binaryData", msg));
-                }
-                if old["stringData"] != new["stringData"] && !new["stringData"].is_null() {
-                    causes.push(Cause::forbidden("data", msg));
-                }
-                if new["immutable"] != json!(true) {
-                    causes.push(Cause::forbidden("immutable", msg));
-                }
+        ("", "configmaps") | ("", "secrets") if old["immutable"] == json!(true) => {
+            let msg = "field is immutable when `immutable` is set";
+            if old["data"] != new["data"] {
+                causes.push(Cause::forbidden("data", msg));
+            }
+            if old["binaryData"] != new["binaryData"] && info.resource == "configmaps" {
+                causes.push(Cause::forbidden("binaryData", msg));
+            }
+            if old["stringData"] != new["stringData"] && !new["stringData"].is_null() {
+                causes.push(Cause::forbidden("data", msg));
+            }
+            if new["immutable"] != json!(true) {
+                causes.push(Cause::forbidden("immutable", msg));
             }
         }
         _ => {}

@@ -8,7 +8,9 @@ use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Service};
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams};
+use kube::api::{
+    Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams,
+};
 use serde_json::{Value, json};
 
 fn api_err(e: kube::Error) -> Box<kube::core::Status> {
@@ -19,7 +21,10 @@ fn api_err(e: kube::Error) -> Box<kube::core::Status> {
 }
 
 fn cm(name: &str, data: Value) -> ConfigMap {
-    serde_json::from_value(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": data})).unwrap()
+    serde_json::from_value(
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": data}),
+    )
+    .unwrap()
 }
 
 fn deployment(name: &str, annotations: Value) -> Value {
@@ -40,24 +45,76 @@ async fn ssa_conflict_between_managers_then_force_wins() {
     let s = common::start(kubesim::Config::default()).await;
     let cms: Api<ConfigMap> = Api::namespaced(s.client().await, "default");
     let a = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "shared"}, "data": {"key": "from-a", "a-only": "1"}});
-    cms.patch("shared", &PatchParams::apply("manager-a"), &Patch::Apply(&a)).await.unwrap();
+    cms.patch(
+        "shared",
+        &PatchParams::apply("manager-a"),
+        &Patch::Apply(&a),
+    )
+    .await
+    .unwrap();
     let b = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "shared"}, "data": {"key": "from-b"}});
-    let err = api_err(cms.patch("shared", &PatchParams::apply("manager-b"), &Patch::Apply(&b)).await.unwrap_err());
+    let err = api_err(
+        cms.patch(
+            "shared",
+            &PatchParams::apply("manager-b"),
+            &Patch::Apply(&b),
+        )
+        .await
+        .unwrap_err(),
+    );
     assert_eq!(err.code, 409);
     assert_eq!(err.reason, "Conflict");
-    assert_eq!(err.message, "Apply failed with 1 conflict: conflict with \"manager-a\": .data.key");
-    let forced = cms.patch("shared", &PatchParams::apply("manager-b").force(), &Patch::Apply(&b)).await.unwrap();
+    assert_eq!(
+        err.message,
+        "Apply failed with 1 conflict: conflict with \"manager-a\": .data.key"
+    );
+    let forced = cms
+        .patch(
+            "shared",
+            &PatchParams::apply("manager-b").force(),
+            &Patch::Apply(&b),
+        )
+        .await
+        .unwrap();
     assert_eq!(forced.data.as_ref().unwrap()["key"], "from-b");
     let mf = forced.metadata.managed_fields.unwrap();
-    let owner_of = |m: &str| mf.iter().find(|e| e.manager.as_deref() == Some(m)).unwrap().fields_v1.clone().unwrap().0;
+    let owner_of = |m: &str| {
+        mf.iter()
+            .find(|e| e.manager.as_deref() == Some(m))
+            .unwrap()
+            .fields_v1
+            .clone()
+            .unwrap()
+            .0
+    };
     assert_eq!(owner_of("manager-b"), json!({"f:data": {"f:key": {}}}));
     assert_eq!(owner_of("manager-a"), json!({"f:data": {"f:a-only": {}}}));
     // An update by another manager moves ownership; a's re-apply of the
     // same field then conflicts with an Update manager.
     let mut cur = cms.get("shared").await.unwrap();
-    cur.data.as_mut().unwrap().insert("a-only".into(), "edited".into());
-    cms.replace("shared", &PostParams { field_manager: Some("editor".into()), ..Default::default() }, &cur).await.unwrap();
-    let err = api_err(cms.patch("shared", &PatchParams::apply("manager-a"), &Patch::Apply(&a)).await.unwrap_err());
+    cur.data
+        .as_mut()
+        .unwrap()
+        .insert("a-only".into(), "edited".into());
+    cms.replace(
+        "shared",
+        &PostParams {
+            field_manager: Some("editor".into()),
+            ..Default::default()
+        },
+        &cur,
+    )
+    .await
+    .unwrap();
+    let err = api_err(
+        cms.patch(
+            "shared",
+            &PatchParams::apply("manager-a"),
+            &Patch::Apply(&a),
+        )
+        .await
+        .unwrap_err(),
+    );
     assert!(err.message.starts_with("Apply failed with 2 conflicts: conflicts with \"editor\" using v1:\n- .data.a-only\nconflicts with \"manager-b\":\n- .data.key"), "{}", err.message);
     s.sim.shutdown().await;
 }
@@ -66,25 +123,60 @@ async fn ssa_conflict_between_managers_then_force_wins() {
 async fn update_with_stale_resource_version_conflicts() {
     let s = common::start(kubesim::Config::default()).await;
     let cms: Api<ConfigMap> = Api::namespaced(s.client().await, "default");
-    let created = cms.create(&PostParams::default(), &cm("cc", json!({"a": "1"}))).await.unwrap();
+    let created = cms
+        .create(&PostParams::default(), &cm("cc", json!({"a": "1"})))
+        .await
+        .unwrap();
     let mut first = created.clone();
     first.data.as_mut().unwrap().insert("a".into(), "2".into());
-    let updated = cms.replace("cc", &PostParams::default(), &first).await.unwrap();
-    assert_ne!(updated.metadata.resource_version, created.metadata.resource_version);
+    let updated = cms
+        .replace("cc", &PostParams::default(), &first)
+        .await
+        .unwrap();
+    assert_ne!(
+        updated.metadata.resource_version,
+        created.metadata.resource_version
+    );
     let mut stale = created.clone();
     stale.data.as_mut().unwrap().insert("a".into(), "3".into());
-    let err = api_err(cms.replace("cc", &PostParams::default(), &stale).await.unwrap_err());
+    let err = api_err(
+        cms.replace("cc", &PostParams::default(), &stale)
+            .await
+            .unwrap_err(),
+    );
     assert_eq!(err.code, 409);
-    assert_eq!(err.message, "Operation cannot be fulfilled on configmaps \"cc\": the object has been modified; please apply your changes to the latest version and try again");
+    assert_eq!(
+        err.message,
+        "Operation cannot be fulfilled on configmaps \"cc\": the object has been modified; please apply your changes to the latest version and try again"
+    );
     // Other canonical errors.
-    let err = api_err(cms.create(&PostParams::default(), &cm("cc", json!({}))).await.unwrap_err());
-    assert_eq!((err.code, err.reason.as_str(), err.message.as_str()), (409, "AlreadyExists", "configmaps \"cc\" already exists"));
-    let err = api_err(cms.create(&PostParams::default(), &cm("Bad_Name", json!({}))).await.unwrap_err());
+    let err = api_err(
+        cms.create(&PostParams::default(), &cm("cc", json!({})))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(
+        (err.code, err.reason.as_str(), err.message.as_str()),
+        (409, "AlreadyExists", "configmaps \"cc\" already exists")
+    );
+    let err = api_err(
+        cms.create(&PostParams::default(), &cm("Bad_Name", json!({})))
+            .await
+            .unwrap_err(),
+    );
     assert_eq!(err.code, 422);
     assert!(err.message.starts_with("ConfigMap \"Bad_Name\" is invalid: metadata.name: Invalid value: \"Bad_Name\": a lowercase RFC 1123 subdomain"), "{}", err.message);
     let other: Api<ConfigMap> = Api::namespaced(s.client().await, "missing");
-    let err = api_err(other.create(&PostParams::default(), &cm("x", json!({}))).await.unwrap_err());
-    assert_eq!((err.code, err.message.as_str()), (404, "namespaces \"missing\" not found"));
+    let err = api_err(
+        other
+            .create(&PostParams::default(), &cm("x", json!({})))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(
+        (err.code, err.message.as_str()),
+        (404, "namespaces \"missing\" not found")
+    );
     s.sim.shutdown().await;
 }
 
@@ -94,14 +186,29 @@ async fn list_selectors_and_pagination() {
     let cms: Api<ConfigMap> = Api::namespaced(s.client().await, "default");
     for i in 0..7 {
         let mut c = cm(&format!("p{i}"), json!({}));
-        c.metadata.labels = Some([("tier".to_string(), if i % 2 == 0 { "even" } else { "odd" }.to_string())].into());
+        c.metadata.labels = Some(
+            [(
+                "tier".to_string(),
+                if i % 2 == 0 { "even" } else { "odd" }.to_string(),
+            )]
+            .into(),
+        );
         cms.create(&PostParams::default(), &c).await.unwrap();
     }
-    let even = cms.list(&ListParams::default().labels("tier=even")).await.unwrap();
+    let even = cms
+        .list(&ListParams::default().labels("tier=even"))
+        .await
+        .unwrap();
     assert_eq!(even.items.len(), 4);
-    let not_even = cms.list(&ListParams::default().labels("tier notin (even),tier")).await.unwrap();
+    let not_even = cms
+        .list(&ListParams::default().labels("tier notin (even),tier"))
+        .await
+        .unwrap();
     assert_eq!(not_even.items.len(), 3);
-    let by_name = cms.list(&ListParams::default().fields("metadata.name=p3")).await.unwrap();
+    let by_name = cms
+        .list(&ListParams::default().fields("metadata.name=p3"))
+        .await
+        .unwrap();
     assert_eq!(by_name.items.len(), 1);
     let mut names = Vec::new();
     let mut lp = ListParams::default().limit(3).labels("tier");
@@ -120,14 +227,26 @@ async fn list_selectors_and_pagination() {
 
 #[tokio::test]
 async fn watch_resumes_from_resource_version_and_expires() {
-    let s = common::start(kubesim::Config { watch_history: 20, ..Default::default() }).await;
+    let s = common::start(kubesim::Config {
+        watch_history: 20,
+        ..Default::default()
+    })
+    .await;
     let cms: Api<ConfigMap> = Api::namespaced(s.client().await, "default");
-    let first = cms.create(&PostParams::default(), &cm("w0", json!({}))).await.unwrap();
+    let first = cms
+        .create(&PostParams::default(), &cm("w0", json!({})))
+        .await
+        .unwrap();
     let rv0 = first.metadata.resource_version.unwrap();
-    cms.create(&PostParams::default(), &cm("w1", json!({}))).await.unwrap();
+    cms.create(&PostParams::default(), &cm("w1", json!({})))
+        .await
+        .unwrap();
     cms.delete("w0", &DeleteParams::default()).await.unwrap();
     // Resume from rv0: exactly the later events, in order.
-    let stream = cms.watch(&WatchParams::default().timeout(2), &rv0).await.unwrap();
+    let stream = cms
+        .watch(&WatchParams::default().timeout(2), &rv0)
+        .await
+        .unwrap();
     let events: Vec<String> = stream
         .take(2)
         .map_ok(|e| match e {
@@ -141,21 +260,45 @@ async fn watch_resumes_from_resource_version_and_expires() {
     assert_eq!(events, vec!["ADDED w1", "DELETED w0"]);
     // Push rv0 out of the bounded history: the watch gets 410 Expired.
     for i in 0..30 {
-        cms.create(&PostParams::default(), &cm(&format!("f{i}"), json!({}))).await.unwrap();
+        cms.create(&PostParams::default(), &cm(&format!("f{i}"), json!({})))
+            .await
+            .unwrap();
     }
-    let mut stream = cms.watch(&WatchParams::default().timeout(2), &rv0).await.unwrap().boxed();
+    let mut stream = cms
+        .watch(&WatchParams::default().timeout(2), &rv0)
+        .await
+        .unwrap()
+        .boxed();
     match stream.next().await.unwrap().unwrap() {
         WatchEvent::Error(e) => {
             assert_eq!(e.code, 410);
             assert_eq!(e.reason, "Expired");
-            assert!(e.message.starts_with(&format!("too old resource version: {rv0} (")), "{}", e.message);
+            assert!(
+                e.message
+                    .starts_with(&format!("too old resource version: {rv0} (")),
+                "{}",
+                e.message
+            );
         }
         other => panic!("expected 410, got {other:?}"),
     }
     // Bookmarks are sent when asked for.
-    let latest = cms.list(&ListParams::default()).await.unwrap().metadata.resource_version.unwrap();
-    let mut stream = cms.watch(&WatchParams::default().timeout(3), &latest).await.unwrap().boxed();
-    assert!(matches!(stream.next().await.unwrap().unwrap(), WatchEvent::Bookmark(_)));
+    let latest = cms
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .metadata
+        .resource_version
+        .unwrap();
+    let mut stream = cms
+        .watch(&WatchParams::default().timeout(3), &latest)
+        .await
+        .unwrap()
+        .boxed();
+    assert!(matches!(
+        stream.next().await.unwrap().unwrap(),
+        WatchEvent::Bookmark(_)
+    ));
     s.sim.shutdown().await;
 }
 
@@ -171,7 +314,9 @@ async fn statefulset_pvcs_survive_statefulset_deletion() {
             "template": {"metadata": {"labels": {"app": "db"}}, "spec": {"containers": [{"name": "db", "image": "pg"}]}},
             "volumeClaimTemplates": [{"metadata": {"name": "data"}, "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}]}
     });
-    sts.patch("db", &PatchParams::apply("test"), &Patch::Apply(&obj)).await.unwrap();
+    sts.patch("db", &PatchParams::apply("test"), &Patch::Apply(&obj))
+        .await
+        .unwrap();
     let ready = common::eventually(5, "sts ready", || async {
         let st = sts.get("db").await.unwrap().status?;
         (st.ready_replicas == Some(3)).then_some(st)
@@ -180,17 +325,33 @@ async fn statefulset_pvcs_survive_statefulset_deletion() {
     assert_eq!(ready.current_revision, ready.update_revision);
     common::eventually(5, "pvcs bound", || async {
         let l = pvcs.list(&ListParams::default()).await.unwrap();
-        let names: Vec<String> = l.items.iter().map(|p| p.metadata.name.clone().unwrap()).collect();
-        let bound = l.items.iter().all(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Bound"));
+        let names: Vec<String> = l
+            .items
+            .iter()
+            .map(|p| p.metadata.name.clone().unwrap())
+            .collect();
+        let bound = l
+            .items
+            .iter()
+            .all(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Bound"));
         (names == ["data-db-0", "data-db-1", "data-db-2"] && bound).then_some(())
     })
     .await;
     // Scale down keeps the claims.
-    sts.patch("db", &PatchParams::default(), &Patch::Merge(json!({"spec": {"replicas": 1}}))).await.unwrap();
+    sts.patch(
+        "db",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"replicas": 1}})),
+    )
+    .await
+    .unwrap();
     sts.delete("db", &DeleteParams::default()).await.unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(sts.get_opt("db").await.unwrap().is_none());
-    assert_eq!(pvcs.list(&ListParams::default()).await.unwrap().items.len(), 3);
+    assert_eq!(
+        pvcs.list(&ListParams::default()).await.unwrap().items.len(),
+        3
+    );
     s.sim.shutdown().await;
 }
 
@@ -202,44 +363,127 @@ async fn immutable_fields_are_rejected_with_api_server_messages() {
     let sts: Api<StatefulSet> = Api::namespaced(client.clone(), "default");
     let obj = json!({"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "x"},
         "spec": {"serviceName": "x", "selector": {"matchLabels": {"a": "b"}}, "template": {"metadata": {"labels": {"a": "b"}}, "spec": {"containers": [{"name": "c", "image": "i"}]}}}});
-    sts.patch("x", &PatchParams::apply("t"), &Patch::Apply(&obj)).await.unwrap();
-    let err = api_err(sts.patch("x", &pp, &Patch::Merge(json!({"spec": {"serviceName": "y"}}))).await.unwrap_err());
+    sts.patch("x", &PatchParams::apply("t"), &Patch::Apply(&obj))
+        .await
+        .unwrap();
+    let err = api_err(
+        sts.patch(
+            "x",
+            &pp,
+            &Patch::Merge(json!({"spec": {"serviceName": "y"}})),
+        )
+        .await
+        .unwrap_err(),
+    );
     assert_eq!(err.code, 422);
-    assert_eq!(err.message, "StatefulSet.apps \"x\" is invalid: spec: Forbidden: updates to statefulset spec for fields other than 'replicas', 'ordinals', 'template', 'updateStrategy', 'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden");
+    assert_eq!(
+        err.message,
+        "StatefulSet.apps \"x\" is invalid: spec: Forbidden: updates to statefulset spec for fields other than 'replicas', 'ordinals', 'template', 'updateStrategy', 'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden"
+    );
     // Allowed fields may change.
-    sts.patch("x", &pp, &Patch::Merge(json!({"spec": {"replicas": 4, "minReadySeconds": 5}}))).await.unwrap();
+    sts.patch(
+        "x",
+        &pp,
+        &Patch::Merge(json!({"spec": {"replicas": 4, "minReadySeconds": 5}})),
+    )
+    .await
+    .unwrap();
 
     let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), "default");
     let pvc = json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "p"},
         "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}});
-    pvcs.create(&PostParams::default(), &serde_json::from_value(pvc).unwrap()).await.unwrap();
-    let err = api_err(pvcs.patch("p", &pp, &Patch::Merge(json!({"spec": {"accessModes": ["ReadWriteMany"]}}))).await.unwrap_err());
-    assert_eq!(err.message, "PersistentVolumeClaim \"p\" is invalid: spec: Forbidden: spec is immutable after creation except resources.requests and volumeAttributesClassName for bound claims");
-    pvcs.patch("p", &pp, &Patch::Merge(json!({"spec": {"resources": {"requests": {"storage": "2Gi"}}}}))).await.unwrap();
-    let err = api_err(pvcs.patch("p", &pp, &Patch::Merge(json!({"spec": {"resources": {"requests": {"storage": "1Gi"}}}}))).await.unwrap_err());
-    assert!(err.message.contains("spec.resources.requests.storage: Forbidden: field can not be less than previous value"), "{}", err.message);
+    pvcs.create(
+        &PostParams::default(),
+        &serde_json::from_value(pvc).unwrap(),
+    )
+    .await
+    .unwrap();
+    let err = api_err(
+        pvcs.patch(
+            "p",
+            &pp,
+            &Patch::Merge(json!({"spec": {"accessModes": ["ReadWriteMany"]}})),
+        )
+        .await
+        .unwrap_err(),
+    );
+    assert_eq!(
+        err.message,
+        "PersistentVolumeClaim \"p\" is invalid: spec: Forbidden: spec is immutable after creation except resources.requests and volumeAttributesClassName for bound claims"
+    );
+    pvcs.patch(
+        "p",
+        &pp,
+        &Patch::Merge(json!({"spec": {"resources": {"requests": {"storage": "2Gi"}}}})),
+    )
+    .await
+    .unwrap();
+    let err = api_err(
+        pvcs.patch(
+            "p",
+            &pp,
+            &Patch::Merge(json!({"spec": {"resources": {"requests": {"storage": "1Gi"}}}})),
+        )
+        .await
+        .unwrap_err(),
+    );
+    assert!(
+        err.message.contains(
+            "spec.resources.requests.storage: Forbidden: field can not be less than previous value"
+        ),
+        "{}",
+        err.message
+    );
 
     let jobs: Api<Job> = Api::namespaced(client.clone(), "default");
     let job = json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "j"},
         "spec": {"template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "i"}]}}}});
-    jobs.create(&PostParams::default(), &serde_json::from_value(job).unwrap()).await.unwrap();
+    jobs.create(
+        &PostParams::default(),
+        &serde_json::from_value(job).unwrap(),
+    )
+    .await
+    .unwrap();
     let err = api_err(jobs.patch("j", &pp, &Patch::Strategic(json!({"spec": {"template": {"spec": {"containers": [{"name": "c", "image": "other"}]}}}}))).await.unwrap_err());
-    assert!(err.message.starts_with("Job.batch \"j\" is invalid: spec.template: Invalid value: "), "{}", err.message);
+    assert!(
+        err.message
+            .starts_with("Job.batch \"j\" is invalid: spec.template: Invalid value: "),
+        "{}",
+        err.message
+    );
     assert!(err.message.ends_with("field is immutable"));
 
     let svcs: Api<Service> = Api::namespaced(client.clone(), "default");
     let svc = svcs.create(&PostParams::default(), &serde_json::from_value(json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"}, "spec": {"ports": [{"port": 80}]}})).unwrap()).await.unwrap();
     let ip = svc.spec.unwrap().cluster_ip.unwrap();
     assert!(ip.starts_with("10.96."));
-    let err = api_err(svcs.patch("s", &pp, &Patch::Merge(json!({"spec": {"clusterIP": "10.0.0.99"}}))).await.unwrap_err());
-    assert_eq!(err.message, "Service \"s\" is invalid: spec.clusterIPs[0]: Invalid value: []string{\"10.0.0.99\"}: may not change once set");
+    let err = api_err(
+        svcs.patch(
+            "s",
+            &pp,
+            &Patch::Merge(json!({"spec": {"clusterIP": "10.0.0.99"}})),
+        )
+        .await
+        .unwrap_err(),
+    );
+    assert_eq!(
+        err.message,
+        "Service \"s\" is invalid: spec.clusterIPs[0]: Invalid value: []string{\"10.0.0.99\"}: may not change once set"
+    );
 
     let cms: Api<ConfigMap> = Api::namespaced(client, "default");
     let mut frozen = cm("frozen", json!({"a": "1"}));
     frozen.immutable = Some(true);
     cms.create(&PostParams::default(), &frozen).await.unwrap();
-    let err = api_err(cms.patch("frozen", &pp, &Patch::Merge(json!({"data": {"a": "2"}}))).await.unwrap_err());
-    assert_eq!(err.message, "ConfigMap \"frozen\" is invalid: data: Forbidden: field is immutable when `immutable` is set");
+    let err = api_err(
+        cms.patch("frozen", &pp, &Patch::Merge(json!({"data": {"a": "2"}})))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(
+        err.message,
+        "ConfigMap \"frozen\" is invalid: data: Forbidden: field is immutable when `immutable` is set"
+    );
     s.sim.shutdown().await;
 }
 
@@ -250,39 +494,75 @@ async fn owner_reference_garbage_collection() {
     let deps: Api<Deployment> = Api::namespaced(client.clone(), "default");
     let rss: Api<ReplicaSet> = Api::namespaced(client.clone(), "default");
     let cms: Api<ConfigMap> = Api::namespaced(client, "default");
-    deps.patch("gc", &PatchParams::apply("t"), &Patch::Apply(deployment("gc", json!({})))).await.unwrap();
+    deps.patch(
+        "gc",
+        &PatchParams::apply("t"),
+        &Patch::Apply(deployment("gc", json!({}))),
+    )
+    .await
+    .unwrap();
     common::eventually(5, "replicaset", || async {
         (rss.list(&ListParams::default()).await.unwrap().items.len() == 1).then_some(())
     })
     .await;
     // Background: the owner goes at once, the dependent right after.
-    deps.delete("gc", &DeleteParams::background()).await.unwrap();
+    deps.delete("gc", &DeleteParams::background())
+        .await
+        .unwrap();
     common::eventually(5, "background gc", || async {
-        rss.list(&ListParams::default()).await.unwrap().items.is_empty().then_some(())
+        rss.list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+            .then_some(())
     })
     .await;
 
     // Foreground: the owner waits (foregroundDeletion) for a dependent that
     // is held by a finalizer, then goes when it is released.
-    let owner = cms.create(&PostParams::default(), &cm("owner", json!({}))).await.unwrap();
+    let owner = cms
+        .create(&PostParams::default(), &cm("owner", json!({})))
+        .await
+        .unwrap();
     let mut child = cm("child", json!({}));
     child.metadata.finalizers = Some(vec!["example.com/hold".into()]);
-    child.metadata.owner_references = Some(vec![k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference {
-        api_version: "v1".into(),
-        kind: "ConfigMap".into(),
-        name: "owner".into(),
-        uid: owner.metadata.uid.clone().unwrap(),
-        block_owner_deletion: Some(true),
-        ..Default::default()
-    }]);
+    child.metadata.owner_references = Some(vec![
+        k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference {
+            api_version: "v1".into(),
+            kind: "ConfigMap".into(),
+            name: "owner".into(),
+            uid: owner.metadata.uid.clone().unwrap(),
+            block_owner_deletion: Some(true),
+            ..Default::default()
+        },
+    ]);
     cms.create(&PostParams::default(), &child).await.unwrap();
-    cms.delete("owner", &DeleteParams::foreground()).await.unwrap();
+    cms.delete("owner", &DeleteParams::foreground())
+        .await
+        .unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
     let o = cms.get("owner").await.unwrap();
     assert!(o.metadata.deletion_timestamp.is_some());
-    assert_eq!(o.metadata.finalizers, Some(vec!["foregroundDeletion".to_string()]));
-    assert!(cms.get("child").await.unwrap().metadata.deletion_timestamp.is_some());
-    cms.patch("child", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"finalizers": null}}))).await.unwrap();
+    assert_eq!(
+        o.metadata.finalizers,
+        Some(vec!["foregroundDeletion".to_string()])
+    );
+    assert!(
+        cms.get("child")
+            .await
+            .unwrap()
+            .metadata
+            .deletion_timestamp
+            .is_some()
+    );
+    cms.patch(
+        "child",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"finalizers": null}})),
+    )
+    .await
+    .unwrap();
     common::eventually(5, "foreground gc", || async {
         cms.get_opt("owner").await.unwrap().is_none().then_some(())
     })
@@ -292,44 +572,100 @@ async fn owner_reference_garbage_collection() {
 
 #[tokio::test]
 async fn workloads_roll_out_and_annotations_fail_them() {
-    let s = common::start(kubesim::Config { rollout_delay: Duration::from_millis(300), ..Default::default() }).await;
+    let s = common::start(kubesim::Config {
+        rollout_delay: Duration::from_millis(300),
+        ..Default::default()
+    })
+    .await;
     let client = s.client().await;
     let deps: Api<Deployment> = Api::namespaced(client.clone(), "default");
-    deps.patch("ok", &PatchParams::apply("t"), &Patch::Apply(deployment("ok", json!({})))).await.unwrap();
-    deps.patch("stuck", &PatchParams::apply("t"), &Patch::Apply(deployment("stuck", json!({kubesim::NEVER_READY: "true"})))).await.unwrap();
+    deps.patch(
+        "ok",
+        &PatchParams::apply("t"),
+        &Patch::Apply(deployment("ok", json!({}))),
+    )
+    .await
+    .unwrap();
+    deps.patch(
+        "stuck",
+        &PatchParams::apply("t"),
+        &Patch::Apply(deployment("stuck", json!({kubesim::NEVER_READY: "true"}))),
+    )
+    .await
+    .unwrap();
     let early = deps.get("ok").await.unwrap();
     let cond = |d: &Deployment, t: &str| {
-        d.status.as_ref().and_then(|s| s.conditions.as_ref()).and_then(|c| c.iter().find(|c| c.type_.as_deref() == Some(t)).cloned())
+        d.status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .and_then(|c| c.iter().find(|c| c.type_.as_deref() == Some(t)).cloned())
     };
     common::eventually(2, "progressing", || async {
         let d = deps.get("ok").await.unwrap();
         cond(&d, "Available").map(|c| assert!(c.status.is_some()))
     })
     .await;
-    assert!(early.status.as_ref().and_then(|s| s.ready_replicas).is_none());
+    assert!(
+        early
+            .status
+            .as_ref()
+            .and_then(|s| s.ready_replicas)
+            .is_none()
+    );
     let d = common::eventually(5, "available", || async {
         let d = deps.get("ok").await.unwrap();
         (cond(&d, "Available")?.status.as_deref() == Some("True")).then_some(d)
     })
     .await;
     let st = d.status.unwrap();
-    assert_eq!((st.replicas, st.updated_replicas, st.ready_replicas, st.available_replicas, st.observed_generation), (Some(2), Some(2), Some(2), Some(2), Some(1)));
+    assert_eq!(
+        (
+            st.replicas,
+            st.updated_replicas,
+            st.ready_replicas,
+            st.available_replicas,
+            st.observed_generation
+        ),
+        (Some(2), Some(2), Some(2), Some(2), Some(1))
+    );
     tokio::time::sleep(Duration::from_millis(400)).await;
     let stuck = deps.get("stuck").await.unwrap();
     let c = cond(&stuck, "Available").unwrap();
-    assert_eq!((c.status.as_deref(), c.reason.as_deref()), (Some("False"), Some("MinimumReplicasUnavailable")));
+    assert_eq!(
+        (c.status.as_deref(), c.reason.as_deref()),
+        (Some("False"), Some("MinimumReplicasUnavailable"))
+    );
 
     let jobs: Api<Job> = Api::namespaced(client, "default");
-    let job = |name: &str, ann: Value| json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name},
-        "spec": {"backoffLimit": 2, "template": {"metadata": {"annotations": ann}, "spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "i"}]}}}});
-    jobs.create(&PostParams::default(), &serde_json::from_value(job("good", json!({}))).unwrap()).await.unwrap();
-    jobs.create(&PostParams::default(), &serde_json::from_value(job("bad", json!({kubesim::JOB_FAIL: "true"}))).unwrap()).await.unwrap();
+    let job = |name: &str, ann: Value| {
+        json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name},
+        "spec": {"backoffLimit": 2, "template": {"metadata": {"annotations": ann}, "spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "i"}]}}}})
+    };
+    jobs.create(
+        &PostParams::default(),
+        &serde_json::from_value(job("good", json!({}))).unwrap(),
+    )
+    .await
+    .unwrap();
+    jobs.create(
+        &PostParams::default(),
+        &serde_json::from_value(job("bad", json!({kubesim::JOB_FAIL: "true"}))).unwrap(),
+    )
+    .await
+    .unwrap();
     let done = |name: &'static str, t: &'static str| {
         let jobs = jobs.clone();
         async move {
             common::eventually(5, name, || async {
                 let j = jobs.get(name).await.unwrap();
-                let c = j.status.as_ref()?.conditions.as_ref()?.iter().find(|c| c.type_ == t && c.status == "True")?.clone();
+                let c = j
+                    .status
+                    .as_ref()?
+                    .conditions
+                    .as_ref()?
+                    .iter()
+                    .find(|c| c.type_ == t && c.status == "True")?
+                    .clone();
                 Some((j, c))
             })
             .await
@@ -352,55 +688,116 @@ async fn faults_are_observable_and_stats_count_verbs() {
     let raw: Api<ConfigMap> = Api::namespaced(s.client_no_retry().await, "default");
 
     // Error injection per verb/resource, limited by count.
-    let fault = kubesim::ErrorFault { verb: Some("create".into()), resource: Some("configmaps".into()), code: 503, count: Some(1), ..Default::default() };
+    let fault = kubesim::ErrorFault {
+        verb: Some("create".into()),
+        resource: Some("configmaps".into()),
+        code: 503,
+        count: Some(1),
+        ..Default::default()
+    };
     s.sim.faults().add_error(fault.clone());
-    let err = api_err(raw.create(&PostParams::default(), &cm("e", json!({}))).await.unwrap_err());
+    let err = api_err(
+        raw.create(&PostParams::default(), &cm("e", json!({})))
+            .await
+            .unwrap_err(),
+    );
     assert_eq!((err.code, err.reason.as_str()), (503, "ServiceUnavailable"));
     // kube-rs retries 503s by default: one failure, then success.
-    s.sim.faults().set(kubesim::FaultConfig { errors: vec![fault], ..Default::default() });
-    cms.create(&PostParams::default(), &cm("e", json!({}))).await.unwrap();
+    s.sim.faults().set(kubesim::FaultConfig {
+        errors: vec![fault],
+        ..Default::default()
+    });
+    cms.create(&PostParams::default(), &cm("e", json!({})))
+        .await
+        .unwrap();
     assert_eq!(s.sim.stats().verb("create"), 3);
     s.sim.faults().clear();
 
     // 429 with Retry-After over plain HTTP, configured through the admin endpoint.
     let http = reqwest_like(&s.sim.url());
-    http.post("/kubesim/faults", r#"{"errors":[{"verb":"get","code":429,"retryAfterSeconds":7}]}"#).await;
+    http.post(
+        "/kubesim/faults",
+        r#"{"errors":[{"verb":"get","code":429,"retryAfterSeconds":7}]}"#,
+    )
+    .await;
     let (code, headers, _) = http.get("/api/v1/namespaces/default/configmaps/e").await;
     assert_eq!(code, 429);
-    assert!(headers.to_lowercase().contains("retry-after: 7"), "{headers}");
+    assert!(
+        headers.to_lowercase().contains("retry-after: 7"),
+        "{headers}"
+    );
     http.delete("/kubesim/faults").await;
 
     // Latency.
-    s.sim.faults().set(kubesim::FaultConfig { latency: vec![kubesim::LatencyFault { verb: Some("get".into()), millis: 300, ..Default::default() }], ..Default::default() });
+    s.sim.faults().set(kubesim::FaultConfig {
+        latency: vec![kubesim::LatencyFault {
+            verb: Some("get".into()),
+            millis: 300,
+            ..Default::default()
+        }],
+        ..Default::default()
+    });
     let t = Instant::now();
     cms.get("e").await.unwrap();
     assert!(t.elapsed() >= Duration::from_millis(300));
     s.sim.faults().clear();
 
     // A write that times out but still happened.
-    s.sim.faults().set(kubesim::FaultConfig { timeouts: vec![kubesim::TimeoutFault { verb: Some("create".into()), millis: 100, commit: true, ..Default::default() }], ..Default::default() });
-    let err = api_err(raw.create(&PostParams::default(), &cm("slow", json!({}))).await.unwrap_err());
+    s.sim.faults().set(kubesim::FaultConfig {
+        timeouts: vec![kubesim::TimeoutFault {
+            verb: Some("create".into()),
+            millis: 100,
+            commit: true,
+            ..Default::default()
+        }],
+        ..Default::default()
+    });
+    let err = api_err(
+        raw.create(&PostParams::default(), &cm("slow", json!({})))
+            .await
+            .unwrap_err(),
+    );
     assert_eq!(err.code, 504);
     s.sim.faults().clear();
     assert!(cms.get_opt("slow").await.unwrap().is_some());
 
     // Dropped watch streams end early.
-    s.sim.faults().set(kubesim::FaultConfig { drop_watches_after_millis: Some(200), ..Default::default() });
+    s.sim.faults().set(kubesim::FaultConfig {
+        drop_watches_after_millis: Some(200),
+        ..Default::default()
+    });
     let t = Instant::now();
-    let stream = cms.watch(&WatchParams::default().timeout(30), "0").await.unwrap();
+    let stream = cms
+        .watch(&WatchParams::default().timeout(30), "0")
+        .await
+        .unwrap();
     let n = stream.count().await;
     assert!(n >= 2, "initial ADDED events first");
     assert!(t.elapsed() < Duration::from_secs(5));
     s.sim.faults().clear();
 
     // A finalizer the simulator never clears.
-    s.sim.faults().set(kubesim::FaultConfig { stuck_finalizers: vec![kubesim::StuckFinalizer { resource: "configmaps".into(), name_prefix: Some("stuck".into()), finalizer: "kubesim.caelus.io/stuck".into() }], ..Default::default() });
-    cms.create(&PostParams::default(), &cm("stuck-1", json!({}))).await.unwrap();
-    cms.delete("stuck-1", &DeleteParams::default()).await.unwrap();
+    s.sim.faults().set(kubesim::FaultConfig {
+        stuck_finalizers: vec![kubesim::StuckFinalizer {
+            resource: "configmaps".into(),
+            name_prefix: Some("stuck".into()),
+            finalizer: "kubesim.caelus.io/stuck".into(),
+        }],
+        ..Default::default()
+    });
+    cms.create(&PostParams::default(), &cm("stuck-1", json!({})))
+        .await
+        .unwrap();
+    cms.delete("stuck-1", &DeleteParams::default())
+        .await
+        .unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
     let held = cms.get("stuck-1").await.unwrap();
     assert!(held.metadata.deletion_timestamp.is_some());
-    assert_eq!(held.metadata.finalizers, Some(vec!["kubesim.caelus.io/stuck".to_string()]));
+    assert_eq!(
+        held.metadata.finalizers,
+        Some(vec!["kubesim.caelus.io/stuck".to_string()])
+    );
     s.sim.faults().clear();
 
     // Counters by verb.
@@ -428,7 +825,11 @@ impl Raw {
     async fn send(&self, method: &str, path: &str, body: &str) -> (u16, String, String) {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let mut sock = tokio::net::TcpStream::connect(&self.0).await.unwrap();
-        let req = format!("{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", self.0, body.len());
+        let req = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            self.0,
+            body.len()
+        );
         sock.write_all(req.as_bytes()).await.unwrap();
         let mut buf = String::new();
         sock.read_to_string(&mut buf).await.unwrap();

@@ -83,15 +83,30 @@ async fn get_builtins() {
     for n in ["default", "kube-system", "kube-public", "kube-node-lease"] {
         assert!(ns.contains(n), "{ns}");
     }
-    let sa = json(&s.kubectl_ok(&["get", "serviceaccounts", "-A", "-o", "json"], None).await);
+    let sa = json(
+        &s.kubectl_ok(&["get", "serviceaccounts", "-A", "-o", "json"], None)
+            .await,
+    );
     assert_eq!(sa["items"].as_array().unwrap().len(), 4);
     let res = s.kubectl_ok(&["api-resources", "-o", "name"], None).await;
-    for r in ["deployments.apps", "jobs.batch", "leases.coordination.k8s.io", "poddisruptionbudgets.policy", "horizontalpodautoscalers.autoscaling", "clusterroles.rbac.authorization.k8s.io", "networkpolicies.networking.k8s.io"] {
+    for r in [
+        "deployments.apps",
+        "jobs.batch",
+        "leases.coordination.k8s.io",
+        "poddisruptionbudgets.policy",
+        "horizontalpodautoscalers.autoscaling",
+        "clusterroles.rbac.authorization.k8s.io",
+        "networkpolicies.networking.k8s.io",
+    ] {
         assert!(res.lines().any(|l| l == r), "missing {r} in {res}");
     }
     let out = s.kubectl(&["get", "configmap", "nope"], None).await;
     assert!(!out.ok);
-    assert!(out.stderr.contains("configmaps \"nope\" not found"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("configmaps \"nope\" not found"),
+        "{}",
+        out.stderr
+    );
     s.sim.shutdown().await;
 }
 
@@ -104,56 +119,154 @@ async fn apply_server_side_multi_document_then_wait() {
     .await;
     // As on a real cluster, the custom resource cannot be mapped until its
     // CRD exists: the first apply creates everything else, the second the CR.
-    let first = s.kubectl(&["apply", "--server-side", "-f", "-"], Some(MANIFEST)).await;
-    assert!(first.stdout.contains("deployment.apps/web serverside-applied"), "{}", first.stdout);
-    assert!(first.stdout.contains("customresourcedefinition.apiextensions.k8s.io/widgets.example.com serverside-applied"));
-    let second = s.kubectl_ok(&["apply", "--server-side", "-f", "-"], Some(MANIFEST)).await;
-    assert!(second.contains("widget.example.com/w1 serverside-applied"), "{second}");
+    let first = s
+        .kubectl(&["apply", "--server-side", "-f", "-"], Some(MANIFEST))
+        .await;
+    assert!(
+        first
+            .stdout
+            .contains("deployment.apps/web serverside-applied"),
+        "{}",
+        first.stdout
+    );
+    assert!(first.stdout.contains(
+        "customresourcedefinition.apiextensions.k8s.io/widgets.example.com serverside-applied"
+    ));
+    let second = s
+        .kubectl_ok(&["apply", "--server-side", "-f", "-"], Some(MANIFEST))
+        .await;
+    assert!(
+        second.contains("widget.example.com/w1 serverside-applied"),
+        "{second}"
+    );
 
     let w = json(&s.kubectl_ok(&["get", "wd", "w1", "-o", "json"], None).await);
     assert_eq!(w["spec"]["size"], 3);
-    let cm = json(&s.kubectl_ok(&["get", "cm", "cfg", "-o", "json", "--show-managed-fields"], None).await);
+    let cm = json(
+        &s.kubectl_ok(
+            &["get", "cm", "cfg", "-o", "json", "--show-managed-fields"],
+            None,
+        )
+        .await,
+    );
     let mf = &cm["metadata"]["managedFields"][0];
     assert_eq!(mf["manager"], "kubectl");
     assert_eq!(mf["operation"], "Apply");
     assert_eq!(mf["fieldsV1"]["f:data"]["f:a"], serde_json::json!({}));
 
-    let svc = json(&s.kubectl_ok(&["get", "svc", "web", "-o", "json"], None).await);
-    assert!(svc["spec"]["clusterIP"].as_str().unwrap().starts_with("10.96."));
+    let svc = json(
+        &s.kubectl_ok(&["get", "svc", "web", "-o", "json"], None)
+            .await,
+    );
+    assert!(
+        svc["spec"]["clusterIP"]
+            .as_str()
+            .unwrap()
+            .starts_with("10.96.")
+    );
 
-    s.kubectl_ok(&["wait", "--for=condition=Available", "deployment/web", "--timeout=20s"], None).await;
-    let d = json(&s.kubectl_ok(&["get", "deploy", "web", "-o", "json"], None).await);
+    s.kubectl_ok(
+        &[
+            "wait",
+            "--for=condition=Available",
+            "deployment/web",
+            "--timeout=20s",
+        ],
+        None,
+    )
+    .await;
+    let d = json(
+        &s.kubectl_ok(&["get", "deploy", "web", "-o", "json"], None)
+            .await,
+    );
     assert_eq!(d["status"]["readyReplicas"], 2);
     assert_eq!(d["status"]["observedGeneration"], 1);
 
     let pvcs = s.kubectl_ok(&["get", "pvc", "-o", "name"], None).await;
-    assert!(pvcs.contains("persistentvolumeclaim/data-db-0") && pvcs.contains("persistentvolumeclaim/data-db-1"), "{pvcs}");
-    s.kubectl_ok(&["wait", "--for=jsonpath={.status.phase}=Bound", "pvc/data-db-1", "--timeout=10s"], None).await;
+    assert!(
+        pvcs.contains("persistentvolumeclaim/data-db-0")
+            && pvcs.contains("persistentvolumeclaim/data-db-1"),
+        "{pvcs}"
+    );
+    s.kubectl_ok(
+        &[
+            "wait",
+            "--for=jsonpath={.status.phase}=Bound",
+            "pvc/data-db-1",
+            "--timeout=10s",
+        ],
+        None,
+    )
+    .await;
     s.sim.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn patch_label_delete() {
     let s = common::start(kubesim::Config::default()).await;
-    let without_cr = MANIFEST.split("---\napiVersion: example.com/v1").next().unwrap();
-    s.kubectl_ok(&["apply", "--server-side", "-f", "-"], Some(without_cr)).await;
+    let without_cr = MANIFEST
+        .split("---\napiVersion: example.com/v1")
+        .next()
+        .unwrap();
+    s.kubectl_ok(&["apply", "--server-side", "-f", "-"], Some(without_cr))
+        .await;
     s.kubectl_ok(&["patch", "deployment", "web", "-p", r#"{"spec":{"template":{"spec":{"containers":[{"name":"web","image":"nginx:1.28"}]}}}}"#], None).await;
-    let d = json(&s.kubectl_ok(&["get", "deploy", "web", "-o", "json"], None).await);
+    let d = json(
+        &s.kubectl_ok(&["get", "deploy", "web", "-o", "json"], None)
+            .await,
+    );
     let c = &d["spec"]["template"]["spec"]["containers"];
-    assert_eq!(c.as_array().unwrap().len(), 1, "strategic merge keeps one container: {c}");
+    assert_eq!(
+        c.as_array().unwrap().len(),
+        1,
+        "strategic merge keeps one container: {c}"
+    );
     assert_eq!(c[0]["image"], "nginx:1.28");
     assert_eq!(c[0]["ports"][0]["containerPort"], 80);
     assert_eq!(d["metadata"]["generation"], 2);
 
-    s.kubectl_ok(&["patch", "cm", "cfg", "--type=merge", "-p", r#"{"data":{"b":"2"}}"#], None).await;
-    s.kubectl_ok(&["patch", "cm", "cfg", "--type=json", "-p", r#"[{"op":"remove","path":"/data/a"}]"#], None).await;
-    s.kubectl_ok(&["label", "cm", "cfg", "team=blue"], None).await;
-    let cm = json(&s.kubectl_ok(&["get", "cm", "cfg", "-o", "json"], None).await);
+    s.kubectl_ok(
+        &[
+            "patch",
+            "cm",
+            "cfg",
+            "--type=merge",
+            "-p",
+            r#"{"data":{"b":"2"}}"#,
+        ],
+        None,
+    )
+    .await;
+    s.kubectl_ok(
+        &[
+            "patch",
+            "cm",
+            "cfg",
+            "--type=json",
+            "-p",
+            r#"[{"op":"remove","path":"/data/a"}]"#,
+        ],
+        None,
+    )
+    .await;
+    s.kubectl_ok(&["label", "cm", "cfg", "team=blue"], None)
+        .await;
+    let cm = json(
+        &s.kubectl_ok(&["get", "cm", "cfg", "-o", "json"], None)
+            .await,
+    );
     assert_eq!(cm["data"], serde_json::json!({"b": "2"}));
     assert_eq!(cm["metadata"]["labels"]["team"], "blue");
-    let sel = s.kubectl_ok(&["get", "cm", "-l", "team in (blue,green)", "-o", "name"], None).await;
+    let sel = s
+        .kubectl_ok(
+            &["get", "cm", "-l", "team in (blue,green)", "-o", "name"],
+            None,
+        )
+        .await;
     assert_eq!(sel.trim(), "configmap/cfg");
-    let sel = s.kubectl_ok(&["get", "cm", "-l", "team!=blue", "-o", "name"], None).await;
+    let sel = s
+        .kubectl_ok(&["get", "cm", "-l", "team!=blue", "-o", "name"], None)
+        .await;
     assert!(!sel.contains("cfg"), "{sel}");
 
     let out = s.kubectl_ok(&["delete", "cm", "cfg"], None).await;
@@ -176,7 +289,14 @@ async fn get_watch_sees_events() {
     let mut child = tokio::process::Command::new("kubectl")
         .arg("--kubeconfig")
         .arg(&s.kubeconfig)
-        .args(["get", "configmaps", "-w", "--output-watch-events", "-o", "json"])
+        .args([
+            "get",
+            "configmaps",
+            "-w",
+            "--output-watch-events",
+            "-o",
+            "json",
+        ])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .kill_on_drop(true)
@@ -195,12 +315,20 @@ async fn get_watch_sees_events() {
         .into_iter::<Value>()
         .map(|e| {
             let e = e.unwrap();
-            format!("{} configmap/{}", e["type"].as_str().unwrap(), e["object"]["metadata"]["name"].as_str().unwrap())
+            format!(
+                "{} configmap/{}",
+                e["type"].as_str().unwrap(),
+                e["object"]["metadata"]["name"].as_str().unwrap()
+            )
         })
         .collect();
     assert_eq!(
         lines,
-        vec!["ADDED configmap/watched", "MODIFIED configmap/watched", "DELETED configmap/watched"],
+        vec![
+            "ADDED configmap/watched",
+            "MODIFIED configmap/watched",
+            "DELETED configmap/watched"
+        ],
         "stderr: {}",
         String::from_utf8_lossy(&out.stderr)
     );
@@ -224,9 +352,13 @@ kind: ConfigMap
 metadata: {name: free, namespace: doomed}
 "#;
     s.kubectl_ok(&["apply", "-f", "-"], Some(docs)).await;
-    s.kubectl_ok(&["delete", "namespace", "doomed", "--wait=false"], None).await;
+    s.kubectl_ok(&["delete", "namespace", "doomed", "--wait=false"], None)
+        .await;
     let ns = common::eventually(5, "namespace conditions", || async {
-        let ns = json(&s.kubectl_ok(&["get", "ns", "doomed", "-o", "json"], None).await);
+        let ns = json(
+            &s.kubectl_ok(&["get", "ns", "doomed", "-o", "json"], None)
+                .await,
+        );
         ns["status"]["conditions"].is_array().then_some(ns)
     })
     .await;
@@ -244,23 +376,51 @@ metadata: {name: free, namespace: doomed}
     let f = cond("NamespaceFinalizersRemaining");
     assert_eq!(f["status"], "True");
     assert_eq!(f["reason"], "SomeFinalizersRemain");
-    assert_eq!(f["message"], "Some content in the namespace has finalizers remaining: example.com/block in 1 resource instances");
+    assert_eq!(
+        f["message"],
+        "Some content in the namespace has finalizers remaining: example.com/block in 1 resource instances"
+    );
     let c = cond("NamespaceContentRemaining");
     assert_eq!(c["reason"], "SomeResourcesRemain");
-    assert_eq!(c["message"], "Some resources are remaining: configmaps. has 1 resource instances");
-    assert_eq!(cond("NamespaceDeletionContentFailure")["reason"], "ContentDeleted");
+    assert_eq!(
+        c["message"],
+        "Some resources are remaining: configmaps. has 1 resource instances"
+    );
+    assert_eq!(
+        cond("NamespaceDeletionContentFailure")["reason"],
+        "ContentDeleted"
+    );
     // The unfinalized content is gone, the finalized one is marked deleted.
-    let cms = json(&s.kubectl_ok(&["get", "cm", "-n", "doomed", "-o", "json"], None).await);
+    let cms = json(
+        &s.kubectl_ok(&["get", "cm", "-n", "doomed", "-o", "json"], None)
+            .await,
+    );
     let items = cms["items"].as_array().unwrap();
     assert_eq!(items.len(), 1);
     assert!(items[0]["metadata"]["deletionTimestamp"].is_string());
     // New content is refused while terminating.
     let out = s
-        .kubectl(&["create", "-f", "-"], Some("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: late, namespace: doomed}\n"))
+        .kubectl(
+            &["create", "-f", "-"],
+            Some("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: late, namespace: doomed}\n"),
+        )
         .await;
     assert!(out.stderr.contains("configmaps \"late\" is forbidden: unable to create new content in namespace doomed because it is being terminated"), "{}", out.stderr);
     // Releasing the finalizer lets the namespace go.
-    s.kubectl_ok(&["patch", "cm", "held", "-n", "doomed", "--type=merge", "-p", r#"{"metadata":{"finalizers":null}}"#], None).await;
+    s.kubectl_ok(
+        &[
+            "patch",
+            "cm",
+            "held",
+            "-n",
+            "doomed",
+            "--type=merge",
+            "-p",
+            r#"{"metadata":{"finalizers":null}}"#,
+        ],
+        None,
+    )
+    .await;
     common::eventually(5, "namespace removal", || async {
         let out = s.kubectl(&["get", "ns", "doomed"], None).await;
         (!out.ok && out.stderr.contains("not found")).then_some(())

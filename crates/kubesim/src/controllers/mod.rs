@@ -74,7 +74,11 @@ fn key_of(e: &Event) -> Key {
 }
 
 /// Runs the controllers until the store is dropped or `shutdown` fires.
-pub async fn run(api: Arc<Api>, rollout_delay: Duration, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+pub async fn run(
+    api: Arc<Api>,
+    rollout_delay: Duration,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
     let (tx, mut rx) = mpsc::unbounded_channel::<Key>();
     let mut ctx = Ctx {
         api: api.clone(),
@@ -122,7 +126,10 @@ fn handle_event(ctx: &mut Ctx, e: &Event) {
         }
         EventType::Added | EventType::Modified => {
             if crate::meta::is_deleting(&e.object) {
-                if crate::meta::finalizers(&e.object).iter().any(|f| f == "foregroundDeletion") {
+                if crate::meta::finalizers(&e.object)
+                    .iter()
+                    .any(|f| f == "foregroundDeletion")
+                {
                     ctx.foreground.insert(key.clone());
                     gc::foreground(ctx, &key);
                 }

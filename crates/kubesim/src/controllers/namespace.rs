@@ -21,8 +21,12 @@ fn condition(t: &str, status: bool, reason: &str, message: &str, now: &str) -> V
 }
 
 pub fn sync(ctx: &mut Ctx, ns: &str) {
-    let Some(ns_info) = ctx.info("", "namespaces") else { return };
-    let Ok(namespace) = ctx.api.get(&ns_info, "", ns) else { return };
+    let Some(ns_info) = ctx.info("", "namespaces") else {
+        return;
+    };
+    let Ok(namespace) = ctx.api.get(&ns_info, "", ns) else {
+        return;
+    };
     if !is_deleting(&namespace) {
         return;
     }
@@ -32,28 +36,35 @@ pub fn sync(ctx: &mut Ctx, ns: &str) {
             continue;
         }
         if let Some(info) = ctx.info(group, resource) {
-            let opts = DeleteOptions { propagation: Some(Propagation::Background), ..Default::default() };
+            let opts = DeleteOptions {
+                propagation: Some(Propagation::Background),
+                ..Default::default()
+            };
             let _ = ctx.api.delete(&info, ns, name_of(obj), &opts);
         }
     }
     let remaining = ctx.api.lock().in_namespace(ns);
     if remaining.is_empty() {
-        let _ = ctx.api.modify(&ns_info, "", ns, Some("finalize"), MANAGER, |o| {
-            let mut n = o.clone();
-            let f: Vec<Value> = o["spec"]["finalizers"]
-                .as_array()
-                .map(|a| a.iter().filter(|f| *f != "kubernetes").cloned().collect())
-                .unwrap_or_default();
-            n["spec"]["finalizers"] = Value::Array(f);
-            Some(n)
-        });
+        let _ = ctx
+            .api
+            .modify(&ns_info, "", ns, Some("finalize"), MANAGER, |o| {
+                let mut n = o.clone();
+                let f: Vec<Value> = o["spec"]["finalizers"]
+                    .as_array()
+                    .map(|a| a.iter().filter(|f| *f != "kubernetes").cloned().collect())
+                    .unwrap_or_default();
+                n["spec"]["finalizers"] = Value::Array(f);
+                Some(n)
+            });
         return;
     }
     // Exactly the messages of the namespace deleter.
     let mut by_resource: BTreeMap<String, usize> = BTreeMap::new();
     let mut by_finalizer: BTreeMap<String, usize> = BTreeMap::new();
     for ((group, resource), obj) in &remaining {
-        *by_resource.entry(format!("{resource}.{group}")).or_default() += 1;
+        *by_resource
+            .entry(format!("{resource}.{group}"))
+            .or_default() += 1;
         for f in finalizers(obj) {
             *by_finalizer.entry(f).or_default() += 1;
         }
@@ -68,22 +79,63 @@ pub fn sync(ctx: &mut Ctx, ns: &str) {
         .map(|(f, n)| format!("{f} in {n} resource instances"))
         .collect();
     let conditions = vec![
-        condition("NamespaceDeletionDiscoveryFailure", false, "ResourcesDiscovered", "All resources successfully discovered", &now),
-        condition("NamespaceDeletionGroupVersionParsingFailure", false, "ParsedGroupVersions", "All legacy kube types successfully parsed", &now),
-        condition("NamespaceDeletionContentFailure", false, "ContentDeleted", "All content successfully deleted, may be waiting on finalization", &now),
-        condition("NamespaceContentRemaining", true, "SomeResourcesRemain", &format!("Some resources are remaining: {}", resources.join(", ")), &now),
+        condition(
+            "NamespaceDeletionDiscoveryFailure",
+            false,
+            "ResourcesDiscovered",
+            "All resources successfully discovered",
+            &now,
+        ),
+        condition(
+            "NamespaceDeletionGroupVersionParsingFailure",
+            false,
+            "ParsedGroupVersions",
+            "All legacy kube types successfully parsed",
+            &now,
+        ),
+        condition(
+            "NamespaceDeletionContentFailure",
+            false,
+            "ContentDeleted",
+            "All content successfully deleted, may be waiting on finalization",
+            &now,
+        ),
+        condition(
+            "NamespaceContentRemaining",
+            true,
+            "SomeResourcesRemain",
+            &format!("Some resources are remaining: {}", resources.join(", ")),
+            &now,
+        ),
         if fins.is_empty() {
-            condition("NamespaceFinalizersRemaining", false, "ContentHasNoFinalizers", "All content-preserving finalizers finished", &now)
+            condition(
+                "NamespaceFinalizersRemaining",
+                false,
+                "ContentHasNoFinalizers",
+                "All content-preserving finalizers finished",
+                &now,
+            )
         } else {
-            condition("NamespaceFinalizersRemaining", true, "SomeFinalizersRemain", &format!("Some content in the namespace has finalizers remaining: {}", fins.join(", ")), &now)
+            condition(
+                "NamespaceFinalizersRemaining",
+                true,
+                "SomeFinalizersRemain",
+                &format!(
+                    "Some content in the namespace has finalizers remaining: {}",
+                    fins.join(", ")
+                ),
+                &now,
+            )
         },
     ];
-    let _ = ctx.api.modify(&ns_info, "", ns, Some("status"), MANAGER, |o| {
-        let mut n = o.clone();
-        for c in &conditions {
-            crate::meta::set_condition(&mut n, c.clone());
-        }
-        // lastTransitionTime only moves when a status flips.
-        (n != *o).then_some(n)
-    });
+    let _ = ctx
+        .api
+        .modify(&ns_info, "", ns, Some("status"), MANAGER, |o| {
+            let mut n = o.clone();
+            for c in &conditions {
+                crate::meta::set_condition(&mut n, c.clone());
+            }
+            // lastTransitionTime only moves when a status flips.
+            (n != *o).then_some(n)
+        });
 }

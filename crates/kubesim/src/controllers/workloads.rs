@@ -30,28 +30,37 @@ fn replicas(obj: &Value) -> i64 {
 }
 
 /// Writes `status` through `/status` if it differs (keeping condition times).
-fn set_status(ctx: &Ctx, info: &crate::resources::ResourceInfo, key: &Key, status: Value) -> ApiResult<()> {
-    ctx.api.modify(info, &key.2, &key.3, Some("status"), MANAGER, |o| {
-        let mut n = o.clone();
-        let conds = status["conditions"].as_array().cloned().unwrap_or_default();
-        let mut s = status.clone();
-        if let Some(m) = s.as_object_mut() {
-            m.remove("conditions");
-        }
-        let old_conds = o["status"]["conditions"].clone();
-        n["status"] = s;
-        if old_conds.is_array() {
-            n["status"]["conditions"] = old_conds;
-        }
-        for c in conds {
-            meta::set_condition(&mut n, c);
-        }
-        if let Some(cs) = n["status"]["conditions"].as_array_mut() {
-            let wanted: Vec<&Value> = status["conditions"].as_array().map(|a| a.iter().map(|c| &c["type"]).collect()).unwrap_or_default();
-            cs.retain(|c| wanted.contains(&&c["type"]));
-        }
-        (n["status"] != o["status"]).then_some(n)
-    })?;
+fn set_status(
+    ctx: &Ctx,
+    info: &crate::resources::ResourceInfo,
+    key: &Key,
+    status: Value,
+) -> ApiResult<()> {
+    ctx.api
+        .modify(info, &key.2, &key.3, Some("status"), MANAGER, |o| {
+            let mut n = o.clone();
+            let conds = status["conditions"].as_array().cloned().unwrap_or_default();
+            let mut s = status.clone();
+            if let Some(m) = s.as_object_mut() {
+                m.remove("conditions");
+            }
+            let old_conds = o["status"]["conditions"].clone();
+            n["status"] = s;
+            if old_conds.is_array() {
+                n["status"]["conditions"] = old_conds;
+            }
+            for c in conds {
+                meta::set_condition(&mut n, c);
+            }
+            if let Some(cs) = n["status"]["conditions"].as_array_mut() {
+                let wanted: Vec<&Value> = status["conditions"]
+                    .as_array()
+                    .map(|a| a.iter().map(|c| &c["type"]).collect())
+                    .unwrap_or_default();
+                cs.retain(|c| wanted.contains(&&c["type"]));
+            }
+            (n["status"] != o["status"]).then_some(n)
+        })?;
     Ok(())
 }
 
@@ -85,8 +94,12 @@ fn owned_by(obj: &Value, uid: &str) -> bool {
 }
 
 pub fn deployment(ctx: &mut Ctx, key: &Key) -> ApiResult<()> {
-    let Some((info, d)) = load(ctx, key) else { return Ok(()) };
-    let Some(rs_info) = ctx.info("apps", "replicasets") else { return Ok(()) };
+    let Some((info, d)) = load(ctx, key) else {
+        return Ok(());
+    };
+    let Some(rs_info) = ctx.info("apps", "replicasets") else {
+        return Ok(());
+    };
     let n = replicas(&d);
     let hash = short_hash(&d["spec"]["template"]);
     let rs_name = format!("{}-{}", key.3, hash);
@@ -102,11 +115,12 @@ pub fn deployment(ctx: &mut Ctx, key: &Key) -> ApiResult<()> {
     for rs in &owned {
         let want = if meta::name_of(rs) == rs_name { n } else { 0 };
         if replicas(rs) != want {
-            ctx.api.modify(&rs_info, &key.2, meta::name_of(rs), None, MANAGER, |o| {
-                let mut x = o.clone();
-                x["spec"]["replicas"] = json!(want);
-                Some(x)
-            })?;
+            ctx.api
+                .modify(&rs_info, &key.2, meta::name_of(rs), None, MANAGER, |o| {
+                    let mut x = o.clone();
+                    x["spec"]["replicas"] = json!(want);
+                    Some(x)
+                })?;
         }
     }
     if !owned.iter().any(|rs| meta::name_of(rs) == rs_name) {
@@ -131,7 +145,10 @@ pub fn deployment(ctx: &mut Ctx, key: &Key) -> ApiResult<()> {
             },
             "spec": {"replicas": n, "selector": selector, "template": template},
         });
-        let opts = WriteOptions { field_manager: Some(MANAGER.into()), ..Default::default() };
+        let opts = WriteOptions {
+            field_manager: Some(MANAGER.into()),
+            ..Default::default()
+        };
         match ctx.api.create(&rs_info, &key.2, rs, &opts) {
             Ok(_) => {}
             Err(e) if e.code == 409 => {}
@@ -177,9 +194,15 @@ fn strip_zero(mut v: Value) -> Value {
 }
 
 pub fn replicaset(ctx: &mut Ctx, key: &Key) -> ApiResult<()> {
-    let Some((info, rs)) = load(ctx, key) else { return Ok(()) };
+    let Some((info, rs)) = load(ctx, key) else {
+        return Ok(());
+    };
     let n = replicas(&rs);
-    let ready = if annotated(&rs, NEVER_READY) || !ctx.rollout_done(key, &rs) { 0 } else { n };
+    let ready = if annotated(&rs, NEVER_READY) || !ctx.rollout_done(key, &rs) {
+        0
+    } else {
+        n
+    };
     let status = json!({
         "observedGeneration": rs["metadata"]["generation"],
         "replicas": n,
@@ -191,14 +214,23 @@ pub fn replicaset(ctx: &mut Ctx, key: &Key) -> ApiResult<()> {
 }
 
 pub fn statefulset(ctx: &mut Ctx, key: &Key) -> ApiResult<()> {
-    let Some((info, sts)) = load(ctx, key) else { return Ok(()) };
-    let Some(pvc_info) = ctx.info("", "persistentvolumeclaims") else { return Ok(()) };
+    let Some((info, sts)) = load(ctx, key) else {
+        return Ok(());
+    };
+    let Some(pvc_info) = ctx.info("", "persistentvolumeclaims") else {
+        return Ok(());
+    };
     let n = replicas(&sts);
     // PVCs from volumeClaimTemplates: <template>-<sts>-<ordinal>. They are
     // never deleted on scale-down or StatefulSet deletion (Retain policy).
-    let delete_with_set = sts["spec"]["persistentVolumeClaimRetentionPolicy"]["whenDeleted"] == "Delete";
+    let delete_with_set =
+        sts["spec"]["persistentVolumeClaimRetentionPolicy"]["whenDeleted"] == "Delete";
     let start = sts["spec"]["ordinals"]["start"].as_i64().unwrap_or(0);
-    for tmpl in sts["spec"]["volumeClaimTemplates"].as_array().cloned().unwrap_or_default() {
+    for tmpl in sts["spec"]["volumeClaimTemplates"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+    {
         for i in start..start + n {
             let name = format!("{}-{}-{}", meta::name_of(&tmpl), key.3, i);
             if ctx.api.get(&pvc_info, &key.2, &name).is_ok() {
@@ -208,7 +240,11 @@ pub fn statefulset(ctx: &mut Ctx, key: &Key) -> ApiResult<()> {
             if !labels.is_object() {
                 labels = json!({});
             }
-            for (k, v) in sts["spec"]["selector"]["matchLabels"].as_object().cloned().unwrap_or_default() {
+            for (k, v) in sts["spec"]["selector"]["matchLabels"]
+                .as_object()
+                .cloned()
+                .unwrap_or_default()
+            {
                 labels[k] = v;
             }
             let mut pvc = json!({
@@ -218,9 +254,13 @@ pub fn statefulset(ctx: &mut Ctx, key: &Key) -> ApiResult<()> {
                 "spec": tmpl["spec"].clone(),
             });
             if delete_with_set {
-                pvc["metadata"]["ownerReferences"] = json!([owner_ref(&sts, "StatefulSet", "apps/v1")]);
+                pvc["metadata"]["ownerReferences"] =
+                    json!([owner_ref(&sts, "StatefulSet", "apps/v1")]);
             }
-            let opts = WriteOptions { field_manager: Some(MANAGER.into()), ..Default::default() };
+            let opts = WriteOptions {
+                field_manager: Some(MANAGER.into()),
+                ..Default::default()
+            };
             match ctx.api.create(&pvc_info, &key.2, pvc, &opts) {
                 Ok(_) => {}
                 Err(e) if e.code == 409 => {}
@@ -229,7 +269,11 @@ pub fn statefulset(ctx: &mut Ctx, key: &Key) -> ApiResult<()> {
         }
     }
     let revision = format!("{}-{}", key.3, &short_hash(&sts["spec"]["template"])[..8]);
-    let ready = if annotated(&sts, NEVER_READY) || !ctx.rollout_done(key, &sts) { 0 } else { n };
+    let ready = if annotated(&sts, NEVER_READY) || !ctx.rollout_done(key, &sts) {
+        0
+    } else {
+        n
+    };
     let status = json!({
         "observedGeneration": sts["metadata"]["generation"],
         "replicas": n,
@@ -247,9 +291,15 @@ pub fn statefulset(ctx: &mut Ctx, key: &Key) -> ApiResult<()> {
 }
 
 pub fn daemonset(ctx: &mut Ctx, key: &Key) -> ApiResult<()> {
-    let Some((info, ds)) = load(ctx, key) else { return Ok(()) };
+    let Some((info, ds)) = load(ctx, key) else {
+        return Ok(());
+    };
     // One simulated node.
-    let ready = if annotated(&ds, NEVER_READY) || !ctx.rollout_done(key, &ds) { 0 } else { 1 };
+    let ready = if annotated(&ds, NEVER_READY) || !ctx.rollout_done(key, &ds) {
+        0
+    } else {
+        1
+    };
     let status = json!({
         "observedGeneration": ds["metadata"]["generation"],
         "desiredNumberScheduled": 1,
@@ -270,14 +320,20 @@ pub fn daemonset(ctx: &mut Ctx, key: &Key) -> ApiResult<()> {
 }
 
 pub fn job(ctx: &mut Ctx, key: &Key) -> ApiResult<()> {
-    let Some((info, job)) = load(ctx, key) else { return Ok(()) };
+    let Some((info, job)) = load(ctx, key) else {
+        return Ok(());
+    };
     let finished = job["status"]["conditions"].as_array().is_some_and(|cs| {
-        cs.iter().any(|c| (c["type"] == "Complete" || c["type"] == "Failed") && c["status"] == "True")
+        cs.iter()
+            .any(|c| (c["type"] == "Complete" || c["type"] == "Failed") && c["status"] == "True")
     });
     if finished || job["spec"]["suspend"] == json!(true) {
         return Ok(());
     }
-    let start = job["status"]["startTime"].as_str().map(String::from).unwrap_or_else(now_rfc3339);
+    let start = job["status"]["startTime"]
+        .as_str()
+        .map(String::from)
+        .unwrap_or_else(now_rfc3339);
     let completions = job["spec"]["completions"].as_i64().unwrap_or(1);
     let status = if !ctx.rollout_done(key, &job) {
         json!({"startTime": start, "active": job["spec"]["parallelism"].as_i64().unwrap_or(1), "ready": 0, "terminating": 0})
@@ -312,7 +368,9 @@ pub fn job(ctx: &mut Ctx, key: &Key) -> ApiResult<()> {
 }
 
 pub fn pvc(ctx: &mut Ctx, key: &Key) -> ApiResult<()> {
-    let Some((info, pvc)) = load(ctx, key) else { return Ok(()) };
+    let Some((info, pvc)) = load(ctx, key) else {
+        return Ok(());
+    };
     if pvc["status"]["phase"] == "Bound" {
         return Ok(());
     }
@@ -329,16 +387,19 @@ pub fn pvc(ctx: &mut Ctx, key: &Key) -> ApiResult<()> {
         "accessModes": pvc["spec"]["accessModes"],
         "capacity": {"storage": pvc["spec"]["resources"]["requests"]["storage"].clone()},
     });
-    ctx.api.modify(&info, &key.2, &key.3, Some("status"), MANAGER, |o| {
-        let mut n = o.clone();
-        n["status"] = status;
-        Some(n)
-    })?;
+    ctx.api
+        .modify(&info, &key.2, &key.3, Some("status"), MANAGER, |o| {
+            let mut n = o.clone();
+            n["status"] = status;
+            Some(n)
+        })?;
     Ok(())
 }
 
 pub fn pod(ctx: &mut Ctx, key: &Key) -> ApiResult<()> {
-    let Some((info, pod)) = load(ctx, key) else { return Ok(()) };
+    let Some((info, pod)) = load(ctx, key) else {
+        return Ok(());
+    };
     if pod["status"]["phase"] == "Running" || !ctx.rollout_done(key, &pod) {
         return Ok(());
     }
@@ -356,10 +417,11 @@ pub fn pod(ctx: &mut Ctx, key: &Key) -> ApiResult<()> {
             {"type": "Ready", "status": if ready { "True" } else { "False" }, "lastTransitionTime": now},
         ],
     });
-    ctx.api.modify(&info, &key.2, &key.3, Some("status"), MANAGER, |o| {
-        let mut n = o.clone();
-        n["status"] = status;
-        Some(n)
-    })?;
+    ctx.api
+        .modify(&info, &key.2, &key.3, Some("status"), MANAGER, |o| {
+            let mut n = o.clone();
+            n["status"] = status;
+            Some(n)
+        })?;
     Ok(())
 }

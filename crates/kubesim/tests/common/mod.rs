@@ -14,7 +14,11 @@ pub async fn start(config: kubesim::Config) -> Sim {
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = dir.path().join("kubeconfig");
     sim.write_kubeconfig(&kubeconfig).unwrap();
-    Sim { sim, dir, kubeconfig }
+    Sim {
+        sim,
+        dir,
+        kubeconfig,
+    }
 }
 
 pub struct Out {
@@ -52,7 +56,11 @@ impl Sim {
 
     pub async fn kubectl_ok(&self, args: &[&str], stdin: Option<&str>) -> String {
         let out = self.kubectl(args, stdin).await;
-        assert!(out.ok, "kubectl {args:?} failed: {}\n{}", out.stderr, out.stdout);
+        assert!(
+            out.ok,
+            "kubectl {args:?} failed: {}\n{}",
+            out.stderr, out.stdout
+        );
         out.stdout
     }
 
