@@ -1,0 +1,259 @@
+//! One revision onto the cluster: pre-hooks, server-side apply in Helm's
+//! install order, prune, post-hooks, then wait for health.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use caelus_core::status::ObjectHealth;
+use caelus_helm::{Hook, HookEvent};
+use futures::{StreamExt, TryStreamExt, stream};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::Engine;
+use crate::calls::Target;
+use crate::error::{EngineError, Result};
+use crate::health::{self, FAILED, is_healthy, object_health};
+use crate::object::{DEPLOYMENT_UID_LABEL, MANAGED_BY_LABEL, MANAGED_BY_VALUE, ObjectRef, set_label};
+
+/// What to apply for one revision.
+#[derive(Debug, Clone)]
+pub struct ApplyRequest {
+    pub namespace: String,
+    pub deployment_uid: String,
+    /// Rendered objects, already in Helm's install order.
+    pub objects: Vec<Value>,
+    /// All hooks of the render; those of `pre_event`/`post_event` run.
+    pub hooks: Vec<Hook>,
+    /// `PreInstall`, `PreUpgrade` or `PreRollback`.
+    pub pre_event: HookEvent,
+    /// `PostInstall`, `PostUpgrade` or `PostRollback`.
+    pub post_event: HookEvent,
+    /// The inventory of the last applied revision (empty on first install).
+    pub previous_inventory: Vec<ObjectRef>,
+    /// How long objects (and each hook) may take to become healthy.
+    pub health_timeout: Duration,
+}
+
+/// What an apply did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ApplyOutcome {
+    /// The objects applied, in install order: store it on the revision.
+    pub inventory: Vec<ObjectRef>,
+    /// Health of every inventory object at the end (all `Healthy`).
+    pub health: Vec<ObjectHealth>,
+    /// Objects of the previous inventory deleted because the render lacks them.
+    pub pruned: Vec<ObjectRef>,
+    /// Objects the render lacks but that `helm.sh/resource-policy: keep` kept.
+    pub kept: Vec<ObjectRef>,
+}
+
+/// Live progress of an apply, for `--wait` output and events.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Progress {
+    HookStarted {
+        event: HookEvent,
+        kind: String,
+        name: String,
+    },
+    HookSucceeded {
+        event: HookEvent,
+        kind: String,
+        name: String,
+    },
+    Applied {
+        object: ObjectRef,
+        done: usize,
+        total: usize,
+    },
+    Pruned {
+        object: ObjectRef,
+    },
+    Kept {
+        object: ObjectRef,
+    },
+    /// One round of health checks: `ready` of `total` objects healthy.
+    Health {
+        ready: usize,
+        total: usize,
+    },
+}
+
+/// A rendered object made ready to send: resolved, in its namespace.
+pub(crate) struct Prepared {
+    pub target: Target,
+    pub body: Value,
+}
+
+impl Engine {
+    /// Applies one revision. See the crate README for the sequence. On
+    /// failure, what was already applied stays; the reconciler should record
+    /// [`crate::inventory_of`] of the request's objects together with the
+    /// previous inventory so a later pass can still prune them.
+    pub async fn apply<F>(&self, req: ApplyRequest, progress: F) -> Result<ApplyOutcome>
+    where
+        F: Fn(Progress) + Send + Sync,
+    {
+        let progress: &(dyn Fn(Progress) + Send + Sync) = &progress;
+        // Resolve everything first: an unknown kind or a policy violation
+        // fails the pass before anything is written.
+        let mut objects = Vec::with_capacity(req.objects.len());
+        for obj in &req.objects {
+            let mut p = self.prepare(&req.namespace, obj).await?;
+            label_as_ours(&mut p.body, &req.deployment_uid);
+            objects.push(p);
+        }
+
+        self.run_hooks(&req, req.pre_event, progress).await?;
+        self.apply_in_order(&objects, progress).await?;
+        let inventory: Vec<ObjectRef> = objects.iter().map(|p| p.target.oref.clone()).collect();
+        let (pruned, kept) = self
+            .prune(
+                &req.previous_inventory,
+                &inventory,
+                &req.deployment_uid,
+                progress,
+            )
+            .await?;
+        self.run_hooks(&req, req.post_event, progress).await?;
+        let health = self
+            .wait_healthy(&objects, req.health_timeout, progress)
+            .await?;
+        Ok(ApplyOutcome {
+            inventory,
+            health,
+            pruned,
+            kept,
+        })
+    }
+
+    /// Resolves `obj` and places it in `namespace`. A namespaced object that
+    /// names another namespace is refused: each deployment stays in its own.
+    pub(crate) async fn prepare(&self, namespace: &str, obj: &Value) -> Result<Prepared> {
+        let mut oref = ObjectRef::from_object(obj)?;
+        let mut body = obj.clone();
+        let kind = self
+            .inner
+            .resolver
+            .resolve(&oref.api_version, &oref.kind)
+            .await?;
+        if kind.namespaced {
+            match oref.namespace.as_deref() {
+                Some(ns) if ns != namespace => {
+                    return Err(EngineError::Policy(format!(
+                        "{} {} names namespace {ns}; objects must stay in {namespace}",
+                        oref.kind, oref.name
+                    )));
+                }
+                _ => {}
+            }
+            oref.namespace = Some(namespace.to_string());
+            body["metadata"]["namespace"] = Value::String(namespace.to_string());
+        } else {
+            oref.namespace = None;
+        }
+        Ok(Prepared {
+            target: Target { oref, kind },
+            body,
+        })
+    }
+
+    /// Server-side apply in install order: runs of the same kind go out
+    /// concurrently (bounded), one kind after the other.
+    async fn apply_in_order(
+        &self,
+        objects: &[Prepared],
+        progress: &(dyn Fn(Progress) + Send + Sync),
+    ) -> Result<()> {
+        let total = objects.len();
+        let done = AtomicUsize::new(0);
+        let concurrency = self.config().apply_concurrency.max(1);
+        for group in objects.chunk_by(|a, b| {
+            a.target.oref.kind == b.target.oref.kind
+                && a.target.oref.group() == b.target.oref.group()
+        }) {
+            stream::iter(group)
+                .map(|p| async {
+                    self.ssa(&p.target, &p.body).await?;
+                    let n = done.fetch_add(1, Ordering::Relaxed) + 1;
+                    progress(Progress::Applied {
+                        object: p.target.oref.clone(),
+                        done: n,
+                        total,
+                    });
+                    Ok::<_, EngineError>(())
+                })
+                .buffer_unordered(concurrency)
+                .try_collect::<Vec<()>>()
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Health of each object now; transient read errors count as
+    /// "Progressing" so a flaky API server does not fail a rollout.
+    pub(crate) async fn read_health(&self, objects: &[Prepared]) -> Vec<ObjectHealth> {
+        stream::iter(objects)
+            .map(|p| async {
+                let oref = &p.target.oref;
+                match self.get(&p.target).await {
+                    Ok(Some(live)) => object_health(&live),
+                    Ok(None) => health::missing(&oref.kind, &oref.name),
+                    Err(e) => ObjectHealth {
+                        kind: oref.kind.clone(),
+                        name: oref.name.clone(),
+                        health: health::PROGRESSING.into(),
+                        message: format!("could not read: {e}"),
+                    },
+                }
+            })
+            .buffered(self.config().apply_concurrency.max(1))
+            .collect()
+            .await
+    }
+
+    /// Polls health until every object is healthy, one fails for good, or
+    /// `timeout` passes.
+    async fn wait_healthy(
+        &self,
+        objects: &[Prepared],
+        timeout: Duration,
+        progress: &(dyn Fn(Progress) + Send + Sync),
+    ) -> Result<Vec<ObjectHealth>> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let health = self.read_health(objects).await;
+            let ready = health.iter().filter(|h| is_healthy(h)).count();
+            progress(Progress::Health {
+                ready,
+                total: health.len(),
+            });
+            if ready == health.len() {
+                return Ok(health);
+            }
+            let failed: Vec<ObjectHealth> =
+                health.iter().filter(|h| h.health == FAILED).cloned().collect();
+            if !failed.is_empty() {
+                return Err(EngineError::Unhealthy { failed, health });
+            }
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                let unhealthy = health.iter().filter(|h| !is_healthy(h)).cloned().collect();
+                return Err(EngineError::HealthTimeout {
+                    timeout,
+                    unhealthy,
+                    health,
+                });
+            }
+            let pause = self.config().health_poll_interval.min(deadline - now);
+            tokio::time::sleep(pause).await;
+        }
+    }
+}
+
+/// Every object Caelus applies carries the managed-by label (the drift
+/// watches select on it) and its deployment's uid.
+pub(crate) fn label_as_ours(body: &mut Value, deployment_uid: &str) {
+    set_label(body, MANAGED_BY_LABEL, MANAGED_BY_VALUE);
+    set_label(body, DEPLOYMENT_UID_LABEL, deployment_uid);
+}

@@ -1,0 +1,195 @@
+//! Helm hooks: run in weight order, replaced before creation by default,
+//! Jobs and Pods waited to completion, cleaned per their delete policies.
+
+use std::time::Duration;
+
+use caelus_helm::{Hook, HookDeletePolicy, HookEvent};
+
+use crate::Engine;
+use crate::apply::{ApplyRequest, Progress, label_as_ours};
+use crate::calls::Target;
+use crate::error::{EngineError, Result};
+use crate::health::{FAILED, HEALTHY, object_health};
+
+/// The hooks of `event` in the order they run: weight, then name.
+pub(crate) fn hooks_for(hooks: &[Hook], event: HookEvent) -> Vec<&Hook> {
+    let mut out: Vec<&Hook> = hooks.iter().filter(|h| h.events.contains(&event)).collect();
+    out.sort_by(|a, b| (a.weight, &a.name).cmp(&(b.weight, &b.name)));
+    out
+}
+
+/// Kinds that run to completion and are waited for.
+fn waits_for_completion(t: &Target) -> bool {
+    matches!(
+        (t.oref.group(), t.oref.kind.as_str()),
+        ("batch", "Job") | ("", "Pod")
+    )
+}
+
+impl Engine {
+    pub(crate) async fn run_hooks(
+        &self,
+        req: &ApplyRequest,
+        event: HookEvent,
+        progress: &(dyn Fn(Progress) + Send + Sync),
+    ) -> Result<()> {
+        self.run_hook_list(
+            &req.namespace,
+            &req.deployment_uid,
+            &req.hooks,
+            event,
+            req.health_timeout,
+            progress,
+        )
+        .await
+    }
+
+    pub(crate) async fn run_hook_list(
+        &self,
+        namespace: &str,
+        deployment_uid: &str,
+        hooks: &[Hook],
+        event: HookEvent,
+        timeout: Duration,
+        progress: &(dyn Fn(Progress) + Send + Sync),
+    ) -> Result<()> {
+        for hook in hooks_for(hooks, event) {
+            let mut p = self.prepare(namespace, &hook.object).await?;
+            label_as_ours(&mut p.body, deployment_uid);
+            progress(Progress::HookStarted {
+                event,
+                kind: hook.kind.clone(),
+                name: hook.name.clone(),
+            });
+            let failed = |message: String| EngineError::HookFailed {
+                event,
+                kind: hook.kind.clone(),
+                name: hook.name.clone(),
+                message,
+            };
+            let policies = &hook.delete_policies;
+            if policies.contains(&HookDeletePolicy::BeforeHookCreation)
+                && self.delete(&p.target).await?
+            {
+                self.wait_gone(&p.target, timeout)
+                    .await
+                    .map_err(|e| failed(format!("previous instance not deleted: {e}")))?;
+            }
+            self.ssa(&p.target, &p.body).await?;
+            let outcome = if waits_for_completion(&p.target) {
+                self.wait_completed(&p.target, timeout).await?
+            } else {
+                Ok(())
+            };
+            match outcome {
+                Ok(()) => {
+                    if policies.contains(&HookDeletePolicy::HookSucceeded) {
+                        self.delete(&p.target).await?;
+                    }
+                    progress(Progress::HookSucceeded {
+                        event,
+                        kind: hook.kind.clone(),
+                        name: hook.name.clone(),
+                    });
+                }
+                Err(message) => {
+                    if policies.contains(&HookDeletePolicy::HookFailed) {
+                        self.delete(&p.target).await?;
+                    }
+                    return Err(failed(message));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits for a Job or Pod to finish: `Ok(Err(message))` when it failed
+    /// or did not finish in time.
+    async fn wait_completed(
+        &self,
+        t: &Target,
+        timeout: Duration,
+    ) -> Result<std::result::Result<(), String>> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let last = match self.get(t).await? {
+                None => return Ok(Err("deleted before it completed".into())),
+                Some(live) => object_health(&live),
+            };
+            match last.health.as_str() {
+                HEALTHY => return Ok(Ok(())),
+                FAILED => return Ok(Err(last.message)),
+                _ => {}
+            }
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                return Ok(Err(format!(
+                    "did not complete within {}s ({})",
+                    timeout.as_secs(),
+                    last.message
+                )));
+            }
+            tokio::time::sleep(self.config().health_poll_interval.min(deadline - now)).await;
+        }
+    }
+
+    /// Waits until a deleted object is really gone (finalizers, graceful
+    /// termination), so the next instance can be created.
+    pub(crate) async fn wait_gone(&self, t: &Target, timeout: Duration) -> Result<()> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let pause = self
+            .config()
+            .health_poll_interval
+            .min(Duration::from_millis(250));
+        while self.get(t).await?.is_some() {
+            if tokio::time::Instant::now() >= deadline {
+                return Err(EngineError::Api {
+                    context: format!("waiting for {} to be deleted", t.oref),
+                    code: 0,
+                    message: format!("still exists after {}s", timeout.as_secs()),
+                    transient: true,
+                });
+            }
+            tokio::time::sleep(pause).await;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn hook(name: &str, weight: i32, events: Vec<HookEvent>) -> Hook {
+        Hook {
+            kind: "Job".into(),
+            name: name.into(),
+            template: "t.yaml".into(),
+            events,
+            weight,
+            delete_policies: vec![HookDeletePolicy::BeforeHookCreation],
+            object: json!({}),
+        }
+    }
+
+    #[test]
+    fn hooks_run_by_weight_then_name_for_their_event_only() {
+        let hooks = vec![
+            hook("b", 5, vec![HookEvent::PreInstall]),
+            hook("z", -1, vec![HookEvent::PreInstall, HookEvent::PreUpgrade]),
+            hook("a", 5, vec![HookEvent::PreInstall]),
+            hook("post", 0, vec![HookEvent::PostInstall]),
+        ];
+        let names: Vec<&str> = hooks_for(&hooks, HookEvent::PreInstall)
+            .iter()
+            .map(|h| h.name.as_str())
+            .collect();
+        assert_eq!(names, ["z", "a", "b"]);
+        let names: Vec<&str> = hooks_for(&hooks, HookEvent::PreUpgrade)
+            .iter()
+            .map(|h| h.name.as_str())
+            .collect();
+        assert_eq!(names, ["z"]);
+    }
+}

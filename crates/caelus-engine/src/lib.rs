@@ -1,0 +1,72 @@
+//! Caelus's apply engine: turns rendered objects into a converged, healthy
+//! namespace on any conformant Kubernetes cluster (kube-rs), and reports
+//! what drifted or what blocks a deletion.
+//!
+//! One [`Engine`] per process, cloned freely. The reconciler calls, per pass:
+//! [`Engine::ensure_namespace`], then [`Engine::apply`] (hooks, ordered
+//! server-side apply, prune, health) or [`Engine::detect_drift`], and
+//! [`Engine::uninstall`] when a deployment is deleted.
+
+mod apply;
+mod calls;
+mod config;
+mod drift;
+mod error;
+mod health;
+mod hooks;
+mod namespace;
+mod object;
+mod prune;
+mod resolve;
+mod uninstall;
+
+use std::sync::Arc;
+
+pub use apply::{ApplyOutcome, ApplyRequest, Progress};
+pub use config::{EngineConfig, LimitRangeDefaults, QuotaDefaults};
+pub use drift::{Drift, drifted_fields};
+pub use error::{EngineError, Result};
+pub use health::{FAILED, HEALTHY, MISSING, PROGRESSING, object_health};
+pub use namespace::{
+    LIMIT_RANGE_NAME, NETWORK_POLICY_NAME, NamespaceTarget, QUOTA_NAME, isolation_objects,
+};
+pub use object::{
+    DEPLOYMENT_UID_LABEL, INSTALLATION_LABEL, MANAGED_BY_LABEL, MANAGED_BY_VALUE, ObjectRef,
+    RESOURCE_POLICY_ANNOTATION, inventory_of,
+};
+pub use uninstall::{UninstallRequest, UninstallStatus};
+
+/// The apply engine. Cheap to clone; clones share discovery and the drift
+/// watches, which stop when the last clone is dropped.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    client: kube::Client,
+    config: EngineConfig,
+    resolver: resolve::Resolver,
+    watches: drift::Watches,
+}
+
+impl Engine {
+    pub fn new(client: kube::Client, config: EngineConfig) -> Engine {
+        Engine {
+            inner: Arc::new(Inner {
+                resolver: resolve::Resolver::new(client.clone()),
+                watches: drift::Watches::new(client.clone()),
+                client,
+                config,
+            }),
+        }
+    }
+
+    pub fn config(&self) -> &EngineConfig {
+        &self.inner.config
+    }
+
+    fn client(&self) -> &kube::Client {
+        &self.inner.client
+    }
+}

@@ -1,0 +1,125 @@
+//! Pruning: objects of the previous inventory that the new render lacks are
+//! deleted, in reverse install order, unless Helm's
+//! `helm.sh/resource-policy: keep` says to leave them.
+
+use caelus_helm::order::compare_kinds;
+
+use crate::Engine;
+use crate::apply::Progress;
+use crate::error::{EngineError, Result};
+use crate::object::{DEPLOYMENT_UID_LABEL, ObjectRef, RESOURCE_POLICY_ANNOTATION, annotation, label};
+
+/// Objects of `previous` absent from `current`, in reverse install order
+/// (dependents such as Deployments before the ConfigMaps they mount).
+pub(crate) fn prune_candidates(previous: &[ObjectRef], current: &[ObjectRef]) -> Vec<ObjectRef> {
+    let mut gone: Vec<ObjectRef> = previous
+        .iter()
+        .filter(|p| !current.iter().any(|c| c.same_object(p)))
+        .cloned()
+        .collect();
+    reverse_install_order(&mut gone);
+    gone
+}
+
+/// Stable sort into the reverse of Helm's install order; objects of one
+/// kind are deleted in reverse of the order they were applied.
+pub(crate) fn reverse_install_order(objects: &mut [ObjectRef]) {
+    objects.reverse();
+    objects.sort_by(|a, b| compare_kinds(&b.kind, &a.kind));
+}
+
+impl Engine {
+    /// Deletes the candidates; returns (pruned, kept).
+    pub(crate) async fn prune(
+        &self,
+        previous: &[ObjectRef],
+        current: &[ObjectRef],
+        deployment_uid: &str,
+        progress: &(dyn Fn(Progress) + Send + Sync),
+    ) -> Result<(Vec<ObjectRef>, Vec<ObjectRef>)> {
+        let (mut pruned, mut kept) = (Vec::new(), Vec::new());
+        for oref in prune_candidates(previous, current) {
+            let target = match self.target(&oref).await {
+                Ok(t) => t,
+                // The kind is no longer served (its CRD went): nothing to delete.
+                Err(EngineError::UnknownKind { .. }) => continue,
+                Err(e) => return Err(e),
+            };
+            let Some(live) = self.get(&target).await? else {
+                continue;
+            };
+            if annotation(&live, RESOURCE_POLICY_ANNOTATION) == Some("keep") {
+                progress(Progress::Kept {
+                    object: oref.clone(),
+                });
+                kept.push(oref);
+                continue;
+            }
+            // Someone else's object under the same name is not ours to delete.
+            if label(&live, DEPLOYMENT_UID_LABEL).is_some_and(|uid| uid != deployment_uid) {
+                continue;
+            }
+            if self.delete(&target).await? {
+                progress(Progress::Pruned {
+                    object: oref.clone(),
+                });
+                pruned.push(oref);
+            }
+        }
+        Ok((pruned, kept))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn r(api_version: &str, kind: &str, name: &str) -> ObjectRef {
+        ObjectRef {
+            api_version: api_version.into(),
+            kind: kind.into(),
+            namespace: Some("n".into()),
+            name: name.into(),
+        }
+    }
+
+    #[test]
+    fn objects_dropped_from_the_render_are_pruned_dependents_first() {
+        let previous = vec![
+            r("v1", "ConfigMap", "a"),
+            r("v1", "ConfigMap", "b"),
+            r("v1", "Service", "web"),
+            r("apps/v1", "Deployment", "web"),
+            r("apps/v1", "Deployment", "worker"),
+        ];
+        let current = vec![r("v1", "ConfigMap", "a"), r("apps/v1", "Deployment", "web")];
+        assert_eq!(
+            prune_candidates(&previous, &current),
+            vec![
+                r("apps/v1", "Deployment", "worker"),
+                r("v1", "Service", "web"),
+                r("v1", "ConfigMap", "b"),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_new_api_version_of_the_same_object_is_not_pruned() {
+        let previous = vec![r("autoscaling/v1", "HorizontalPodAutoscaler", "web")];
+        let current = vec![r("autoscaling/v2", "HorizontalPodAutoscaler", "web")];
+        assert!(prune_candidates(&previous, &current).is_empty());
+    }
+
+    #[test]
+    fn reverse_order_puts_unknown_kinds_first_and_keeps_same_kind_reversed() {
+        let mut objs = vec![
+            r("v1", "ConfigMap", "1"),
+            r("v1", "ConfigMap", "2"),
+            r("apps/v1", "Deployment", "d"),
+            r("example.com/v1", "Widget", "w"),
+        ];
+        reverse_install_order(&mut objs);
+        let names: Vec<&str> = objs.iter().map(|o| o.name.as_str()).collect();
+        assert_eq!(names, ["w", "d", "2", "1"]);
+    }
+}
