@@ -185,6 +185,52 @@ impl Api {
         ns: Option<&str>,
         opts: &ListOptions,
     ) -> ApiResult<Value> {
+        let (metadata, items) = self.list_shared(info, ns, opts)?;
+        Ok(json!({
+            "kind": info.list_kind(),
+            "apiVersion": info.api_version(),
+            "metadata": metadata,
+            "items": items.iter().map(|o| Self::with_version(info, o)).collect::<Vec<_>>(),
+        }))
+    }
+
+    /// Serializes a list straight from the stored objects: large lists are
+    /// not deep-cloned first (the HTTP path uses this).
+    pub fn list_json(
+        &self,
+        info: &ResourceInfo,
+        ns: Option<&str>,
+        opts: &ListOptions,
+    ) -> ApiResult<Vec<u8>> {
+        let (metadata, items) = self.list_shared(info, ns, opts)?;
+        let mut out = Vec::with_capacity(64 + items.len() * 512);
+        let head = json!({"kind": info.list_kind(), "apiVersion": info.api_version(), "metadata": metadata});
+        let head = serde_json::to_vec(&head).expect("serializable");
+        out.extend_from_slice(&head[..head.len() - 1]);
+        out.extend_from_slice(b",\"items\":[");
+        let av = info.api_version();
+        for (i, o) in items.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            if o["apiVersion"].as_str() == Some(av.as_str()) {
+                serde_json::to_writer(&mut out, &**o).expect("serializable");
+            } else {
+                serde_json::to_writer(&mut out, &Self::with_version(info, o))
+                    .expect("serializable");
+            }
+        }
+        out.extend_from_slice(b"]}");
+        Ok(out)
+    }
+
+    /// The matching stored objects (shared, not copied) and the list metadata.
+    fn list_shared(
+        &self,
+        info: &ResourceInfo,
+        ns: Option<&str>,
+        opts: &ListOptions,
+    ) -> ApiResult<(Value, Vec<Arc<Value>>)> {
         let g = self.lock();
         let (list_rv, after) = match &opts.continue_token {
             Some(tok) if !tok.is_empty() => {
@@ -212,19 +258,14 @@ impl Api {
                 more = true;
                 break;
             }
-            items.push(Self::with_version(info, obj));
+            items.push(obj.clone());
             last_key = Some(key.clone());
         }
         let mut metadata = json!({"resourceVersion": list_rv.to_string()});
         if more && let Some(k) = last_key {
             metadata["continue"] = json!(encode_continue(list_rv, &k));
         }
-        Ok(json!({
-            "kind": info.list_kind(),
-            "apiVersion": info.api_version(),
-            "metadata": metadata,
-            "items": items,
-        }))
+        Ok((metadata, items))
     }
 
     /// Events after `rv` (for watches), or 410 when `rv` fell out of the history.

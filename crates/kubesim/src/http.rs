@@ -227,7 +227,7 @@ async fn handle(State(s): State<Arc<Shared>>, req: Request) -> Response {
         Err(e) => return error_response(&ApiError::bad_request(e.to_string())),
     };
     let s2 = s.clone();
-    let run = move || {
+    let run = || {
         serve(
             &s2,
             verb,
@@ -244,6 +244,20 @@ async fn handle(State(s): State<Arc<Shared>>, req: Request) -> Response {
         }
         tokio::time::sleep(after).await;
         return error_response(&ApiError::timeout());
+    }
+    if verb == "list" {
+        // Large lists are serialized straight from the store.
+        let t = &target;
+        return match list_options(&query)
+            .and_then(|o| s.api.list_json(&t.info, t.namespace.as_deref(), &o))
+        {
+            Ok(bytes) => Response::builder()
+                .status(200)
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(bytes))
+                .unwrap(),
+            Err(e) => error_response(&e),
+        };
     }
     match run() {
         Ok((code, v)) => json_response(code, &v),
