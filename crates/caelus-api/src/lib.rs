@@ -2,6 +2,7 @@
 //! errors as `application/problem+json`.
 
 pub mod auth;
+pub mod charts;
 pub mod error;
 pub mod extract;
 pub mod routes;
@@ -42,6 +43,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(templates::publish_template_version))
         .routes(routes!(templates::deprecate_template_version))
         .routes(routes!(templates::retire_template_version))
+        .routes(routes!(templates::render_template_version))
         .routes(routes!(
             deployments::create_deployment,
             deployments::list_deployments

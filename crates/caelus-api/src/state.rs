@@ -1,3 +1,4 @@
+use caelus_helm::HelmEngine;
 use caelus_store::Store;
 use std::sync::Arc;
 use tokio::sync::Notify;
@@ -6,15 +7,18 @@ use tokio::sync::Notify;
 #[derive(Clone)]
 pub struct AppState {
     pub store: Store,
+    /// The Helm engine: resolves and pulls charts, validates values, renders.
+    pub helm: HelmEngine,
     /// Woken after every write that makes a deployment due, so an in-process
     /// worker starts at once instead of at its next poll.
     pub wake_workers: Arc<Notify>,
 }
 
 impl AppState {
-    pub fn new(store: Store) -> Self {
+    pub fn new(store: Store, helm: HelmEngine) -> Self {
         Self {
             store,
+            helm,
             wake_workers: Arc::new(Notify::new()),
         }
     }

@@ -3,7 +3,7 @@
 mod common;
 
 use caelus_store::Backend;
-use common::{DIGEST_A, DIGEST_B, Server};
+use common::{DIGEST_A, Server};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -132,13 +132,18 @@ async fn invalid_names_and_chart_references_name_the_field(b: Backend) {
     )
     .await
     .ok(201);
+    let (web, _) = s.chart("web", "1.0.0").await;
+    let unknown_tag = web.replace(":1.0.0", ":9.9.9");
+    let unknown_digest = format!("{}@{DIGEST_A}", web.trim_end_matches(":1.0.0"));
     for (chart, hint) in [
-        ("oci://127.0.0.1:5000/charts/web:1.0.0", "manifest digest"),
+        (unknown_tag.as_str(), "not found"),
+        (unknown_digest.as_str(), "not found"),
         (
             "oci://127.0.0.1:5000/charts/web@sha256:1234",
             "64 lowercase hex",
         ),
         ("https://charts.example.com/web-1.0.0.tgz", "oci://"),
+        ("oci://127.0.0.1:5000/charts/web", "names no version"),
     ] {
         let r = s
             .post(
@@ -149,20 +154,14 @@ async fn invalid_names_and_chart_references_name_the_field(b: Backend) {
             .await;
         r.problem(422);
         assert_eq!(r.fields(), ["chart"]);
-        assert!(
-            r.body["errors"][0]["reason"]
-                .as_str()
-                .unwrap()
-                .contains(hint),
-            "{}",
-            r.body
-        );
+        let reason = r.body["errors"][0]["reason"].as_str().unwrap();
+        assert!(reason.contains(hint), "{chart}: {reason}");
     }
     let r = s
         .post(
             "/api/v1/products/wiki/versions",
             &s.admin,
-            json!({"version": "v1", "chart": format!("oci://r.io/web@{DIGEST_A}"), "values_allowlist": ["ok", "bad..path"]}),
+            json!({"version": "v1", "chart": web, "values_allowlist": ["ok", "bad..path"]}),
         )
         .await;
     r.problem(422);
@@ -193,11 +192,11 @@ async fn invalid_names_and_chart_references_name_the_field(b: Backend) {
 
 impl Server {
     async fn seed_catalog_version_only(&self) {
+        let (chart, _) = self.chart("web", "1.0.0").await;
         self.post(
             "/api/v1/products/wiki/versions",
             &self.admin,
-            json!({"version": "1.0.0", "chart": format!("oci://127.0.0.1:5000/charts/web@{DIGEST_A}"),
-                   "values_allowlist": ["replicaCount"], "publish": true}),
+            json!({"version": "1.0.0", "chart": chart, "values_allowlist": ["replicaCount"], "publish": true}),
         )
         .await
         .ok(201);
@@ -249,8 +248,33 @@ async fn values_outside_the_allowlist_are_refused_naming_every_path(b: Backend) 
 async fn published_versions_are_immutable(b: Backend) {
     let s = Server::start(b).await;
     s.seed_catalog().await;
-    let changed = json!({"version": "1.0.0", "chart": format!("oci://127.0.0.1:5000/charts/web@{DIGEST_B}"),
-                         "values_allowlist": ["replicaCount", "resources.*"], "publish": true});
+    // Pushing a chart again makes a new artifact (a new digest), so 1.0.0 is
+    // re-submitted by the digest it was published with.
+    let stored = s
+        .get("/api/v1/products/wiki/versions/1.0.0", &s.admin)
+        .await;
+    let digest1 = stored.body["chart_digest"].as_str().unwrap().to_string();
+    let web1 = stored.body["chart"].as_str().unwrap().to_string();
+    assert!(web1.ends_with(&digest1));
+    assert_eq!(stored.body["chart_metadata"]["name"], "web");
+    let (web2, digest2) = s.chart("web", "2.0.0").await;
+
+    // Publishing the identical spec again is refused as a duplicate, not as a change.
+    let allow = json!(["replicaCount", "resources.*"]);
+    let same =
+        json!({"version": "1.0.0", "chart": web1, "values_allowlist": allow, "publish": true});
+    let r = s
+        .post("/api/v1/products/wiki/versions", &s.admin, same)
+        .await;
+    assert!(
+        r.problem(409)["detail"]
+            .as_str()
+            .unwrap()
+            .contains("already exists")
+    );
+
+    let changed =
+        json!({"version": "1.0.0", "chart": web2, "values_allowlist": allow, "publish": true});
     let r = s
         .post("/api/v1/products/wiki/versions", &s.admin, changed)
         .await;
@@ -260,12 +284,13 @@ async fn published_versions_are_immutable(b: Backend) {
         "{detail}"
     );
 
+    let patch = json!({"values_allowlist": ["everything.*"]});
     let r = s
         .call(
             Method::PATCH,
             "/api/v1/products/wiki/versions/1.0.0",
             &s.admin,
-            Some(json!({"values_allowlist": ["everything.*"]})),
+            Some(patch),
         )
         .await;
     assert!(
@@ -277,17 +302,14 @@ async fn published_versions_are_immutable(b: Backend) {
     let v = s
         .get("/api/v1/products/wiki/versions/1.0.0", &s.admin)
         .await;
-    assert_eq!(v.body["chart_digest"], DIGEST_A);
-    assert_eq!(
-        v.body["values_allowlist"],
-        json!(["replicaCount", "resources.*"])
-    );
+    assert_eq!(v.body["chart_digest"], digest1.as_str());
+    assert_eq!(v.body["values_allowlist"], allow);
 
     // Drafts may change until they are published.
     s.post(
         "/api/v1/products/wiki/versions",
         &s.admin,
-        json!({"version": "1.1.0", "chart": format!("oci://127.0.0.1:5000/charts/web@{DIGEST_A}")}),
+        json!({"version": "1.1.0", "chart": web1}),
     )
     .await
     .ok(201);
@@ -296,10 +318,10 @@ async fn published_versions_are_immutable(b: Backend) {
             Method::PATCH,
             "/api/v1/products/wiki/versions/1.1.0",
             &s.admin,
-            Some(json!({"chart": format!("oci://127.0.0.1:5000/charts/web@{DIGEST_B}")})),
+            Some(json!({"chart": web2})),
         )
         .await;
-    assert_eq!(r.ok(200)["chart_digest"], DIGEST_B);
+    assert_eq!(r.ok(200)["chart_digest"], digest2.as_str());
 }
 
 async fn lifecycle_moves_only_forward(b: Backend) {
@@ -438,10 +460,11 @@ async fn tenants_never_see_or_touch_each_others_deployments(b: Backend) {
 async fn tenants_read_only_deployable_templates_and_cannot_administer(b: Backend) {
     let s = Server::start(b).await;
     s.seed_catalog().await;
+    let (web2, _) = s.chart("web", "2.0.0").await;
     s.post(
         "/api/v1/products/wiki/versions",
         &s.admin,
-        json!({"version": "2.0.0-beta.1", "chart": format!("oci://127.0.0.1:5000/charts/web@{DIGEST_B}")}),
+        json!({"version": "2.0.0-beta.1", "chart": web2}),
     )
     .await
     .ok(201);
@@ -737,4 +760,232 @@ async fn health_openapi_and_docs_are_served(b: Backend) {
     let r = s.raw(Method::GET, "/api/v1/nope", None, None, vec![]).await;
     r.problem(404);
     let _: Value = doc.body;
+}
+
+/// Issue 4 on the API: publishing resolves tags to digests through the real
+/// registry, values meet both the allowlist and the chart's schema, and a
+/// registry that is down stores nothing.
+mod helm {
+    use super::*;
+
+    #[tokio::test]
+    async fn publishing_by_tag_stores_the_manifest_digest_and_the_charts_own_metadata() {
+        let s = Server::start(Backend::Sqlite).await;
+        s.post(
+            "/api/v1/products",
+            &s.admin,
+            json!({"slug": "db", "name": "DB"}),
+        )
+        .await
+        .ok(201);
+        let (tag_ref, digest) = s.chart("schema", "1.0.0").await;
+        let r = s
+            .post(
+                "/api/v1/products/db/versions",
+                &s.admin,
+                json!({"version": "1.0.0", "chart": tag_ref, "publish": true}),
+            )
+            .await;
+        let v = r.ok(201);
+        assert_eq!(v["chart_digest"], digest.as_str());
+        assert!(
+            v["chart"]
+                .as_str()
+                .unwrap()
+                .ends_with(&format!("/charts/schema@{digest}")),
+            "{v}"
+        );
+        assert_eq!(v["default_values"]["mode"], "small");
+        assert_eq!(
+            v["values_schema"]["required"],
+            json!(["replicaCount", "mode", "image"])
+        );
+        assert_eq!(v["chart_metadata"]["version"], "1.0.0");
+    }
+
+    #[tokio::test]
+    async fn values_must_pass_the_allowlist_and_then_the_charts_schema() {
+        let s = Server::start(Backend::Sqlite).await;
+        s.post(
+            "/api/v1/products",
+            &s.admin,
+            json!({"slug": "db", "name": "DB"}),
+        )
+        .await
+        .ok(201);
+        let (chart, _) = s.chart("schema", "1.0.0").await;
+        s.post(
+            "/api/v1/products/db/versions",
+            &s.admin,
+            json!({"version": "1.0.0", "chart": chart, "publish": true, "values_allowlist": ["replicaCount", "mode"]}),
+        )
+        .await
+        .ok(201);
+        let create = |values: Value| json!({"name": "d", "product": "db", "version": "1.0.0", "values": values});
+
+        let r = s
+            .post(
+                "/api/v1/deployments",
+                &s.admin,
+                create(json!({"replicaCount": 0})),
+            )
+            .await;
+        r.problem(422);
+        assert_eq!(r.fields(), ["values"]);
+        let reason = r.body["errors"][0]["reason"].as_str().unwrap();
+        assert!(
+            reason.contains("replicaCount") && reason.contains("minimum"),
+            "{reason}"
+        );
+
+        let r = s
+            .post(
+                "/api/v1/deployments",
+                &s.admin,
+                create(json!({"mode": "huge"})),
+            )
+            .await;
+        r.problem(422);
+        assert!(
+            r.body["errors"][0]["reason"]
+                .as_str()
+                .unwrap()
+                .contains("mode"),
+            "{}",
+            r.body
+        );
+
+        // The allowlist is checked first: image is not user-settable at all.
+        let r = s
+            .post(
+                "/api/v1/deployments",
+                &s.admin,
+                create(json!({"image": {"repository": ""}})),
+            )
+            .await;
+        r.problem(422);
+        assert!(
+            r.body["errors"][0]["reason"]
+                .as_str()
+                .unwrap()
+                .contains("allowlist")
+        );
+        assert_eq!(s.count("deployments").await, 0);
+
+        let d = s
+            .post(
+                "/api/v1/deployments",
+                &s.admin,
+                create(json!({"replicaCount": 3, "mode": "large"})),
+            )
+            .await;
+        let uid = d.ok(201)["uid"].as_str().unwrap().to_string();
+        let r = s
+            .call(
+                Method::PATCH,
+                &format!("/api/v1/deployments/{uid}"),
+                &s.admin,
+                Some(json!({"values": {"replicaCount": 11}})),
+            )
+            .await;
+        r.problem(422);
+        let now = s.get(&format!("/api/v1/deployments/{uid}"), &s.admin).await;
+        assert_eq!(
+            now.body["values"],
+            json!({"replicaCount": 3, "mode": "large"})
+        );
+    }
+
+    #[tokio::test]
+    async fn a_stopped_registry_is_a_clear_error_and_stores_nothing() {
+        let mut s = Server::start(Backend::Sqlite).await;
+        s.post(
+            "/api/v1/products",
+            &s.admin,
+            json!({"slug": "wiki", "name": "Wiki"}),
+        )
+        .await
+        .ok(201);
+        let (chart, _) = s.chart("web", "1.0.0").await;
+        s.registry.stop();
+        let r = s
+            .post(
+                "/api/v1/products/wiki/versions",
+                &s.admin,
+                json!({"version": "1.0.0", "chart": chart}),
+            )
+            .await;
+        let detail = r.problem(502)["detail"].as_str().unwrap();
+        assert!(detail.contains("unreachable"), "{detail}");
+        assert_eq!(s.count("template_versions").await, 0);
+    }
+
+    #[tokio::test]
+    async fn render_preview_shows_objects_hooks_and_policy() {
+        let s = Server::start(Backend::Sqlite).await;
+        s.post(
+            "/api/v1/products",
+            &s.admin,
+            json!({"slug": "hooks", "name": "Hooks"}),
+        )
+        .await
+        .ok(201);
+        let (chart, _) = s.chart("hooks", "1.0.0").await;
+        s.post(
+            "/api/v1/products/hooks/versions",
+            &s.admin,
+            json!({"version": "1.0.0", "chart": chart, "publish": true}),
+        )
+        .await
+        .ok(201);
+        let r = s
+            .post(
+                "/api/v1/products/hooks/versions/1.0.0/render",
+                &s.admin,
+                json!({}),
+            )
+            .await;
+        let v = r.ok(200);
+        assert!(!v["objects"].as_array().unwrap().is_empty());
+        assert!(
+            v["hooks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|h| h.as_str().unwrap().contains("pre-install")),
+            "{v}"
+        );
+        assert!(v["manifest"].as_str().unwrap().contains("kind: Job"));
+        assert_eq!(v["policy_violations"], json!([]));
+
+        s.post(
+            "/api/v1/products",
+            &s.admin,
+            json!({"slug": "rbac", "name": "RBAC"}),
+        )
+        .await
+        .ok(201);
+        let (chart, _) = s.chart("clusterrole", "1.0.0").await;
+        s.post(
+            "/api/v1/products/rbac/versions",
+            &s.admin,
+            json!({"version": "1.0.0", "chart": chart, "publish": true}),
+        )
+        .await
+        .ok(201);
+        let r = s
+            .post(
+                "/api/v1/products/rbac/versions/1.0.0/render",
+                &s.admin,
+                json!({}),
+            )
+            .await;
+        let violations = r.ok(200)["policy_violations"].as_array().unwrap().clone();
+        assert!(
+            violations
+                .iter()
+                .any(|v| v.as_str().unwrap().contains("ClusterRole")),
+            "{violations:?}"
+        );
+    }
 }

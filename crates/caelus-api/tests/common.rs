@@ -4,6 +4,7 @@
 
 use caelus_api::AppState;
 use caelus_api::auth::Role;
+use caelus_helm::testing::{TestRegistry, push_test_chart};
 use caelus_store::Backend;
 use caelus_store::testing::TestDb;
 use reqwest::{Method, StatusCode};
@@ -18,6 +19,9 @@ pub struct Server {
     pub base: String,
     pub db: TestDb,
     pub admin: String,
+    /// A real OCI registry with the repository's test charts pushed on demand.
+    pub registry: TestRegistry,
+    pub helm: caelus_helm::HelmEngine,
     http: reqwest::Client,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
 }
@@ -81,10 +85,14 @@ impl Server {
             tx.commit().await.unwrap();
             t.secret
         };
+        let registry =
+            TestRegistry::start().expect("start docker-registry (scripts/install-registry)");
+        let helm = caelus_helm::testing::engine(&registry.temp_dir().join("api-cache"))
+            .expect("load libhelm_c");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let state = AppState::new(db.store.clone());
+        let state = AppState::new(db.store.clone(), helm.clone());
         tokio::spawn(caelus_api::serve(listener, state, async {
             let _ = rx.await;
         }));
@@ -92,6 +100,8 @@ impl Server {
             base,
             db,
             admin,
+            registry,
+            helm,
             http: reqwest::Client::new(),
             shutdown: Some(tx),
         }
@@ -165,6 +175,14 @@ impl Server {
         r.ok(201)["secret"].as_str().unwrap().to_string()
     }
 
+    /// Pushes test chart `name`/`version` and returns its tag reference and digest.
+    pub async fn chart(&self, name: &str, version: &str) -> (String, String) {
+        let (reference, digest) = push_test_chart(&self.registry, name, version)
+            .await
+            .unwrap();
+        (reference, digest.to_string())
+    }
+
     /// A product `wiki` with published version 1.0.0 allowing `replicaCount` and `resources.*`.
     pub async fn seed_catalog(&self) {
         self.post(
@@ -174,12 +192,13 @@ impl Server {
         )
         .await
         .ok(201);
+        let (chart, _) = self.chart("web", "1.0.0").await;
         self.post(
             "/api/v1/products/wiki/versions",
             &self.admin,
             json!({
                 "version": "1.0.0",
-                "chart": format!("oci://127.0.0.1:5000/charts/web@{DIGEST_A}"),
+                "chart": chart,
                 "values_allowlist": ["replicaCount", "resources.*"],
                 "publish": true
             }),

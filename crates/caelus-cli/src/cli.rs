@@ -66,6 +66,22 @@ pub struct ServerArgs {
     /// Do not apply migrations at start (run `caelus migrate` yourself).
     #[arg(long)]
     pub no_migrate: bool,
+    #[command(flatten)]
+    pub helm: HelmArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct HelmArgs {
+    /// Where pulled charts are cached (content-addressed by digest).
+    #[arg(
+        long = "data-dir",
+        env = "CAELUS_DATA_DIR",
+        default_value = "./.caelus"
+    )]
+    pub data_dir: PathBuf,
+    /// The Helm engine library (default: CAELUS_HELM_LIB, then .tools/helm/libhelm_c.so).
+    #[arg(long, env = "CAELUS_HELM_LIB")]
+    pub helm_lib: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -87,6 +103,12 @@ pub struct DevArgs {
     pub data_dir: PathBuf,
     #[arg(long, env = "CAELUS_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
+    /// Port of the local OCI registry `caelus dev` runs for its demo catalog.
+    #[arg(long, default_value_t = 5001)]
+    pub registry_port: u16,
+    /// The Helm engine library (default: CAELUS_HELM_LIB, then .tools/helm/libhelm_c.so).
+    #[arg(long, env = "CAELUS_HELM_LIB")]
+    pub helm_lib: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -174,18 +196,13 @@ pub enum ProductCommand {
 /// The spec of a template version, from flags and files.
 #[derive(Debug, Args, Default)]
 pub struct TemplateSpecArgs {
-    /// Chart pinned by digest: oci://host[:port]/path/chart@sha256:<64 hex>.
+    /// Chart: oci://host[:port]/path/chart:TAG (resolved to its digest once, now)
+    /// or oci://…/chart@sha256:<64 hex>. Defaults, schema and metadata come from it.
     #[arg(long)]
     pub chart: Option<String>,
     /// A value path users may set (repeatable): `replicaCount`, `resources.*`.
     #[arg(long = "allow")]
     pub allow: Vec<String>,
-    /// Default values (YAML or JSON file).
-    #[arg(long)]
-    pub defaults: Option<PathBuf>,
-    /// Values JSON schema (JSON or YAML file).
-    #[arg(long)]
-    pub schema: Option<PathBuf>,
     /// Capability flags (YAML or JSON file), e.g. `upgrade_requires_admin: true`.
     #[arg(long)]
     pub capabilities: Option<PathBuf>,
@@ -246,6 +263,16 @@ pub enum TemplateCommand {
     Retire {
         product: String,
         version: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Print the manifest a version renders to with the given values (nothing is applied).
+    Render {
+        product: String,
+        version: String,
+        /// User values (YAML or JSON file).
+        #[arg(long)]
+        values: Option<PathBuf>,
         #[command(flatten)]
         client: ClientArgs,
     },

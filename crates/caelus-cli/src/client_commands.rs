@@ -111,12 +111,6 @@ fn spec_body(spec: &TemplateSpecArgs) -> Result<Map<String, Value>> {
     if !spec.allow.is_empty() {
         body.insert("values_allowlist".into(), json!(spec.allow));
     }
-    if let Some(p) = &spec.defaults {
-        body.insert("default_values".into(), read_document(p)?);
-    }
-    if let Some(p) = &spec.schema {
-        body.insert("values_schema".into(), read_document(p)?);
-    }
     if let Some(p) = &spec.capabilities {
         body.insert("capabilities".into(), read_document(p)?);
     }
@@ -258,6 +252,33 @@ pub async fn template(cmd: TemplateCommand) -> Result<()> {
                 None,
             )
             .await?;
+        }
+        Render {
+            product,
+            version,
+            values,
+            client,
+        } => {
+            let values = values.map(|p| read_document(&p)).transpose()?;
+            let body = json!({"values": values.unwrap_or_else(|| json!({}))});
+            let params = [("product", product.as_str()), ("version", version.as_str())];
+            let v = client_call(
+                &client,
+                "render_template_version",
+                &params,
+                &[],
+                Some(&body),
+            )
+            .await?;
+            match client.output {
+                output::Format::Table => {
+                    print!("{}", v["manifest"].as_str().unwrap_or_default());
+                    for violation in v["policy_violations"].as_array().into_iter().flatten() {
+                        eprintln!("policy: {}", violation.as_str().unwrap_or_default());
+                    }
+                }
+                f => output::print_value(f, &v),
+            }
         }
     }
     Ok(())

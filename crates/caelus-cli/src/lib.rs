@@ -3,6 +3,7 @@
 pub mod cli;
 pub mod client;
 pub mod client_commands;
+pub mod dev_catalog;
 pub mod ops;
 pub mod output;
 pub mod processes;

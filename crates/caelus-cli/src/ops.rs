@@ -86,6 +86,12 @@ pub const OPERATIONS: &[Operation] = &[
         command: "template retire",
     },
     Operation {
+        id: "render_template_version",
+        method: "POST",
+        path: "/api/v1/products/{product}/versions/{version}/render",
+        command: "template render",
+    },
+    Operation {
         id: "create_deployment",
         method: "POST",
         path: "/api/v1/deployments",

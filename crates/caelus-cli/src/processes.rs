@@ -1,6 +1,6 @@
 //! The long-running processes: server, worker, dev; and the offline admin commands.
 
-use crate::cli::{AdminCreateTokenArgs, DatabaseArgs, DevArgs, ServerArgs, WorkerArgs};
+use crate::cli::{AdminCreateTokenArgs, DatabaseArgs, DevArgs, HelmArgs, ServerArgs, WorkerArgs};
 use anyhow::{Context, Result};
 use caelus_api::AppState;
 use caelus_api::auth::{Role, hash_token};
@@ -71,13 +71,24 @@ pub async fn admin_create_token(args: AdminCreateTokenArgs) -> Result<()> {
     Ok(())
 }
 
+/// Loads the Helm engine with its chart cache under `data_dir`.
+pub fn load_helm(data_dir: &Path, lib: Option<&Path>) -> Result<caelus_helm::HelmEngine> {
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("cannot create data dir {}", data_dir.display()))?;
+    let mut config = caelus_helm::EngineConfig::new(data_dir);
+    config.library_path = lib.map(Path::to_path_buf);
+    Ok(caelus_helm::HelmEngine::load(config)?)
+}
+
 pub async fn server(args: ServerArgs) -> Result<()> {
+    let HelmArgs { data_dir, helm_lib } = &args.helm;
+    let helm = load_helm(data_dir, helm_lib.as_deref())?;
     let store = open(&args.db, !args.no_migrate).await?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     tracing::info!(addr = %listener.local_addr()?, "API listening");
-    caelus_api::serve(listener, AppState::new(store), shutdown_signal()).await?;
+    caelus_api::serve(listener, AppState::new(store, helm), shutdown_signal()).await?;
     Ok(())
 }
 
@@ -157,12 +168,15 @@ pub async fn dev(args: DevArgs) -> Result<()> {
     let url = format!("sqlite://{}", data_dir.join("caelus.db").display());
     let store = open(&DatabaseArgs { database_url: url }, true).await?;
     let token = dev_admin_token(&store, &data_dir).await?;
+    let helm = load_helm(&data_dir, args.helm_lib.as_deref())?;
+    let registry =
+        crate::dev_catalog::DevRegistry::start(&data_dir.join("registry"), args.registry_port);
 
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let addr = listener.local_addr()?;
-    let state = AppState::new(store.clone());
+    let state = AppState::new(store.clone(), helm.clone());
     let (stop_tx, stop_rx) = watch::channel(false);
     let worker = tokio::spawn(run_worker(
         store.clone(),
@@ -180,7 +194,22 @@ pub async fn dev(args: DevArgs) -> Result<()> {
     );
     println!("    export CAELUS_URL=http://{addr} CAELUS_TOKEN={token}");
 
-    caelus_api::serve(listener, state, shutdown_signal()).await?;
+    let server = tokio::spawn(caelus_api::serve(listener, state, shutdown_signal()));
+    match &registry {
+        Ok(registry) => {
+            println!("  registry: oci://{}/charts", registry.host());
+            let client =
+                crate::client::Client::new(&format!("http://{addr}"), Some(token.clone()))?;
+            if let Err(e) = crate::dev_catalog::seed(&client, &helm, registry).await {
+                tracing::warn!(error = %e, "could not publish the demo catalog");
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "no local registry: the demo catalog is not published")
+        }
+    }
+    server.await??;
+    drop(registry);
     let _ = stop_tx.send(true);
     worker.await??;
     store.close().await;

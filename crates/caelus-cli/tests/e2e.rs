@@ -6,7 +6,6 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const CAELUS: &str = env!("CARGO_BIN_EXE_caelus");
-const DIGEST: &str = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
 struct Running {
     child: Child,
@@ -29,9 +28,24 @@ fn temp_dir(tag: &str) -> PathBuf {
 }
 
 /// Starts `caelus dev` on a free port and reads the URL and token it prints.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 fn start_dev(data_dir: &Path) -> Running {
     let mut child = Command::new(CAELUS)
-        .args(["dev", "--listen", "127.0.0.1:0", "--data-dir"])
+        .args([
+            "dev",
+            "--listen",
+            "127.0.0.1:0",
+            "--registry-port",
+            &free_port().to_string(),
+            "--data-dir",
+        ])
         .arg(data_dir)
         .env("CAELUS_LOG", "warn")
         .stdout(Stdio::piped())
@@ -41,7 +55,8 @@ fn start_dev(data_dir: &Path) -> Running {
     let stdout = child.stdout.take().unwrap();
     let mut url = None;
     let mut token = None;
-    for line in BufReader::new(stdout).lines() {
+    let mut lines = BufReader::new(stdout).lines();
+    for line in lines.by_ref() {
         let line = line.unwrap();
         if let Some(rest) = line.trim().strip_prefix("export CAELUS_URL=") {
             let (u, t) = rest.split_once(" CAELUS_TOKEN=").unwrap();
@@ -50,6 +65,8 @@ fn start_dev(data_dir: &Path) -> Running {
             break;
         }
     }
+    // Keep reading what dev prints next, so it never writes into a closed pipe.
+    std::thread::spawn(move || lines.for_each(drop));
     Running {
         child,
         url: url.expect("caelus dev printed its URL"),
@@ -106,22 +123,28 @@ fn dev_starts_on_an_empty_data_dir_and_the_cli_tour_works() {
     let readyz = ok(&r, &["status", "-o", "json"]);
     assert!(readyz.contains("\"ready\""), "{readyz}");
 
-    ok(&r, &["product", "create", "wiki", "--name", "Team wiki"]);
-    let chart = format!("oci://127.0.0.1:5000/charts/web@{DIGEST}");
-    let out = ok(
-        &r,
-        &[
-            "template",
-            "publish",
-            "wiki",
-            "1.0.0",
-            "--chart",
-            &chart,
-            "--allow",
-            "replicaCount",
-        ],
+    // caelus dev published its demo catalog into the empty database.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let versions = loop {
+        let (success, out, _) = cli(&r, &["template", "list", "web"]);
+        if success && out.contains("2.0.0") {
+            break out;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "demo catalog not published: {out}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(
+        versions.contains("1.0.0") && versions.contains("@sha256:"),
+        "{versions}"
     );
-    assert!(out.contains("published"), "{out}");
+    let manifest = ok(&r, &["template", "render", "web", "1.0.0"]);
+    assert!(
+        manifest.contains("kind: Deployment") && manifest.contains("kind: Service"),
+        "{manifest}"
+    );
 
     let values = dir.join("values.yaml");
     std::fs::write(&values, "replicaCount: 2\n").unwrap();
@@ -131,7 +154,7 @@ fn dev_starts_on_an_empty_data_dir_and_the_cli_tour_works() {
             "deployment",
             "create",
             "--product",
-            "wiki",
+            "web",
             "--version",
             "1.0.0",
             "--name",

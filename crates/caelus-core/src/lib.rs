@@ -11,5 +11,6 @@ pub mod reconcile;
 pub mod render_policy;
 pub mod status;
 pub mod template;
+pub mod values;
 
 pub use field_error::{FieldError, FieldErrors};

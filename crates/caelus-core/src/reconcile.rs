@@ -261,10 +261,16 @@ mod tests {
 
     #[test]
     fn drift_modes() {
-        assert_eq!(drift_response(DriftMode::Correct, true), DriftResponse::Correct);
+        assert_eq!(
+            drift_response(DriftMode::Correct, true),
+            DriftResponse::Correct
+        );
         assert_eq!(drift_response(DriftMode::Warn, true), DriftResponse::Report);
         assert_eq!(drift_response(DriftMode::Off, true), DriftResponse::Nothing);
-        assert_eq!(drift_response(DriftMode::Correct, false), DriftResponse::Nothing);
+        assert_eq!(
+            drift_response(DriftMode::Correct, false),
+            DriftResponse::Nothing
+        );
     }
 
     #[test]

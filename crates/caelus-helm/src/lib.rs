@@ -10,6 +10,7 @@ mod chart;
 mod engine;
 mod error;
 mod ffi;
+pub mod local_registry;
 mod lru;
 pub mod order;
 mod reference;

@@ -1,5 +1,6 @@
 use super::{Audit, page_params};
 use crate::auth::Actor;
+use crate::charts;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::ApiJson;
 use crate::state::AppState;
@@ -80,7 +81,11 @@ pub struct EventQuery {
     pub after: Option<i64>,
 }
 
-fn check_values(field: &str, t: &TemplateVersion, values: &Value) -> Result<(), FieldError> {
+pub(crate) fn check_values(
+    field: &str,
+    t: &TemplateVersion,
+    values: &Value,
+) -> Result<(), FieldError> {
     let list = Allowlist::parse("values_allowlist", &t.values_allowlist).map_err(|_| {
         FieldError::new(
             field,
@@ -135,8 +140,7 @@ pub async fn create_deployment(
     }
     errors.into_result()?;
 
-    let mut tx = state.store.begin().await?;
-    let version = templates::get(&mut tx, &req.product, &req.version)
+    let version = templates::get(&mut *state.store.conn().await?, &req.product, &req.version)
         .await?
         .filter(|t| actor.is_admin() || t.lifecycle.is_visible_to_tenants())
         .ok_or_else(|| {
@@ -155,6 +159,7 @@ pub async fn create_deployment(
         )));
     }
     check_values("values", &version, &req.values)?;
+    charts::check_schema(&state.helm, &version, "values", &req.values).await?;
     let mut warnings = Vec::new();
     if version.lifecycle == caelus_core::lifecycle::Lifecycle::Deprecated {
         warnings.push(format!(
@@ -163,6 +168,7 @@ pub async fn create_deployment(
         ));
     }
 
+    let mut tx = state.store.begin().await?;
     let uid = uuid::Uuid::new_v4().to_string();
     let new = NewDeployment {
         namespace_name: identity::namespace_name(&uid).expect("a fresh v4 uuid is a uid"),
@@ -264,6 +270,19 @@ pub async fn update_deployment(
 ) -> ApiResult<Json<DeploymentView>> {
     if let Some(name) = &req.name {
         validate_display_name("name", name)?;
+    }
+    // Values are checked (the schema may need the chart from the registry) before
+    // the transaction opens; the transaction re-reads the row it changes.
+    if let Some(values) = &req.values {
+        let current = owned(&mut *state.store.conn().await?, &actor, &uid).await?;
+        let version = templates::get_by_id(
+            &mut *state.store.conn().await?,
+            &current.template_version_id,
+        )
+        .await?
+        .ok_or_else(|| ApiError::internal("deployment refers to a missing template version"))?;
+        check_values("values", &version, values)?;
+        charts::check_schema(&state.helm, &version, "values", values).await?;
     }
     let mut tx = state.store.begin().await?;
     let current = owned(&mut tx, &actor, &uid).await?;

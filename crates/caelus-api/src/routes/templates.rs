@@ -1,5 +1,6 @@
 use super::{Audit, page_params};
 use crate::auth::Actor;
+use crate::charts;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::ApiJson;
 use crate::state::AppState;
@@ -15,7 +16,7 @@ use caelus_core::template::{Capabilities, FrozenSpec, check_change, parse_versio
 use caelus_store::products::{self, Product};
 use caelus_store::templates::{self, TemplateVersion};
 use caelus_store::{Conn, StoreError, now_ms};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use utoipa::ToSchema;
 
@@ -24,18 +25,13 @@ use utoipa::ToSchema;
 pub struct CreateTemplateVersion {
     /// Semantic version, e.g. `1.2.0`.
     pub version: String,
-    /// The chart pinned by manifest digest: `oci://host[:port]/path/chart@sha256:<64 hex>`.
+    /// The chart: `oci://host[:port]/path/chart:TAG` (resolved to its manifest digest
+    /// now, once) or `…/chart@sha256:<64 hex>`. Its default values, values schema and
+    /// metadata are read from the chart itself.
     pub chart: String,
     /// Value paths a user may set: exact (`replicaCount`) or subtrees (`resources.*`).
     #[serde(default)]
     pub values_allowlist: Vec<String>,
-    /// Defaults applied under the user's values.
-    #[serde(default = "empty_object")]
-    #[schema(value_type = Object)]
-    pub default_values: Value,
-    /// JSON schema for values.
-    #[schema(value_type = Option<Object>)]
-    pub values_schema: Option<Value>,
     #[serde(default)]
     pub capabilities: Capabilities,
     /// Publish at once instead of creating a draft.
@@ -43,59 +39,47 @@ pub struct CreateTemplateVersion {
     pub publish: bool,
 }
 
-fn empty_object() -> Value {
-    json!({})
-}
-
 /// A change to a draft; omitted fields keep their value.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateTemplateVersion {
+    /// A new chart (tag or digest); re-read from the registry.
     pub chart: Option<String>,
     pub values_allowlist: Option<Vec<String>>,
-    #[schema(value_type = Option<Object>)]
-    pub default_values: Option<Value>,
-    #[schema(value_type = Option<Object>)]
-    pub values_schema: Option<Value>,
     pub capabilities: Option<Capabilities>,
 }
 
-struct CheckedSpec {
-    chart_ref: String,
-    chart_digest: String,
-    chart_name: String,
-}
-
+/// Checks the admin's part of a spec; the chart part is checked by pulling it.
 fn check_spec(
     errors: &mut FieldErrors,
     chart: &str,
     allowlist: &[String],
-    default_values: &Value,
-    values_schema: Option<&Value>,
     capabilities: &Capabilities,
-) -> Option<CheckedSpec> {
-    let parsed = match chart_ref::parse_pinned("chart", chart) {
-        Ok(r) => Some(r),
-        Err(e) => {
-            errors.0.push(e);
-            None
-        }
-    };
+) {
+    if let Err(e) = chart_ref::parse("chart", chart) {
+        errors.0.push(e);
+    }
     if let Err(es) = Allowlist::parse("values_allowlist", allowlist) {
         errors.0.extend(es);
     }
-    if !default_values.is_object() {
-        errors.push("default_values", "must be a JSON object");
-    }
-    if values_schema.is_some_and(|s| !s.is_object()) {
-        errors.push("values_schema", "must be a JSON schema object");
-    }
     errors.check(capabilities.validate("capabilities"));
-    parsed.map(|r| CheckedSpec {
-        chart_ref: r.to_string(),
-        chart_digest: r.digest().unwrap_or_default().to_string(),
-        chart_name: r.chart_name().to_string(),
-    })
+}
+
+/// Fills the chart-derived fields of a version from the inspected chart.
+fn apply_chart(t: &mut TemplateVersion, chart: &caelus_helm::InspectedChart) {
+    t.chart_ref = chart.reference.to_string();
+    t.chart_digest = chart.digest.to_string();
+    t.chart_metadata = json!({
+        "name": chart.info.name,
+        "version": chart.info.version,
+        "app_version": chart.info.app_version,
+        "description": chart.info.description,
+        "kube_version": chart.info.kube_version,
+        "dependencies": chart.info.dependencies,
+        "crds": chart.info.crds.len(),
+    });
+    t.default_values = chart.info.default_values.clone();
+    t.values_schema = chart.info.values_schema.clone();
 }
 
 fn frozen(t: &TemplateVersion) -> FrozenSpec<'_> {
@@ -157,41 +141,43 @@ pub async fn create_template_version(
     if let Err(e) = parse_version("version", &req.version) {
         errors.0.push(e);
     }
-    let spec = check_spec(
+    check_spec(
         &mut errors,
         &req.chart,
         &req.values_allowlist,
-        &req.default_values,
-        req.values_schema.as_ref(),
         &req.capabilities,
     );
     errors.into_result()?;
-    let spec = spec.expect("no errors means the chart parsed");
+
+    // The registry is asked before the transaction opens: no connection is held
+    // while a chart downloads.
+    let p = product_or_404(&mut *state.store.conn().await?, &product).await?;
+    let chart = charts::inspect(&state.helm, "chart", &req.chart).await?;
 
     let mut tx = state.store.begin().await?;
-    let p = product_or_404(&mut tx, &product).await?;
     let now = now_ms();
     let lifecycle = if req.publish {
         Lifecycle::Published
     } else {
         Lifecycle::Draft
     };
-    let candidate = TemplateVersion {
+    let mut candidate = TemplateVersion {
         id: uuid::Uuid::new_v4().to_string(),
         product_id: p.id.clone(),
         product_slug: p.slug.clone(),
         version: req.version.clone(),
-        chart_ref: spec.chart_ref,
-        chart_digest: spec.chart_digest,
-        chart_metadata: json!({"name": spec.chart_name}),
-        default_values: req.default_values,
-        values_schema: req.values_schema,
+        chart_ref: String::new(),
+        chart_digest: String::new(),
+        chart_metadata: Value::Null,
+        default_values: Value::Null,
+        values_schema: None,
         values_allowlist: req.values_allowlist,
         capabilities: req.capabilities,
         lifecycle,
         created_at: now,
         updated_at: now,
     };
+    apply_chart(&mut candidate, &chart);
     if let Some(existing) = templates::get(&mut tx, &p.slug, &req.version).await? {
         immutable(&existing, &candidate)?;
         return Err(ApiError::conflict(match existing.lifecycle {
@@ -217,10 +203,10 @@ pub async fn create_template_version(
         deployment_uid: None,
         tenant: None,
         message: format!(
-            "created version {} of '{}' as {}",
-            candidate.version, p.slug, lifecycle
+            "created version {} of '{}' as {} from chart {} {}",
+            candidate.version, p.slug, lifecycle, chart.info.name, chart.info.version
         ),
-        details: json!({"chart": candidate.chart_ref}),
+        details: json!({"chart": candidate.chart_ref, "requested": req.chart}),
     }
     .write(&mut tx)
     .await?;
@@ -284,42 +270,33 @@ pub async fn update_template_version(
     ApiJson(req): ApiJson<UpdateTemplateVersion>,
 ) -> ApiResult<Json<TemplateVersionView>> {
     actor.require_admin("change template versions")?;
-    let mut tx = state.store.begin().await?;
-    let existing = visible_version(&mut tx, &actor, &product, &version).await?;
+    let existing =
+        visible_version(&mut *state.store.conn().await?, &actor, &product, &version).await?;
     let mut next = existing.clone();
-    if let Some(c) = req.chart {
-        next.chart_ref = c;
-    }
     if let Some(a) = req.values_allowlist {
         next.values_allowlist = a;
-    }
-    if let Some(d) = req.default_values {
-        next.default_values = d;
-    }
-    if req.values_schema.is_some() {
-        next.values_schema = req.values_schema;
     }
     if let Some(c) = req.capabilities {
         next.capabilities = c;
     }
     let mut errors = FieldErrors::new();
-    let spec = check_spec(
+    check_spec(
         &mut errors,
-        &next.chart_ref,
+        req.chart.as_deref().unwrap_or(&existing.chart_ref),
         &next.values_allowlist,
-        &next.default_values,
-        next.values_schema.as_ref(),
         &next.capabilities,
     );
     errors.into_result()?;
-    let spec = spec.expect("no errors means the chart parsed");
-    next.chart_ref = spec.chart_ref;
-    next.chart_digest = spec.chart_digest;
+    if let Some(c) = &req.chart {
+        let chart = charts::inspect(&state.helm, "chart", c).await?;
+        apply_chart(&mut next, &chart);
+    }
     immutable(&existing, &next)?;
     if next == existing {
         return Ok(Json(existing.into()));
     }
     next.updated_at = now_ms();
+    let mut tx = state.store.begin().await?;
     templates::update_draft(&mut tx, &next).await?;
     Audit {
         actor: &actor,
@@ -414,4 +391,105 @@ pub async fn retire_template_version(
     Path((product, version)): Path<(String, String)>,
 ) -> ApiResult<Json<TemplateVersionView>> {
     move_lifecycle(state, actor, product, version, Lifecycle::Retired).await
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RenderPreview {
+    /// User values to render with (checked against the allowlist and schema).
+    #[serde(default = "empty_object")]
+    #[schema(value_type = Object)]
+    pub values: Value,
+}
+
+fn empty_object() -> Value {
+    json!({})
+}
+
+/// What a chart would produce: nothing is applied anywhere.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RenderPreviewView {
+    /// Release name and namespace used for the preview.
+    pub release: String,
+    pub namespace: String,
+    /// The rendered objects (and hooks, CRDs) as one multi-document YAML.
+    pub manifest: String,
+    pub manifest_hash: String,
+    /// `Kind/name` of each object, in install order.
+    pub objects: Vec<String>,
+    /// `Kind/name (events)` of each hook.
+    pub hooks: Vec<String>,
+    pub crds: usize,
+    pub notes: Option<String>,
+    /// Policy refusals a real deployment of this render would get.
+    pub policy_violations: Vec<String>,
+}
+
+pub const PREVIEW_RELEASE: &str = "preview";
+pub const PREVIEW_NAMESPACE: &str = "caelus-preview";
+
+/// Render a version with values, for review: the manifest, hooks and policy result.
+#[utoipa::path(post, path = "/api/v1/products/{product}/versions/{version}/render", tag = "templates",
+    operation_id = "render_template_version",
+    params(("product" = String, Path, description = "Product slug"), ("version" = String, Path, description = "Version")),
+    request_body = RenderPreview,
+    responses((status = 200, body = RenderPreviewView), (status = 404, body = crate::error::Problem),
+              (status = 422, body = crate::error::Problem)),
+    security(("bearer" = [])))]
+pub async fn render_template_version(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path((product, version)): Path<(String, String)>,
+    ApiJson(req): ApiJson<RenderPreview>,
+) -> ApiResult<Json<RenderPreviewView>> {
+    let t = visible_version(&mut *state.store.conn().await?, &actor, &product, &version).await?;
+    crate::routes::deployments::check_values("values", &t, &req.values)?;
+    charts::check_schema(&state.helm, &t, "values", &req.values).await?;
+    let chart = charts::chart_of(&state.helm, &t).await?;
+    let rendered = state
+        .helm
+        .render(
+            &chart,
+            &caelus_helm::RenderRequest {
+                values: req.values,
+                release_name: PREVIEW_RELEASE.into(),
+                namespace: PREVIEW_NAMESPACE.into(),
+                revision: 1,
+                kind: caelus_helm::RevisionKind::Install,
+                kube_version: None,
+                deployment_uid: "00000000-0000-0000-0000-000000000000".into(),
+            },
+        )
+        .await
+        .map_err(|e| charts::chart_error("values", e))?;
+    let caps = caelus_core::render_policy::RenderCapabilities {
+        allow_cluster_scoped: t.capabilities.allow_cluster_scoped,
+    };
+    let violations =
+        caelus_core::render_policy::check_rendered(&rendered.objects, PREVIEW_NAMESPACE, &caps);
+    let name = |o: &Value| {
+        format!(
+            "{}/{}",
+            caelus_helm::render::kind_of(o),
+            caelus_helm::render::name_of(o)
+        )
+    };
+    Ok(Json(RenderPreviewView {
+        release: PREVIEW_RELEASE.into(),
+        namespace: PREVIEW_NAMESPACE.into(),
+        manifest: rendered.to_yaml(),
+        manifest_hash: rendered.manifest_hash.clone(),
+        objects: rendered.objects.iter().map(name).collect(),
+        hooks: rendered
+            .hooks
+            .iter()
+            .map(|h| {
+                let events: Vec<&str> = h.events.iter().map(|e| e.as_str()).collect();
+                format!("{}/{} ({})", h.kind, h.name, events.join(", "))
+            })
+            .collect(),
+        crds: rendered.crds.len(),
+        notes: rendered.notes.clone(),
+        policy_violations: violations.iter().map(ToString::to_string).collect(),
+    }))
 }
