@@ -14,7 +14,9 @@ use crate::Engine;
 use crate::calls::Target;
 use crate::error::{EngineError, Result};
 use crate::health::{self, FAILED, is_healthy, object_health};
-use crate::object::{DEPLOYMENT_UID_LABEL, MANAGED_BY_LABEL, MANAGED_BY_VALUE, ObjectRef, set_label};
+use crate::object::{
+    DEPLOYMENT_UID_LABEL, MANAGED_BY_LABEL, MANAGED_BY_VALUE, ObjectRef, set_label,
+};
 
 /// What to apply for one revision.
 #[derive(Debug, Clone)]
@@ -231,8 +233,11 @@ impl Engine {
             if ready == health.len() {
                 return Ok(health);
             }
-            let failed: Vec<ObjectHealth> =
-                health.iter().filter(|h| h.health == FAILED).cloned().collect();
+            let failed: Vec<ObjectHealth> = health
+                .iter()
+                .filter(|h| h.health == FAILED)
+                .cloned()
+                .collect();
             if !failed.is_empty() {
                 return Err(EngineError::Unhealthy { failed, health });
             }

@@ -78,10 +78,18 @@ pub fn drifted_fields(applied: &Value, live: &Value) -> Vec<String> {
         match key.as_str() {
             "status" => {}
             "metadata" => {
-                let Some(meta) = value.as_object() else { continue };
+                let Some(meta) = value.as_object() else {
+                    continue;
+                };
                 for (k, v) in meta {
                     if !SERVER_METADATA.contains(&k.as_str()) {
-                        walk(&join("metadata", k), k, v, live["metadata"].get(k), &mut out);
+                        walk(
+                            &join("metadata", k),
+                            k,
+                            v,
+                            live["metadata"].get(k),
+                            &mut out,
+                        );
                     }
                 }
             }
@@ -156,7 +164,10 @@ fn compare_lists(path: &str, applied: &[Value], live: &[Value], out: &mut Vec<St
             walk(&format!("{path}[{i}]"), "", a, live.get(i), out);
         }
     } else if applied.len() != live.len()
-        || applied.iter().zip(live).any(|(a, l)| !scalar_eq(a, l, false))
+        || applied
+            .iter()
+            .zip(live)
+            .any(|(a, l)| !scalar_eq(a, l, false))
     {
         // Lists of scalars (args, finalizers) are atomic: one value.
         out.push(path.to_string());
@@ -249,7 +260,11 @@ impl Engine {
     /// `namespace`) with what was applied. Reads come from the shared watch
     /// caches; a GET is only made for kinds whose cache is not ready and to
     /// confirm a suspected drift. Never writes.
-    pub async fn detect_drift(&self, namespace: &str, applied_objects: &[Value]) -> Result<Vec<Drift>> {
+    pub async fn detect_drift(
+        &self,
+        namespace: &str,
+        applied_objects: &[Value],
+    ) -> Result<Vec<Drift>> {
         let mut drifts = Vec::new();
         for obj in applied_objects {
             let p = self.prepare(namespace, obj).await?;
@@ -415,7 +430,8 @@ mod tests {
         l["metadata"]["managedFields"] = json!([{"manager": "caelus"}]);
         l["metadata"]["annotations"] = json!({"deployment.kubernetes.io/revision": "1"});
         l["spec"]["strategy"] = json!({"type": "RollingUpdate"});
-        l["spec"]["template"]["spec"]["containers"][0]["resources"]["requests"]["cpu"] = json!("500m");
+        l["spec"]["template"]["spec"]["containers"][0]["resources"]["requests"]["cpu"] =
+            json!("500m");
         l["spec"]["template"]["spec"]["containers"][0]["imagePullPolicy"] = json!("IfNotPresent");
         l["spec"]["template"]["spec"]["containers"][0]["ports"][0]["protocol"] = json!("TCP");
         l["status"] = json!({"replicas": 2});
@@ -494,7 +510,8 @@ mod tests {
     fn fields_added_by_others_are_not_drift() {
         let mut l = live();
         l["metadata"]["labels"]["added-by-someone"] = json!("x");
-        l["spec"]["template"]["spec"]["containers"][0]["env"] = json!([{"name": "X", "value": "1"}]);
+        l["spec"]["template"]["spec"]["containers"][0]["env"] =
+            json!([{"name": "X", "value": "1"}]);
         assert!(drifted_fields(&deployment(), &l).is_empty());
     }
 

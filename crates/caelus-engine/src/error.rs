@@ -17,7 +17,7 @@ pub enum EngineError {
     #[error("{verb} {object}: {message}")]
     Object {
         verb: &'static str,
-        object: ObjectRef,
+        object: Box<ObjectRef>,
         /// HTTP status of the API server's answer (0 when there was none).
         code: u16,
         /// The API server's own message, or the transport error.
@@ -33,7 +33,7 @@ pub enum EngineError {
         message: String,
     },
     /// Objects were not healthy within the timeout.
-    #[error("not healthy after {}s: {}", timeout.as_secs(), summarize(unhealthy))]
+    #[error("not healthy after {timeout:?}: {}", summarize(unhealthy))]
     HealthTimeout {
         timeout: Duration,
         unhealthy: Vec<ObjectHealth>,
@@ -97,7 +97,7 @@ impl EngineError {
         let (code, message, transient) = describe(&err);
         EngineError::Object {
             verb,
-            object: object.clone(),
+            object: Box::new(object.clone()),
             code,
             message,
             transient,

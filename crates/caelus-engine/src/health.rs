@@ -67,7 +67,9 @@ fn generation_pending(obj: &Value) -> Option<String> {
     let generation = obj["metadata"]["generation"].as_i64()?;
     let observed = int(&obj["status"]["observedGeneration"]);
     (observed < generation).then(|| {
-        format!("waiting for the controller to observe generation {generation} (observed {observed})")
+        format!(
+            "waiting for the controller to observe generation {generation} (observed {observed})"
+        )
     })
 }
 
@@ -129,7 +131,11 @@ fn deployment(obj: &Value) -> ObjectHealth {
             format!("{available} of {want} updated replicas available"),
         );
     }
-    health(obj, HEALTHY, format!("{available} of {want} replicas available"))
+    health(
+        obj,
+        HEALTHY,
+        format!("{available} of {want} replicas available"),
+    )
 }
 
 fn statefulset(obj: &Value) -> ObjectHealth {
@@ -140,7 +146,11 @@ fn statefulset(obj: &Value) -> ObjectHealth {
     let want = obj["spec"]["replicas"].as_i64().unwrap_or(1);
     let ready = int(&s["readyReplicas"]);
     if ready < want {
-        return health(obj, PROGRESSING, format!("{ready} of {want} replicas ready"));
+        return health(
+            obj,
+            PROGRESSING,
+            format!("{ready} of {want} replicas ready"),
+        );
     }
     // OnDelete sets never converge the revisions by themselves.
     let on_delete = obj["spec"]["updateStrategy"]["type"] == "OnDelete";
@@ -344,7 +354,10 @@ mod tests {
         let not_ready = json!({"observedGeneration": 2, "readyReplicas": 2,
                                "currentRevision": "db-2", "updateRevision": "db-2"});
         let h = object_health(&sts(not_ready, "RollingUpdate"));
-        assert_eq!((h.health.as_str(), h.message.as_str()), (PROGRESSING, "2 of 3 replicas ready"));
+        assert_eq!(
+            (h.health.as_str(), h.message.as_str()),
+            (PROGRESSING, "2 of 3 replicas ready")
+        );
         let rolling = json!({"observedGeneration": 2, "readyReplicas": 3, "updatedReplicas": 1,
                              "currentRevision": "db-1", "updateRevision": "db-2"});
         assert_eq!(state(&sts(rolling.clone(), "RollingUpdate")), PROGRESSING);
@@ -363,22 +376,31 @@ mod tests {
     #[test]
     fn daemonset_needs_every_scheduled_pod_updated_and_ready() {
         assert_eq!(
-            state(&ds(json!({"observedGeneration": 1, "desiredNumberScheduled": 3,
-                             "updatedNumberScheduled": 3, "numberReady": 3}))),
+            state(&ds(
+                json!({"observedGeneration": 1, "desiredNumberScheduled": 3,
+                             "updatedNumberScheduled": 3, "numberReady": 3})
+            )),
             HEALTHY
         );
         assert_eq!(
-            object_health(&ds(json!({"observedGeneration": 1, "desiredNumberScheduled": 3,
-                                     "updatedNumberScheduled": 2, "numberReady": 3}))).message,
+            object_health(&ds(
+                json!({"observedGeneration": 1, "desiredNumberScheduled": 3,
+                                     "updatedNumberScheduled": 2, "numberReady": 3})
+            ))
+            .message,
             "2 of 3 scheduled pods updated"
         );
         assert_eq!(
-            state(&ds(json!({"observedGeneration": 1, "desiredNumberScheduled": 3,
-                             "updatedNumberScheduled": 3, "numberReady": 1}))),
+            state(&ds(
+                json!({"observedGeneration": 1, "desiredNumberScheduled": 3,
+                             "updatedNumberScheduled": 3, "numberReady": 1})
+            )),
             PROGRESSING
         );
         assert_eq!(
-            state(&ds(json!({"observedGeneration": 0, "desiredNumberScheduled": 0}))),
+            state(&ds(
+                json!({"observedGeneration": 0, "desiredNumberScheduled": 0})
+            )),
             PROGRESSING
         );
     }
@@ -454,6 +476,9 @@ mod tests {
     #[test]
     fn missing_objects_say_so() {
         let h = missing("Service", "web");
-        assert_eq!((h.health.as_str(), h.message.as_str()), (MISSING, "not found"));
+        assert_eq!(
+            (h.health.as_str(), h.message.as_str()),
+            (MISSING, "not found")
+        );
     }
 }

@@ -124,8 +124,7 @@ impl Engine {
             let now = tokio::time::Instant::now();
             if now >= deadline {
                 return Ok(Err(format!(
-                    "did not complete within {}s ({})",
-                    timeout.as_secs(),
+                    "did not complete within {timeout:?} ({})",
                     last.message
                 )));
             }
@@ -146,7 +145,7 @@ impl Engine {
                 return Err(EngineError::Api {
                     context: format!("waiting for {} to be deleted", t.oref),
                     code: 0,
-                    message: format!("still exists after {}s", timeout.as_secs()),
+                    message: format!("still exists after {timeout:?}"),
                     transient: true,
                 });
             }

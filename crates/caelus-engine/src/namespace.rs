@@ -165,13 +165,20 @@ mod tests {
         assert_eq!(labels["caelus.io/deployment-uid"], "abc");
         assert_eq!(labels["caelus.io/installation"], "prod-1");
         assert_eq!(labels["pod-security.kubernetes.io/enforce"], "restricted");
-        assert_eq!(labels["pod-security.kubernetes.io/enforce-version"], "latest");
+        assert_eq!(
+            labels["pod-security.kubernetes.io/enforce-version"],
+            "latest"
+        );
         let kinds: Vec<&str> = objs.iter().map(|o| o["kind"].as_str().unwrap()).collect();
         assert_eq!(
             kinds,
             ["Namespace", "NetworkPolicy", "ResourceQuota", "LimitRange"]
         );
-        assert!(objs[1..].iter().all(|o| o["metadata"]["namespace"] == "d-abc"));
+        assert!(
+            objs[1..]
+                .iter()
+                .all(|o| o["metadata"]["namespace"] == "d-abc")
+        );
     }
 
     #[test]

@@ -123,8 +123,8 @@ mod tests {
 
     #[test]
     fn objects_without_identity_are_refused() {
-        let e = ObjectRef::from_object(&json!({"apiVersion": "v1", "kind": "ConfigMap"}))
-            .unwrap_err();
+        let e =
+            ObjectRef::from_object(&json!({"apiVersion": "v1", "kind": "ConfigMap"})).unwrap_err();
         assert!(e.to_string().contains("metadata.name"), "{e}");
     }
 

@@ -7,7 +7,9 @@ use caelus_helm::order::compare_kinds;
 use crate::Engine;
 use crate::apply::Progress;
 use crate::error::{EngineError, Result};
-use crate::object::{DEPLOYMENT_UID_LABEL, ObjectRef, RESOURCE_POLICY_ANNOTATION, annotation, label};
+use crate::object::{
+    DEPLOYMENT_UID_LABEL, ObjectRef, RESOURCE_POLICY_ANNOTATION, annotation, label,
+};
 
 /// Objects of `previous` absent from `current`, in reverse install order
 /// (dependents such as Deployments before the ConfigMaps they mount).

@@ -4,10 +4,10 @@
 
 use std::sync::{Arc, RwLock};
 
+use kube::Client;
 use kube::api::{Api, DynamicObject};
 use kube::core::GroupVersionKind;
 use kube::discovery::{ApiResource, Discovery, Scope};
-use kube::Client;
 
 use crate::error::{EngineError, Result};
 
@@ -42,12 +42,10 @@ fn gvk_of(api_version: &str, kind: &str) -> GroupVersionKind {
 }
 
 fn lookup(discovery: &Discovery, gvk: &GroupVersionKind) -> Option<Resolved> {
-    discovery
-        .resolve_gvk(gvk)
-        .map(|(ar, caps)| Resolved {
-            ar,
-            namespaced: caps.scope == Scope::Namespaced,
-        })
+    discovery.resolve_gvk(gvk).map(|(ar, caps)| Resolved {
+        ar,
+        namespaced: caps.scope == Scope::Namespaced,
+    })
 }
 
 impl Resolver {
@@ -88,18 +86,22 @@ impl Resolver {
     }
 
     /// Aggregated discovery (two requests) when the server offers it, the
-    /// per-group walk otherwise.
+    /// per-group walk otherwise. A server may answer the aggregated request
+    /// with the plain `APIGroupList` (content negotiation lets it); kube-rs
+    /// then reads no groups at all, so an answer without the core group
+    /// counts as "not offered".
     async fn run_discovery(&self) -> Result<Discovery> {
         match Discovery::new(self.client.clone()).run_aggregated().await {
-            Ok(d) => Ok(d),
+            Ok(d) if d.has_group("") => return Ok(d),
+            Ok(_) => tracing::debug!("aggregated discovery not offered, walking groups"),
             Err(e) => {
-                tracing::debug!(error = %e, "aggregated discovery unavailable, walking groups");
-                Discovery::new(self.client.clone())
-                    .run()
-                    .await
-                    .map_err(|e| EngineError::api("discovery", e))
+                tracing::debug!(error = %e, "aggregated discovery unavailable, walking groups")
             }
         }
+        Discovery::new(self.client.clone())
+            .run()
+            .await
+            .map_err(|e| EngineError::api("discovery", e))
     }
 }
 
