@@ -10,6 +10,9 @@ pub enum StoreError {
     /// A row holds something this version of Caelus cannot read.
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    /// The caller's lease on this deployment expired and was taken over.
+    #[error("lease on deployment {0} was lost")]
+    LeaseLost(String),
     #[error("invalid database URL '{url}': {reason}")]
     InvalidUrl { url: String, reason: String },
     #[error("migration failed: {0}")]
@@ -38,6 +41,6 @@ pub(crate) fn json_col<T: serde::de::DeserializeOwned>(
     serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("column {column}: {e}")))
 }
 
-pub(crate) fn to_json<T: serde::Serialize>(value: &T) -> String {
+pub(crate) fn to_json<T: serde::Serialize + ?Sized>(value: &T) -> String {
     serde_json::to_string(value).expect("values built in memory always serialize")
 }

@@ -10,6 +10,7 @@ mod error;
 pub mod events;
 pub mod page;
 pub mod products;
+pub mod queue;
 pub mod revisions;
 pub mod templates;
 #[cfg(feature = "testing")]

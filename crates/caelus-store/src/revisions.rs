@@ -100,3 +100,77 @@ pub async fn list(
     .await?;
     rows.iter().map(from_row).collect()
 }
+
+/// The revision made for `generation`, if a pass already started one: a retry
+/// reuses it, so each generation has exactly one revision.
+pub async fn for_generation(
+    conn: &mut Conn,
+    uid: &str,
+    generation: i64,
+) -> Result<Option<Revision>> {
+    sqlx::query(crate::dynamic(format!(
+        "{SELECT} WHERE r.deployment_uid = $1 AND r.generation = $2 ORDER BY r.number DESC LIMIT 1"
+    )))
+    .bind(uid)
+    .bind(generation)
+    .fetch_optional(conn)
+    .await?
+    .as_ref()
+    .map(from_row)
+    .transpose()
+}
+
+/// The newest revision that was deployed successfully (what is running).
+pub async fn last_deployed(conn: &mut Conn, uid: &str) -> Result<Option<Revision>> {
+    sqlx::query(crate::dynamic(format!(
+        "{SELECT} WHERE r.deployment_uid = $1 AND r.outcome = 'deployed' ORDER BY r.number DESC LIMIT 1"
+    )))
+    .bind(uid)
+    .fetch_optional(conn)
+    .await?
+    .as_ref()
+    .map(from_row)
+    .transpose()
+}
+
+#[derive(Debug, Clone)]
+pub struct RevisionOutcome<'a> {
+    /// deployed | failed | rolled-back
+    pub outcome: &'a str,
+    pub manifest_hash: Option<&'a str>,
+    pub inventory: &'a Value,
+    pub error: Option<&'a str>,
+    pub finished_at: i64,
+}
+
+/// Records how a revision ended. A newly deployed revision supersedes the one before.
+pub async fn finish(
+    conn: &mut Conn,
+    uid: &str,
+    number: i64,
+    o: &RevisionOutcome<'_>,
+) -> Result<()> {
+    if o.outcome == "deployed" {
+        sqlx::query(
+            "UPDATE revisions SET outcome = 'superseded' WHERE deployment_uid = $1 AND number <> $2 AND outcome = 'deployed'",
+        )
+        .bind(uid)
+        .bind(number)
+        .execute(&mut *conn)
+        .await?;
+    }
+    sqlx::query(
+        "UPDATE revisions SET outcome = $1, manifest_hash = $2, inventory = $3, error = $4, finished_at = $5
+         WHERE deployment_uid = $6 AND number = $7",
+    )
+    .bind(o.outcome)
+    .bind(o.manifest_hash)
+    .bind(to_json(o.inventory))
+    .bind(o.error)
+    .bind(o.finished_at)
+    .bind(uid)
+    .bind(number)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
