@@ -223,6 +223,7 @@ impl Engine {
         progress: &(dyn Fn(Progress) + Send + Sync),
     ) -> Result<Vec<ObjectHealth>> {
         let deadline = tokio::time::Instant::now() + timeout;
+        let mut round = 0u32;
         loop {
             let health = self.read_health(objects).await;
             let ready = health.iter().filter(|h| is_healthy(h)).count();
@@ -250,8 +251,8 @@ impl Engine {
                     health,
                 });
             }
-            let pause = self.config().health_poll_interval.min(deadline - now);
-            tokio::time::sleep(pause).await;
+            tokio::time::sleep(self.config().poll_pause(round).min(deadline - now)).await;
+            round = round.saturating_add(1);
         }
     }
 }

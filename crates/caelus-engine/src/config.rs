@@ -19,8 +19,18 @@ pub struct EngineConfig {
     pub ingress_namespaces: Vec<String>,
     /// Objects of one kind applied (or read for health) at once.
     pub apply_concurrency: usize,
-    /// How often health and hook Jobs are polled.
+    /// How often health and hook Jobs are polled (at most; the first
+    /// re-checks come sooner, since most objects settle within moments).
     pub health_poll_interval: Duration,
+}
+
+impl EngineConfig {
+    /// Pause before poll number `round` (0-based): 100 ms, doubling up to
+    /// `health_poll_interval`.
+    pub(crate) fn poll_pause(&self, round: u32) -> Duration {
+        let quick = Duration::from_millis(100).saturating_mul(1 << round.min(16));
+        quick.min(self.health_poll_interval)
+    }
 }
 
 impl Default for EngineConfig {
@@ -83,5 +93,21 @@ impl Default for LimitRangeDefaults {
             default_limit_cpu: "500m".into(),
             default_limit_memory: "512Mi".into(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn polling_starts_quick_and_backs_off_to_the_interval() {
+        let c = EngineConfig {
+            health_poll_interval: Duration::from_secs(2),
+            ..Default::default()
+        };
+        let pauses: Vec<u128> = (0..7).map(|r| c.poll_pause(r).as_millis()).collect();
+        assert_eq!(pauses, [100, 200, 400, 800, 1600, 2000, 2000]);
+        assert_eq!(c.poll_pause(u32::MAX), Duration::from_secs(2));
     }
 }

@@ -111,6 +111,7 @@ impl Engine {
         timeout: Duration,
     ) -> Result<std::result::Result<(), String>> {
         let deadline = tokio::time::Instant::now() + timeout;
+        let mut round = 0u32;
         loop {
             let last = match self.get(t).await? {
                 None => return Ok(Err("deleted before it completed".into())),
@@ -128,7 +129,8 @@ impl Engine {
                     last.message
                 )));
             }
-            tokio::time::sleep(self.config().health_poll_interval.min(deadline - now)).await;
+            tokio::time::sleep(self.config().poll_pause(round).min(deadline - now)).await;
+            round = round.saturating_add(1);
         }
     }
 
@@ -136,10 +138,7 @@ impl Engine {
     /// termination), so the next instance can be created.
     pub(crate) async fn wait_gone(&self, t: &Target, timeout: Duration) -> Result<()> {
         let deadline = tokio::time::Instant::now() + timeout;
-        let pause = self
-            .config()
-            .health_poll_interval
-            .min(Duration::from_millis(250));
+        let mut round = 0;
         while self.get(t).await?.is_some() {
             if tokio::time::Instant::now() >= deadline {
                 return Err(EngineError::Api {
@@ -149,7 +148,8 @@ impl Engine {
                     transient: true,
                 });
             }
-            tokio::time::sleep(pause).await;
+            tokio::time::sleep(self.config().poll_pause(round)).await;
+            round = round.saturating_add(1);
         }
         Ok(())
     }

@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 
 use crate::Engine;
 use crate::config::EngineConfig;
+use crate::drift::Drift;
 use crate::error::{EngineError, Result};
 use crate::object::{
     DEPLOYMENT_UID_LABEL, INSTALLATION_LABEL, MANAGED_BY_LABEL, MANAGED_BY_VALUE, ObjectRef, label,
@@ -117,6 +118,14 @@ impl Engine {
             self.ssa(&t, obj).await?;
         }
         Ok(())
+    }
+
+    /// Drift of the namespace and its isolation objects, read-only (from the
+    /// shared watch caches once warm): what a quiet resync calls instead of
+    /// [`Engine::ensure_namespace`], which always writes.
+    pub async fn namespace_drift(&self, ns: &NamespaceTarget) -> Result<Vec<Drift>> {
+        self.detect_drift(&ns.name, &isolation_objects(self.config(), ns))
+            .await
     }
 }
 

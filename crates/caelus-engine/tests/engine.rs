@@ -484,6 +484,8 @@ async fn a_quiet_drift_check_sends_no_requests_once_the_watches_are_warm() {
     loop {
         env.sim.reset_stats();
         for (ns, objects) in &sets {
+            let isolation = env.engine.namespace_drift(&target(ns)).await.unwrap();
+            assert!(isolation.is_empty(), "{isolation:?}");
             assert!(
                 env.engine
                     .detect_drift(ns, objects)
@@ -598,5 +600,43 @@ async fn a_stuck_finalizer_blocks_deletion_visibly_until_removed() {
             }
         }
     }
+    env.sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn transient_api_errors_are_retried_then_reported_as_transient() {
+    let env = start().await;
+    env.engine
+        .ensure_namespace(&target("d-faults"))
+        .await
+        .unwrap();
+    let fault = |count| kubesim::ErrorFault {
+        verb: Some("patch".into()),
+        resource: Some("configmaps".into()),
+        code: 500,
+        count,
+        ..Default::default()
+    };
+    // One failed request is absorbed by the engine's own short retry.
+    env.sim.faults().add_error(fault(Some(1)));
+    env.engine
+        .apply(request("d-faults", web_set("nginx:1.27")), |_| {})
+        .await
+        .unwrap();
+
+    // A lasting outage fails the pass with a transient error naming the object.
+    env.sim.faults().clear();
+    env.sim.faults().add_error(fault(None));
+    let err = env
+        .engine
+        .apply(request("d-faults", web_set("nginx:1.27")), |_| {})
+        .await
+        .unwrap_err();
+    assert!(err.is_transient(), "{err}");
+    assert!(
+        err.to_string()
+            .starts_with("apply ConfigMap/web-config in d-faults: "),
+        "{err}"
+    );
     env.sim.shutdown().await;
 }
