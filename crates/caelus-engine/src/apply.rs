@@ -98,16 +98,23 @@ impl Engine {
     {
         let progress: &(dyn Fn(Progress) + Send + Sync) = &progress;
         // Resolve everything first: an unknown kind or a policy violation
-        // fails the pass before anything is written.
-        let mut objects = Vec::with_capacity(req.objects.len());
+        // fails the pass before anything is written. Custom resources whose
+        // CRD is part of this same apply are resolved once the CRD is in.
+        let crds = crd_kinds(&req.objects);
+        let mut slots = Vec::with_capacity(req.objects.len());
         for obj in &req.objects {
-            let mut p = self.prepare(&req.namespace, obj).await?;
-            label_as_ours(&mut p.body, &req.deployment_uid);
-            objects.push(p);
+            match self.prepare(&req.namespace, obj).await {
+                Ok(mut p) => {
+                    label_as_ours(&mut p.body, &req.deployment_uid);
+                    slots.push(Some(p));
+                }
+                Err(EngineError::UnknownKind { .. }) if defined_by(&crds, obj) => slots.push(None),
+                Err(e) => return Err(e),
+            }
         }
 
         self.run_hooks(&req, req.pre_event, progress).await?;
-        self.apply_in_order(&objects, progress).await?;
+        let objects = self.apply_in_order(&req, slots, progress).await?;
         let inventory: Vec<ObjectRef> = objects.iter().map(|p| p.target.oref.clone()).collect();
         let (pruned, kept) = self
             .prune(
@@ -161,20 +168,33 @@ impl Engine {
     }
 
     /// Server-side apply in install order: runs of the same kind go out
-    /// concurrently (bounded), one kind after the other.
+    /// concurrently (bounded), one kind after the other. `slots` holds the
+    /// prepared objects, `None` for those waiting for their CRD.
     async fn apply_in_order(
         &self,
-        objects: &[Prepared],
+        req: &ApplyRequest,
+        mut slots: Vec<Option<Prepared>>,
         progress: &(dyn Fn(Progress) + Send + Sync),
-    ) -> Result<()> {
-        let total = objects.len();
+    ) -> Result<Vec<Prepared>> {
+        let refs = crate::object::inventory_of(&req.objects)?;
+        let total = refs.len();
         let done = AtomicUsize::new(0);
         let concurrency = self.config().apply_concurrency.max(1);
-        for group in objects.chunk_by(|a, b| {
-            a.target.oref.kind == b.target.oref.kind
-                && a.target.oref.group() == b.target.oref.group()
-        }) {
-            stream::iter(group)
+        let mut start = 0;
+        while start < total {
+            let same_kind =
+                |r: &ObjectRef| r.kind == refs[start].kind && r.group() == refs[start].group();
+            let end = start + refs[start..].iter().take_while(|r| same_kind(r)).count();
+            for i in start..end {
+                if slots[i].is_none() {
+                    let mut p = self
+                        .prepare_when_served(&req.namespace, &req.objects[i], req.health_timeout)
+                        .await?;
+                    label_as_ours(&mut p.body, &req.deployment_uid);
+                    slots[i] = Some(p);
+                }
+            }
+            stream::iter(slots[start..end].iter().flatten())
                 .map(|p| async {
                     self.ssa(&p.target, &p.body).await?;
                     let n = done.fetch_add(1, Ordering::Relaxed) + 1;
@@ -188,8 +208,30 @@ impl Engine {
                 .buffer_unordered(concurrency)
                 .try_collect::<Vec<()>>()
                 .await?;
+            start = end;
         }
-        Ok(())
+        Ok(slots.into_iter().flatten().collect())
+    }
+
+    /// [`Engine::prepare`], waiting up to `timeout` for a just-applied CRD
+    /// to be served (it is established asynchronously).
+    async fn prepare_when_served(
+        &self,
+        namespace: &str,
+        obj: &Value,
+        timeout: Duration,
+    ) -> Result<Prepared> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut round = 0u32;
+        loop {
+            match self.prepare(namespace, obj).await {
+                Err(EngineError::UnknownKind { .. }) if tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(self.config().poll_pause(round)).await;
+                    round = round.saturating_add(1);
+                }
+                other => return other,
+            }
+        }
     }
 
     /// Health of each object now; transient read errors count as
@@ -262,4 +304,27 @@ impl Engine {
 pub(crate) fn label_as_ours(body: &mut Value, deployment_uid: &str) {
     set_label(body, MANAGED_BY_LABEL, MANAGED_BY_VALUE);
     set_label(body, DEPLOYMENT_UID_LABEL, deployment_uid);
+}
+
+/// (group, kind) of the custom resources the CRDs among `objects` define.
+fn crd_kinds(objects: &[Value]) -> Vec<(String, String)> {
+    objects
+        .iter()
+        .filter(|o| {
+            o["kind"] == "CustomResourceDefinition"
+                && o["apiVersion"]
+                    .as_str()
+                    .is_some_and(|v| v.starts_with("apiextensions.k8s.io/"))
+        })
+        .filter_map(|crd| {
+            let group = crd["spec"]["group"].as_str()?;
+            let kind = crd["spec"]["names"]["kind"].as_str()?;
+            Some((group.to_string(), kind.to_string()))
+        })
+        .collect()
+}
+
+fn defined_by(crds: &[(String, String)], obj: &Value) -> bool {
+    ObjectRef::from_object(obj)
+        .is_ok_and(|r| crds.iter().any(|(g, k)| r.group() == g && r.kind == *k))
 }

@@ -90,6 +90,7 @@ pub fn object_health(obj: &Value) -> ObjectHealth {
         ("batch", "Job") => job(obj),
         ("", "PersistentVolumeClaim") => pvc(obj),
         ("", "Pod") => pod(obj),
+        ("apiextensions.k8s.io", "CustomResourceDefinition") => crd(obj),
         _ => health(obj, HEALTHY, ""),
     }
 }
@@ -236,6 +237,13 @@ fn pod(obj: &Value) -> ObjectHealth {
         Some("Running") if condition_true(obj, "Ready").is_some() => health(obj, HEALTHY, "Ready"),
         Some(p) => health(obj, PROGRESSING, p),
         None => health(obj, PROGRESSING, "Pending"),
+    }
+}
+
+fn crd(obj: &Value) -> ObjectHealth {
+    match condition_true(obj, "Established") {
+        Some(_) => health(obj, HEALTHY, "Established"),
+        None => health(obj, PROGRESSING, "waiting to be established"),
     }
 }
 
@@ -445,6 +453,19 @@ mod tests {
         assert_eq!(state(&pvc(json!("Pending"))), PROGRESSING);
         assert_eq!(state(&pvc(Value::Null)), PROGRESSING);
         assert_eq!(state(&pvc(json!("Lost"))), FAILED);
+    }
+
+    #[test]
+    fn crds_are_healthy_once_established() {
+        let crd = |conditions: Value| {
+            json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+                   "metadata": {"name": "widgets.example.com"}, "status": {"conditions": conditions}})
+        };
+        assert_eq!(
+            state(&crd(json!([{"type": "Established", "status": "True"}]))),
+            HEALTHY
+        );
+        assert_eq!(state(&crd(json!([]))), PROGRESSING);
     }
 
     #[test]

@@ -640,3 +640,61 @@ async fn transient_api_errors_are_retried_then_reported_as_transient() {
     );
     env.sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_custom_resource_applies_after_its_crd_in_the_same_set() {
+    let env = start().await;
+    env.engine.ensure_namespace(&target("d-crd")).await.unwrap();
+    let crd = json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "widgets.example.com"},
+        "spec": {"group": "example.com", "scope": "Namespaced",
+            "names": {"plural": "widgets", "singular": "widget", "kind": "Widget"},
+            "versions": [{"name": "v1", "served": true, "storage": true,
+                "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]}});
+    let widget = json!({"apiVersion": "example.com/v1", "kind": "Widget",
+        "metadata": {"name": "w1"}, "spec": {"size": 3}});
+    let out = env
+        .engine
+        .apply(request("d-crd", vec![crd, widget]), |_| {})
+        .await
+        .unwrap();
+    let kinds: Vec<(&str, Option<&str>)> = out
+        .inventory
+        .iter()
+        .map(|r| (r.kind.as_str(), r.namespace.as_deref()))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("CustomResourceDefinition", None),
+            ("Widget", Some("d-crd"))
+        ]
+    );
+    assert!(
+        out.health.iter().all(|h| h.health == "Healthy"),
+        "{:?}",
+        out.health
+    );
+
+    // A kind nobody defines fails before anything is written.
+    let gadget =
+        json!({"apiVersion": "example.com/v1", "kind": "Gadget", "metadata": {"name": "g"}});
+    let err = env
+        .engine
+        .apply(
+            request("d-crd", vec![configmap("before", json!({})), gadget]),
+            |_| {},
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "unknown kind Gadget in example.com/v1: the cluster does not serve it"
+    );
+    assert!(
+        live(&env.client, &oref("v1", "ConfigMap", "d-crd", "before"))
+            .await
+            .is_none()
+    );
+    env.sim.shutdown().await;
+}
