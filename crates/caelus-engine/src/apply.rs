@@ -185,14 +185,13 @@ impl Engine {
             let same_kind =
                 |r: &ObjectRef| r.kind == refs[start].kind && r.group() == refs[start].group();
             let end = start + refs[start..].iter().take_while(|r| same_kind(r)).count();
-            for i in start..end {
-                if slots[i].is_none() {
-                    let mut p = self
-                        .prepare_when_served(&req.namespace, &req.objects[i], req.health_timeout)
-                        .await?;
-                    label_as_ours(&mut p.body, &req.deployment_uid);
-                    slots[i] = Some(p);
-                }
+            let waiting = slots[start..end].iter_mut().zip(&req.objects[start..end]);
+            for (slot, obj) in waiting.filter(|(slot, _)| slot.is_none()) {
+                let mut p = self
+                    .prepare_when_served(&req.namespace, obj, req.health_timeout)
+                    .await?;
+                label_as_ours(&mut p.body, &req.deployment_uid);
+                *slot = Some(p);
             }
             stream::iter(slots[start..end].iter().flatten())
                 .map(|p| async {
