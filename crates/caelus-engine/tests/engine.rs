@@ -698,3 +698,36 @@ async fn a_custom_resource_applies_after_its_crd_in_the_same_set() {
     );
     env.sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_refused_object_fails_with_the_api_servers_message() {
+    let env = start().await;
+    env.engine.ensure_namespace(&target("d-bad")).await.unwrap();
+    // A Job's pod template is immutable: a chart that changes it on upgrade
+    // is refused by the API server, and the error says so.
+    let job = |image: &str| {
+        json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "once"},
+               "spec": {"template": {"spec": {"restartPolicy": "Never",
+                   "containers": [{"name": "run", "image": image}]}}}})
+    };
+    env.engine
+        .apply(request("d-bad", vec![job("busybox")]), |_| {})
+        .await
+        .unwrap();
+    let err = env
+        .engine
+        .apply(request("d-bad", vec![job("alpine")]), |_| {})
+        .await
+        .unwrap_err();
+    match &err {
+        EngineError::Object { verb, code, .. } => {
+            assert_eq!((*verb, *code), ("apply", 422), "{err}")
+        }
+        other => panic!("expected an object error, got {other}"),
+    }
+    let text = err.to_string();
+    assert!(text.starts_with("apply Job/once in d-bad: "), "{text}");
+    assert!(text.contains("field is immutable"), "{text}");
+    assert!(!err.is_transient());
+    env.sim.shutdown().await;
+}
