@@ -193,8 +193,13 @@ impl Engine {
                 label_as_ours(&mut p.body, &req.deployment_uid);
                 *slot = Some(p);
             }
-            stream::iter(slots[start..end].iter().flatten())
-                .map(|p| async {
+            // Futures are built in a loop rather than by a closure over `&Prepared`:
+            // the closure form makes the whole apply future impossible to prove
+            // `Send` (rust-lang/rust#102211), and callers spawn it.
+            let mut group = Vec::new();
+            for p in slots[start..end].iter().flatten() {
+                let done = &done;
+                group.push(async move {
                     self.ssa(&p.target, &p.body).await?;
                     let n = done.fetch_add(1, Ordering::Relaxed) + 1;
                     progress(Progress::Applied {
@@ -203,7 +208,9 @@ impl Engine {
                         total,
                     });
                     Ok::<_, EngineError>(())
-                })
+                });
+            }
+            stream::iter(group)
                 .buffer_unordered(concurrency)
                 .try_collect::<Vec<()>>()
                 .await?;
@@ -236,8 +243,9 @@ impl Engine {
     /// Health of each object now; transient read errors count as
     /// "Progressing" so a flaky API server does not fail a rollout.
     pub(crate) async fn read_health(&self, objects: &[Prepared]) -> Vec<ObjectHealth> {
-        stream::iter(objects)
-            .map(|p| async {
+        let mut reads = Vec::with_capacity(objects.len());
+        for p in objects {
+            reads.push(async move {
                 let oref = &p.target.oref;
                 match self.get(&p.target).await {
                     Ok(Some(live)) => object_health(&live),
@@ -249,7 +257,9 @@ impl Engine {
                         message: format!("could not read: {e}"),
                     },
                 }
-            })
+            });
+        }
+        stream::iter(reads)
             .buffered(self.config().apply_concurrency.max(1))
             .collect()
             .await

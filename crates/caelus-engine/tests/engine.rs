@@ -421,6 +421,10 @@ async fn drift_names_changed_fields_and_deleted_objects() {
         vec![]
     );
 
+    // Let the watches warm up, then cut them: they resume on their own.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    env.sim.faults().drop_watches_now();
+
     // Someone edits a managed field and deletes an object by hand.
     let cms: Api<ConfigMap> = Api::namespaced(env.client.clone(), "d-drift");
     cms.patch(
