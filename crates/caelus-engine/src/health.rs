@@ -96,13 +96,15 @@ pub fn object_health(obj: &Value) -> ObjectHealth {
 }
 
 fn deployment(obj: &Value) -> ObjectHealth {
+    // Conditions too describe the observed generation only: a deadline
+    // exceeded by the previous spec says nothing about the new one.
+    if let Some(m) = generation_pending(obj) {
+        return health(obj, PROGRESSING, m);
+    }
     if let Some(c) = condition(obj, "Progressing")
         .filter(|c| c["status"] == "False" && c["reason"] == "ProgressDeadlineExceeded")
     {
         return health(obj, FAILED, explain(c));
-    }
-    if let Some(m) = generation_pending(obj) {
-        return health(obj, PROGRESSING, m);
     }
     let s = &obj["status"];
     let want = obj["spec"]["replicas"].as_i64().unwrap_or(1);
@@ -346,6 +348,10 @@ mod tests {
             h.message,
             "ProgressDeadlineExceeded: ReplicaSet \"web-1\" has timed out progressing."
         );
+        // ... but not once a new spec awaits the controller.
+        let mut upgraded = d.clone();
+        upgraded["metadata"]["generation"] = json!(2);
+        assert_eq!(state(&upgraded), PROGRESSING);
     }
 
     fn sts(status: Value, strategy: &str) -> Value {

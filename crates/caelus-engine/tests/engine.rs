@@ -735,3 +735,20 @@ async fn a_refused_object_fails_with_the_api_servers_message() {
     assert!(!err.is_transient());
     env.sim.shutdown().await;
 }
+
+/// The reconciler spawns engine calls on a multi-threaded runtime: their
+/// futures must be `Send`. Checked at compile time.
+#[allow(dead_code)]
+fn engine_futures_are_send(
+    engine: caelus_engine::Engine,
+    req: caelus_engine::ApplyRequest,
+    uninstall: UninstallRequest,
+) {
+    fn send<T: Send>(_: T) {}
+    let ns = target("x");
+    send(engine.ensure_namespace(&ns));
+    send(engine.namespace_drift(&ns));
+    send(engine.apply(req, |_| {}));
+    send(engine.detect_drift("x", &[]));
+    send(engine.uninstall(&uninstall));
+}
