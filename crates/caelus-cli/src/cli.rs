@@ -91,9 +91,31 @@ pub struct WorkerArgs {
     /// Kubeconfig file (default: in-cluster config, then KUBECONFIG).
     #[arg(long, env = "CAELUS_KUBECONFIG")]
     pub kubeconfig: Option<PathBuf>,
+    #[command(flatten)]
+    pub helm: HelmArgs,
+    #[command(flatten)]
+    pub reconcile: ReconcileArgs,
+}
+
+/// How the reconciler behaves (worker and dev).
+#[derive(Debug, Args, Clone)]
+pub struct ReconcileArgs {
     /// Reconciles run at once.
     #[arg(long, default_value_t = 4)]
     pub concurrency: usize,
+    /// Seconds between drift checks of a healthy deployment (with 10% jitter).
+    #[arg(long, default_value_t = 300)]
+    pub resync_seconds: u64,
+    /// Lease length in seconds: how soon another worker takes over a crashed one's work.
+    #[arg(long, default_value_t = 30)]
+    pub lease_seconds: u64,
+    /// Id of this Caelus installation, written on every namespace it creates.
+    #[arg(long, env = "CAELUS_INSTALLATION_ID", default_value = "caelus")]
+    pub installation_id: String,
+    /// A namespace whose pods may reach deployments through their default-deny
+    /// NetworkPolicy, e.g. the ingress controller's (repeatable).
+    #[arg(long = "ingress-namespace")]
+    pub ingress_namespaces: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -109,6 +131,11 @@ pub struct DevArgs {
     /// The Helm engine library (default: CAELUS_HELM_LIB, then .tools/helm/libhelm_c.so).
     #[arg(long, env = "CAELUS_HELM_LIB")]
     pub helm_lib: Option<PathBuf>,
+    /// Reconcile against this cluster instead of the in-process kubesim.
+    #[arg(long)]
+    pub kubeconfig: Option<PathBuf>,
+    #[command(flatten)]
+    pub reconcile: ReconcileArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -156,6 +183,16 @@ pub struct ClientArgs {
     /// Output format.
     #[arg(short = 'o', long = "output", value_enum, default_value_t = Format::Table)]
     pub output: Format,
+}
+
+#[derive(Debug, Args, Clone, Copy)]
+pub struct WaitArgs {
+    /// Follow progress until the deployment is done or failed (non-zero exit on failure).
+    #[arg(long)]
+    pub wait: bool,
+    /// Give up waiting after this many seconds.
+    #[arg(long, default_value_t = 600)]
+    pub timeout: u64,
 }
 
 #[derive(Debug, Args)]
@@ -295,6 +332,8 @@ pub enum DeploymentCommand {
         #[arg(long)]
         tenant: Option<String>,
         #[command(flatten)]
+        wait: WaitArgs,
+        #[command(flatten)]
         client: ClientArgs,
     },
     /// List deployments.
@@ -329,11 +368,15 @@ pub enum DeploymentCommand {
         #[arg(long)]
         name: Option<String>,
         #[command(flatten)]
+        wait: WaitArgs,
+        #[command(flatten)]
         client: ClientArgs,
     },
     /// Delete a deployment.
     Delete {
         uid: String,
+        #[command(flatten)]
+        wait: WaitArgs,
         #[command(flatten)]
         client: ClientArgs,
     },

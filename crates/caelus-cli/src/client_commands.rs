@@ -299,6 +299,7 @@ pub async fn deployment(cmd: DeploymentCommand) -> Result<()> {
             name,
             values,
             tenant,
+            wait,
             client,
         } => {
             let mut body = json!({"product": product, "version": version, "name": name});
@@ -318,6 +319,9 @@ pub async fn deployment(cmd: DeploymentCommand) -> Result<()> {
             )
             .await?;
             print_warnings(&v);
+            if wait.wait {
+                follow(&client, &v, wait, Goal::Ready).await?;
+            }
         }
         List {
             phase,
@@ -361,6 +365,7 @@ pub async fn deployment(cmd: DeploymentCommand) -> Result<()> {
             uid,
             values,
             name,
+            wait,
             client,
         } => {
             let mut body = json!({});
@@ -370,7 +375,7 @@ pub async fn deployment(cmd: DeploymentCommand) -> Result<()> {
             if let Some(n) = name {
                 body["name"] = json!(n);
             }
-            run_op(
+            let v = run_op(
                 &client,
                 output::DEPLOYMENT,
                 "update_deployment",
@@ -379,9 +384,12 @@ pub async fn deployment(cmd: DeploymentCommand) -> Result<()> {
                 Some(&body),
             )
             .await?;
+            if wait.wait {
+                follow(&client, &v, wait, Goal::Ready).await?;
+            }
         }
-        Delete { uid, client } => {
-            run_op(
+        Delete { uid, wait, client } => {
+            let v = run_op(
                 &client,
                 output::DEPLOYMENT,
                 "delete_deployment",
@@ -390,6 +398,9 @@ pub async fn deployment(cmd: DeploymentCommand) -> Result<()> {
                 None,
             )
             .await?;
+            if wait.wait {
+                follow(&client, &v, wait, Goal::Deleted).await?;
+            }
         }
         History { uid, limit, client } => {
             let q: Vec<_> = limit
@@ -553,4 +564,74 @@ pub async fn token(cmd: TokenCommand) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Goal {
+    Ready,
+    Deleted,
+}
+
+/// Follows a deployment until it reaches `goal` or fails, printing each change
+/// of phase and message (which carries "objects ready x/y" while applying).
+async fn follow(
+    args: &ClientArgs,
+    created: &Value,
+    wait: crate::cli::WaitArgs,
+    goal: Goal,
+) -> Result<()> {
+    let uid = created["uid"]
+        .as_str()
+        .context("the response has no uid")?
+        .to_string();
+    let generation = created["generation"].as_i64().unwrap_or(0);
+    let c = client(args)?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(wait.timeout);
+    let mut last = String::new();
+    loop {
+        let v = c
+            .call("get_deployment", &[("uid", &uid)], &[], None)
+            .await?;
+        let phase = v["status"]["phase"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let message = v["status"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let line = format!("{phase:<16} {message}");
+        if line != last {
+            eprintln!("{line}");
+            last = line;
+        }
+        // Only a pass that saw this request's generation counts.
+        let current = v["observed_generation"].as_i64().unwrap_or(0) >= generation;
+        let stalled = v["status"]["conditions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|c| c["type"] == "Stalled" && c["status"] == "True");
+        match (goal, phase.as_str()) {
+            (Goal::Ready, "Ready") if current => return Ok(()),
+            (Goal::Deleted, "Deleted") => return Ok(()),
+            (Goal::Ready, "Failed") | (Goal::Ready, "Degraded") if current => {
+                let next = v["status"]["next_attempt_at"].as_str().unwrap_or("-");
+                let hint = if stalled {
+                    "it will not be retried until the deployment changes".to_string()
+                } else {
+                    format!("attempt {}, next retry at {next}", v["status"]["attempts"])
+                };
+                anyhow::bail!("deployment {uid} is {phase}: {message} ({hint})");
+            }
+            _ => {}
+        }
+        if std::time::Instant::now() > deadline {
+            anyhow::bail!(
+                "gave up waiting after {}s: deployment {uid} is {phase}: {message}",
+                wait.timeout
+            );
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
 }

@@ -1,10 +1,12 @@
 //! The long-running processes: server, worker, dev; and the offline admin commands.
 
-use crate::cli::{AdminCreateTokenArgs, DatabaseArgs, DevArgs, HelmArgs, ServerArgs, WorkerArgs};
+use crate::cli::{
+    AdminCreateTokenArgs, DatabaseArgs, DevArgs, HelmArgs, ReconcileArgs, ServerArgs, WorkerArgs,
+};
 use anyhow::{Context, Result};
 use caelus_api::AppState;
 use caelus_api::auth::{Role, hash_token};
-use caelus_store::{Store, deployments, now_ms, tokens};
+use caelus_store::{Store, tokens};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -92,35 +94,73 @@ pub async fn server(args: ServerArgs) -> Result<()> {
     Ok(())
 }
 
-/// The worker loop. Until the reconciler lands it only watches the queue: it wakes
-/// on API writes (in-process) or every few seconds and reports how much work is due.
-pub async fn run_worker(
-    store: Store,
-    wake: Arc<Notify>,
-    mut stop: watch::Receiver<bool>,
-) -> Result<()> {
-    loop {
-        let due = {
-            let mut conn = store.conn().await?;
-            deployments::count_due(&mut conn, now_ms()).await?
-        };
-        tracing::info!(due, "worker: deployments due (reconciler not yet enabled)");
-        tokio::select! {
-            _ = wake.notified() => {}
-            _ = tokio::time::sleep(Duration::from_secs(30)) => {}
-            _ = stop.changed() => return Ok(()),
+/// A Kubernetes client: from a kubeconfig file, or inferred (in-cluster, then KUBECONFIG).
+pub async fn kube_client(kubeconfig: Option<&Path>) -> Result<kube::Client> {
+    let config = match kubeconfig {
+        Some(path) => {
+            let kc = kube::config::Kubeconfig::read_from(path)
+                .with_context(|| format!("cannot read kubeconfig {}", path.display()))?;
+            kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+                .await?
         }
-    }
+        None => kube::Config::infer()
+            .await
+            .context("no Kubernetes configuration found (in-cluster or KUBECONFIG)")?,
+    };
+    Ok(kube::Client::try_from(config)?)
+}
+
+/// A reconciler over `store`, driving the cluster behind `client`.
+pub fn reconciler(
+    store: Store,
+    helm: caelus_helm::HelmEngine,
+    client: kube::Client,
+    args: &ReconcileArgs,
+    wake: Arc<Notify>,
+) -> Arc<caelus_reconciler::Reconciler> {
+    let engine = caelus_engine::Engine::new(
+        client,
+        caelus_engine::EngineConfig {
+            installation_id: args.installation_id.clone(),
+            ingress_namespaces: args.ingress_namespaces.clone(),
+            ..Default::default()
+        },
+    );
+    Arc::new(caelus_reconciler::Reconciler {
+        store,
+        helm,
+        engine,
+        config: caelus_reconciler::WorkerConfig {
+            concurrency: args.concurrency.max(1),
+            resync: Duration::from_secs(args.resync_seconds.max(1)),
+            lease: Duration::from_secs(args.lease_seconds.max(3)),
+            ..Default::default()
+        },
+        wake,
+    })
 }
 
 pub async fn worker(args: WorkerArgs) -> Result<()> {
     let store = open(&args.db, false).await?;
+    let helm = load_helm(&args.helm.data_dir, args.helm.helm_lib.as_deref())?;
+    let client = kube_client(args.kubeconfig.as_deref()).await?;
+    let wake = Arc::new(Notify::new());
     let (stop_tx, stop_rx) = watch::channel(false);
+    if store.backend() == caelus_store::Backend::Postgres {
+        tokio::spawn(caelus_reconciler::forward_pg_notifications(
+            args.db.database_url.clone(),
+            wake.clone(),
+            stop_rx.clone(),
+        ));
+    }
     tokio::spawn(async move {
         shutdown_signal().await;
         let _ = stop_tx.send(true);
     });
-    run_worker(store, Arc::new(Notify::new()), stop_rx).await
+    reconciler(store, helm, client, &args.reconcile, wake)
+        .run(stop_rx)
+        .await;
+    Ok(())
 }
 
 /// The dev admin token: kept in the data dir (mode 0600) so every `caelus dev` run
@@ -178,16 +218,39 @@ pub async fn dev(args: DevArgs) -> Result<()> {
     let addr = listener.local_addr()?;
     let state = AppState::new(store.clone(), helm.clone());
     let (stop_tx, stop_rx) = watch::channel(false);
-    let worker = tokio::spawn(run_worker(
-        store.clone(),
-        state.wake_workers.clone(),
-        stop_rx,
-    ));
+    // The cluster: a real one if asked, else kubesim in this process.
+    let (client, sim, kubeconfig) = match &args.kubeconfig {
+        Some(path) => (kube_client(Some(path)).await?, None, path.clone()),
+        None => {
+            let sim = kubesim::Server::start(kubesim::Config::default()).await?;
+            let path = data_dir.join("kubeconfig");
+            sim.write_kubeconfig(&path)?;
+            (kube_client(Some(&path)).await?, Some(sim), path)
+        }
+    };
+    let worker = tokio::spawn(
+        reconciler(
+            store.clone(),
+            helm.clone(),
+            client,
+            &args.reconcile,
+            state.wake_workers.clone(),
+        )
+        .run(stop_rx),
+    );
 
     println!("Caelus dev is running");
     println!("  API:      http://{addr}/api/v1");
     println!("  API docs: http://{addr}/docs");
     println!("  data dir: {}", data_dir.display());
+    match &sim {
+        Some(sim) => println!(
+            "  cluster:  kubesim at {} (kubectl --kubeconfig {})",
+            sim.url(),
+            kubeconfig.display()
+        ),
+        None => println!("  cluster:  {}", kubeconfig.display()),
+    }
     println!(
         "  admin token (also in {}):",
         data_dir.join("admin-token").display()
@@ -211,7 +274,10 @@ pub async fn dev(args: DevArgs) -> Result<()> {
     server.await??;
     drop(registry);
     let _ = stop_tx.send(true);
-    worker.await??;
+    worker.await?;
+    if let Some(sim) = sim {
+        sim.shutdown().await;
+    }
     store.close().await;
     Ok(())
 }

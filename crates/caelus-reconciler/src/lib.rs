@@ -1,0 +1,200 @@
+//! Caelus workers (design §5). A worker claims due deployments from the
+//! database with a lease, runs one idempotent pass per deployment (classify,
+//! then one action), writes the outcome fenced by the lease, and schedules the
+//! next pass: a resync after success, a backoff after failure.
+
+mod pass;
+mod status;
+
+use caelus_core::reconcile::Backoff;
+use caelus_engine::Engine;
+use caelus_helm::HelmEngine;
+use caelus_store::{Store, now_ms, queue};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinSet;
+
+pub use pass::PassError;
+
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// Identifies this worker in leases and logs.
+    pub id: String,
+    /// Passes run at once.
+    pub concurrency: usize,
+    /// How long a claim lasts without renewal; renewed every third of it.
+    pub lease: Duration,
+    /// When a healthy deployment is checked again (drift), ± `resync_jitter`.
+    pub resync: Duration,
+    pub resync_jitter: f64,
+    pub backoff: Backoff,
+    /// Longest sleep between queue polls (wake-ups usually come sooner).
+    pub poll: Duration,
+    /// How often a namespace that is still terminating is looked at again.
+    pub deletion_recheck: Duration,
+    /// How long a shutdown waits for in-flight passes before releasing their leases.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        Self {
+            id: format!("worker-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]),
+            concurrency: 4,
+            lease: Duration::from_secs(30),
+            resync: Duration::from_secs(300),
+            resync_jitter: 0.1,
+            backoff: Backoff::default(),
+            poll: Duration::from_secs(5),
+            deletion_recheck: Duration::from_secs(5),
+            shutdown_grace: Duration::from_secs(20),
+        }
+    }
+}
+
+/// Everything a pass needs; shared by the worker's tasks.
+pub struct Reconciler {
+    pub store: Store,
+    pub helm: HelmEngine,
+    pub engine: Engine,
+    pub config: WorkerConfig,
+    /// Woken by in-process API writes (and by PostgreSQL notifications).
+    pub wake: Arc<Notify>,
+}
+
+/// A uniform random number in [0, 1), for jitter.
+fn random_unit() -> f64 {
+    let bits = uuid::Uuid::new_v4().as_u128() >> 75;
+    bits as f64 / (1u64 << 53) as f64
+}
+
+impl Reconciler {
+    /// Runs until `stop` turns true, then finishes or releases in-flight passes.
+    pub async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        let mut passes: JoinSet<()> = JoinSet::new();
+        let mut leases: HashMap<tokio::task::Id, queue::Lease> = HashMap::new();
+        tracing::info!(worker = %self.config.id, concurrency = self.config.concurrency, "worker started");
+        loop {
+            // Fill free slots with due deployments.
+            while passes.len() < self.config.concurrency {
+                let owner = format!("{}:{}", self.config.id, uuid::Uuid::new_v4().simple());
+                let lease_ms = self.config.lease.as_millis() as i64;
+                match queue::claim_one(&self.store, &owner, now_ms(), lease_ms).await {
+                    Ok(Some(lease)) => {
+                        let me = self.clone();
+                        let held = lease.clone();
+                        let handle = passes.spawn(async move { me.pass(lease).await });
+                        leases.insert(handle.id(), held);
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot claim work");
+                        break;
+                    }
+                }
+            }
+            let sleep = if passes.len() < self.config.concurrency {
+                self.sleep_until_next_due().await
+            } else {
+                self.config.poll
+            };
+            tokio::select! {
+                _ = stop.changed() => break,
+                Some(done) = passes.join_next_with_id(), if !passes.is_empty() => {
+                    let id = match &done { Ok((id, _)) => *id, Err(e) => e.id() };
+                    leases.remove(&id);
+                }
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(sleep) => {}
+            }
+        }
+        self.shut_down(passes, leases).await;
+    }
+
+    async fn sleep_until_next_due(&self) -> Duration {
+        let next = match self.store.conn().await {
+            Ok(mut conn) => queue::next_due_at(&mut conn).await.ok().flatten(),
+            Err(_) => None,
+        };
+        match next {
+            Some(at) => Duration::from_millis(
+                (at - now_ms()).clamp(10, self.config.poll.as_millis() as i64) as u64,
+            ),
+            None => self.config.poll,
+        }
+    }
+
+    /// Graceful shutdown: give passes time to finish, then abort the rest and
+    /// release their leases so another worker takes them at once.
+    async fn shut_down(
+        &self,
+        mut passes: JoinSet<()>,
+        mut leases: HashMap<tokio::task::Id, queue::Lease>,
+    ) {
+        let grace = tokio::time::sleep(self.config.shutdown_grace);
+        tokio::pin!(grace);
+        while !passes.is_empty() {
+            tokio::select! {
+                Some(Ok((id, _))) = passes.join_next_with_id() => { leases.remove(&id); }
+                _ = &mut grace => break,
+            }
+        }
+        passes.abort_all();
+        for lease in leases.values() {
+            let _ = queue::release(&self.store, lease).await;
+        }
+        tracing::info!(worker = %self.config.id, "worker stopped");
+    }
+
+    fn resync_at(&self) -> i64 {
+        let d = caelus_core::reconcile::resync_delay(
+            self.config.resync,
+            self.config.resync_jitter,
+            random_unit(),
+        );
+        now_ms() + d.as_millis() as i64
+    }
+
+    fn retry_at(&self, attempts: i64) -> i64 {
+        let d = self
+            .config
+            .backoff
+            .delay(attempts.clamp(1, 64) as u32, random_unit());
+        now_ms() + d.as_millis() as i64
+    }
+}
+
+/// Listens for PostgreSQL notifications from API servers in other processes
+/// and wakes the worker. Reconnects with a pause if the connection drops.
+pub async fn forward_pg_notifications(
+    database_url: String,
+    wake: Arc<Notify>,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        match sqlx::postgres::PgListener::connect(&database_url).await {
+            Ok(mut listener) => {
+                if let Err(e) = listener.listen(queue::NOTIFY_CHANNEL).await {
+                    tracing::warn!(error = %e, "LISTEN failed");
+                } else {
+                    loop {
+                        tokio::select! {
+                            _ = stop.changed() => return,
+                            n = listener.recv() => match n {
+                                Ok(_) => wake.notify_waiters(),
+                                Err(e) => { tracing::warn!(error = %e, "notification stream broke"); break; }
+                            }
+                        }
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot connect for notifications"),
+        }
+        tokio::select! {
+            _ = stop.changed() => return,
+            _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+        }
+    }
+}
