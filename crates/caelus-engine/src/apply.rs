@@ -118,6 +118,7 @@ impl Engine {
         let inventory: Vec<ObjectRef> = objects.iter().map(|p| p.target.oref.clone()).collect();
         let (pruned, kept) = self
             .prune(
+                &req.namespace,
                 &req.previous_inventory,
                 &inventory,
                 &req.deployment_uid,

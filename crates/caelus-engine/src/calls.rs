@@ -44,7 +44,10 @@ where
 }
 
 impl Engine {
-    pub(crate) async fn target(&self, oref: &ObjectRef) -> Result<Target> {
+    /// Resolves `oref`. Its namespace is normalised: none for cluster-scoped
+    /// kinds, `namespace` for namespaced ones that do not name one (as in an
+    /// inventory computed from rendered objects).
+    pub(crate) async fn target(&self, oref: &ObjectRef, namespace: &str) -> Result<Target> {
         let kind = self
             .inner
             .resolver
@@ -53,6 +56,8 @@ impl Engine {
         let mut oref = oref.clone();
         if !kind.namespaced {
             oref.namespace = None;
+        } else if oref.namespace.is_none() {
+            oref.namespace = Some(namespace.to_string());
         }
         Ok(Target { oref, kind })
     }

@@ -105,7 +105,7 @@ impl Engine {
     pub async fn ensure_namespace(&self, ns: &NamespaceTarget) -> Result<()> {
         let objects = isolation_objects(self.config(), ns);
         let ns_ref = ObjectRef::from_object(&objects[0])?;
-        let ns_target = self.target(&ns_ref).await?;
+        let ns_target = self.target(&ns_ref, &ns.name).await?;
         if let Some(live) = self.get(&ns_target).await? {
             check_owner(&live, ns)?;
         }
@@ -114,7 +114,7 @@ impl Engine {
             return Err(EngineError::NamespaceTerminating(ns.name.clone()));
         }
         for obj in &objects[1..] {
-            let t = self.target(&ObjectRef::from_object(obj)?).await?;
+            let t = self.target(&ObjectRef::from_object(obj)?, &ns.name).await?;
             self.ssa(&t, obj).await?;
         }
         Ok(())

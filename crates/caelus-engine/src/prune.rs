@@ -34,20 +34,30 @@ impl Engine {
     /// Deletes the candidates; returns (pruned, kept).
     pub(crate) async fn prune(
         &self,
+        namespace: &str,
         previous: &[ObjectRef],
         current: &[ObjectRef],
         deployment_uid: &str,
         progress: &(dyn Fn(Progress) + Send + Sync),
     ) -> Result<(Vec<ObjectRef>, Vec<ObjectRef>)> {
-        let (mut pruned, mut kept) = (Vec::new(), Vec::new());
-        for oref in prune_candidates(previous, current) {
-            let target = match self.target(&oref).await {
-                Ok(t) => t,
+        // Resolve the previous inventory first so its namespaces compare
+        // like the new one's (discovery is cached: no requests).
+        let mut known = Vec::with_capacity(previous.len());
+        for oref in previous {
+            match self.target(oref, namespace).await {
+                Ok(t) => known.push(t),
                 // The kind is no longer served (its CRD went): nothing to delete.
                 Err(EngineError::UnknownKind { .. }) => continue,
                 Err(e) => return Err(e),
+            }
+        }
+        let previous: Vec<ObjectRef> = known.iter().map(|t| t.oref.clone()).collect();
+        let (mut pruned, mut kept) = (Vec::new(), Vec::new());
+        for oref in prune_candidates(&previous, current) {
+            let Some(target) = known.iter().find(|t| t.oref == oref) else {
+                continue;
             };
-            let Some(live) = self.get(&target).await? else {
+            let Some(live) = self.get(target).await? else {
                 continue;
             };
             if annotation(&live, RESOURCE_POLICY_ANNOTATION) == Some("keep") {
@@ -61,7 +71,7 @@ impl Engine {
             if label(&live, DEPLOYMENT_UID_LABEL).is_some_and(|uid| uid != deployment_uid) {
                 continue;
             }
-            if self.delete(&target).await? {
+            if self.delete(target).await? {
                 progress(Progress::Pruned {
                     object: oref.clone(),
                 });

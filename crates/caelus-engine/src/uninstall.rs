@@ -86,7 +86,7 @@ impl Engine {
             namespace: None,
             name: req.namespace.clone(),
         };
-        let ns_target = self.target(&ns_ref).await?;
+        let ns_target = self.target(&ns_ref, &req.namespace).await?;
         let live = self.get(&ns_target).await?;
         if let Some(ns) = &live {
             let ours = label(ns, MANAGED_BY_LABEL) == Some(MANAGED_BY_VALUE)
@@ -117,7 +117,7 @@ impl Engine {
         let mut inventory = req.inventory.clone();
         reverse_install_order(&mut inventory);
         for oref in &inventory {
-            let target = match self.target(oref).await {
+            let target = match self.target(oref, &req.namespace).await {
                 Ok(t) => t,
                 Err(EngineError::UnknownKind { .. }) => continue,
                 Err(e) => return Err(e),
