@@ -132,10 +132,10 @@ impl Reconciler {
         let span =
             tracing::info_span!("reconcile", uid = %lease.uid, generation = lease.generation);
         async move {
-            let renewer = self.spawn_renewer(lease.clone());
+            // Dropped with the pass, even if the pass itself is aborted.
+            let _renewer = AbortOnDrop(self.spawn_renewer(lease.clone()));
             let started = Instant::now();
             let result = self.reconcile(&lease).await;
-            renewer.abort();
             match result {
                 Ok(outcome) => {
                     tracing::info!(outcome, ms = started.elapsed().as_millis() as u64, "pass finished")
@@ -415,7 +415,22 @@ impl Reconciler {
         };
         let sender = progress.sender();
         let result = self.engine.apply(request, move |p| sender.send(p)).await;
-        progress.stop().await;
+        let hooks_done = progress.stop().await;
+        if !hooks_done.is_empty() {
+            let mut tx = self.store.begin().await?;
+            queue::hold(&mut tx, lease).await?;
+            for hook in &hooks_done {
+                self.event(
+                    &mut tx,
+                    &d,
+                    "hook.succeeded",
+                    format!("revision {number}: {hook}"),
+                    json!({"revision": number}),
+                )
+                .await?;
+            }
+            tx.commit().await?;
+        }
         match result {
             Ok(outcome) => {
                 let mut tx = self.store.begin().await?;
@@ -1023,19 +1038,40 @@ fn rfc3339(ms: i64) -> String {
         .unwrap_or_default()
 }
 
+/// Aborts a background task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// Turns the engine's progress callbacks into throttled status writes, so
 /// `caelus deployment show --wait` sees "objects ready x/y" while a pass runs.
 struct ProgressWriter {
     tx: tokio::sync::mpsc::UnboundedSender<Progress>,
     task: tokio::task::JoinHandle<()>,
+    /// Hooks that completed, in order, for the event timeline.
+    hooks: Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 #[derive(Clone)]
-struct ProgressSender(tokio::sync::mpsc::UnboundedSender<Progress>);
+struct ProgressSender {
+    tx: tokio::sync::mpsc::UnboundedSender<Progress>,
+    hooks: Arc<std::sync::Mutex<Vec<String>>>,
+}
 
 impl ProgressSender {
     fn send(&self, p: Progress) {
-        let _ = self.0.send(p);
+        // Completed hooks are recorded here, synchronously, so none is lost
+        // when the status writer stops.
+        if let Progress::HookSucceeded { event, kind, name } = &p
+            && let Ok(mut hooks) = self.hooks.lock()
+        {
+            hooks.push(format!("{} hook {kind}/{name} succeeded", event.as_str()));
+        }
+        let _ = self.tx.send(p);
     }
 }
 
@@ -1047,6 +1083,7 @@ impl ProgressWriter {
         revision: i64,
     ) -> ProgressWriter {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Progress>();
+        let hooks = Arc::new(std::sync::Mutex::new(Vec::new()));
         let task = tokio::spawn(async move {
             let mut last_write = Instant::now() - Duration::from_secs(1);
             let mut pending: Option<String> = None;
@@ -1097,17 +1134,23 @@ impl ProgressWriter {
                 }
             }
         });
-        ProgressWriter { tx, task }
+        ProgressWriter { tx, task, hooks }
     }
 
     fn sender(&self) -> ProgressSender {
-        ProgressSender(self.tx.clone())
+        ProgressSender {
+            tx: self.tx.clone(),
+            hooks: self.hooks.clone(),
+        }
     }
 
-    async fn stop(self) {
+    /// Stops writing; returns the hooks that completed, in order.
+    async fn stop(self) -> Vec<String> {
         drop(self.tx);
         // The engine's callback may still hold a sender clone; don't wait for it.
         self.task.abort();
         let _ = self.task.await;
+        // The task may have been aborted before draining the last messages.
+        self.hooks.lock().map(|h| h.clone()).unwrap_or_default()
     }
 }

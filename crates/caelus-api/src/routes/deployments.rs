@@ -14,7 +14,7 @@ use caelus_core::status::{DesiredState, Phase};
 use caelus_core::{FieldError, FieldErrors, identity};
 use caelus_store::deployments::{self, Deployment, ListFilter, NewDeployment};
 use caelus_store::templates::{self, TemplateVersion};
-use caelus_store::{Conn, StoreError, events, now_ms, revisions};
+use caelus_store::{Conn, StoreError, events, now_ms, queue, revisions};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use utoipa::{IntoParams, ToSchema};
@@ -194,6 +194,7 @@ pub async fn create_deployment(
     .write(&mut tx)
     .await?;
     let created = reload(&mut tx, &uid).await?;
+    queue::notify_workers(&mut tx, state.store.backend()).await?;
     tx.commit().await.map_err(StoreError::from)?;
     state.wake_workers.notify_waiters();
     let mut view = DeploymentView::from(created);
@@ -323,6 +324,9 @@ pub async fn update_deployment(
     }
     .write(&mut tx)
     .await?;
+    if changes.contains(&"values") {
+        queue::notify_workers(&mut tx, state.store.backend()).await?;
+    }
     tx.commit().await.map_err(StoreError::from)?;
     if changes.contains(&"values") {
         state.wake_workers.notify_waiters();
@@ -358,6 +362,7 @@ pub async fn delete_deployment(
     }
     .write(&mut tx)
     .await?;
+    queue::notify_workers(&mut tx, state.store.backend()).await?;
     tx.commit().await.map_err(StoreError::from)?;
     state.wake_workers.notify_waiters();
     Ok((StatusCode::ACCEPTED, Json(updated.into())))

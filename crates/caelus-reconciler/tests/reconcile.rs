@@ -1,0 +1,562 @@
+//! The reconciler end to end on kubesim: install, upgrade with prune and keep,
+//! hooks, drift, policy, deletion with finalizers, faults, worker takeover.
+
+mod harness;
+
+use caelus_core::status::{ConditionStatus, Phase};
+use caelus_core::template::{Capabilities, DriftMode};
+use caelus_store::Backend;
+use harness::{Harness, fast_worker};
+use serde_json::json;
+use std::time::Duration;
+
+const WEB_ALLOW: &[&str] = &["replicaCount", "ingress.*", "settings.*", "config.*"];
+
+fn condition(
+    d: &caelus_store::deployments::Deployment,
+    t: &str,
+) -> Option<(ConditionStatus, String)> {
+    d.conditions
+        .iter()
+        .find(|c| c.type_ == t)
+        .map(|c| (c.status, c.message.clone()))
+}
+
+async fn install_upgrade_prune_keep_and_delete(backend: Backend) {
+    let h = Harness::start(backend).await;
+    let t = h
+        .publish("web", "web", "1.0.0", WEB_ALLOW, Capabilities::default())
+        .await;
+    let uid = h
+        .create(
+            &t,
+            "shop",
+            json!({"replicaCount": 2, "ingress": {"enabled": true}, "settings": {"enabled": true}}),
+        )
+        .await;
+    let d = h.wait_phase(&uid, Phase::Ready).await;
+    let ns = d.namespace_name.clone();
+    let release = d.release_name.clone();
+    assert_eq!(d.current_revision, Some(1));
+    assert_eq!(condition(&d, "Ready").unwrap().0, ConditionStatus::True);
+    assert!(
+        d.object_health.iter().all(|o| o.health == "Healthy"),
+        "{:?}",
+        d.object_health
+    );
+    assert!(d.object_health.iter().any(|o| o.kind == "Ingress"));
+
+    // The namespace and its isolation objects.
+    let namespace = h.live("v1", "Namespace", None, &ns).await.unwrap();
+    let labels = &namespace["metadata"]["labels"];
+    assert_eq!(labels["app.kubernetes.io/managed-by"], "caelus");
+    assert_eq!(labels["caelus.io/deployment-uid"], uid.as_str());
+    assert_eq!(labels["caelus.io/installation"], "test-install");
+    assert_eq!(labels["pod-security.kubernetes.io/enforce"], "baseline");
+    assert!(
+        h.live("v1", "ResourceQuota", Some(&ns), "caelus-quota")
+            .await
+            .is_some()
+    );
+    assert!(
+        h.live("v1", "LimitRange", Some(&ns), "caelus-limits")
+            .await
+            .is_some()
+    );
+    let policy = h
+        .live(
+            "networking.k8s.io/v1",
+            "NetworkPolicy",
+            Some(&ns),
+            "caelus-default-deny-ingress",
+        )
+        .await
+        .unwrap();
+    assert!(policy.to_string().contains("ingress-nginx"), "{policy}");
+    let deployment = h
+        .live(
+            "apps/v1",
+            "Deployment",
+            Some(&ns),
+            &format!("{release}-web"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(deployment["spec"]["replicas"], 2);
+    assert!(
+        deployment["metadata"]["managedFields"]
+            .to_string()
+            .contains("\"caelus\"")
+    );
+
+    // New values: a new generation and revision; the Ingress is pruned, the kept ConfigMap stays.
+    h.update(&uid, json!({"replicaCount": 3})).await;
+    let d = h
+        .wait_until(&uid, Duration::from_secs(30), "revision 2", |d| {
+            d.current_revision == Some(2) && d.phase == Phase::Ready
+        })
+        .await;
+    assert_eq!(d.observed_generation, 2);
+    assert!(
+        h.live(
+            "networking.k8s.io/v1",
+            "Ingress",
+            Some(&ns),
+            &format!("{release}-web")
+        )
+        .await
+        .is_none()
+    );
+    assert!(
+        h.live(
+            "v1",
+            "ConfigMap",
+            Some(&ns),
+            &format!("{release}-web-settings")
+        )
+        .await
+        .is_some()
+    );
+    let deployment = h
+        .live(
+            "apps/v1",
+            "Deployment",
+            Some(&ns),
+            &format!("{release}-web"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(deployment["spec"]["replicas"], 3);
+    let revisions = h.revisions(&uid).await;
+    let outcomes: Vec<(i64, &str)> = revisions
+        .iter()
+        .map(|r| (r.number, r.outcome.as_str()))
+        .collect();
+    assert_eq!(outcomes, [(2, "deployed"), (1, "superseded")]);
+    assert_eq!(revisions[0].requested_by, "token:test (acme)");
+    assert!(
+        revisions[0]
+            .manifest_hash
+            .as_deref()
+            .unwrap()
+            .starts_with("sha256:")
+    );
+
+    // Delete: objects and namespace go, the row stays as a tombstone with its history.
+    h.delete(&uid).await;
+    let d = h.wait_phase(&uid, Phase::Deleted).await;
+    assert!(d.deleted_at.is_some());
+    assert_eq!(d.due_at, None);
+    assert!(h.live("v1", "Namespace", None, &ns).await.is_none());
+    let actions: Vec<String> = h.events(&uid).await.into_iter().map(|e| e.action).collect();
+    assert!(
+        actions.contains(&"reconcile.deployed".to_string())
+            && actions.contains(&"reconcile.deleted".to_string())
+    );
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn sqlite_install_upgrade_prune_keep_and_delete() {
+    install_upgrade_prune_keep_and_delete(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn postgres_install_upgrade_prune_keep_and_delete() {
+    install_upgrade_prune_keep_and_delete(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn hooks_run_and_are_cleaned_and_a_failing_hook_fails_the_pass_with_retries() {
+    let h = Harness::start(Backend::Sqlite).await;
+    let t = h
+        .publish(
+            "app",
+            "hooks",
+            "1.0.0",
+            &["failMigration", "message"],
+            Capabilities::default(),
+        )
+        .await;
+    let uid = h.create(&t, "app", json!({})).await;
+    let d = h.wait_phase(&uid, Phase::Ready).await;
+    let ns = d.namespace_name.clone();
+    // Hooks ran in order (pre-install before post-install) and, being
+    // hook-succeeded, their Jobs were deleted once they completed.
+    let hooks: Vec<String> = h
+        .events(&uid)
+        .await
+        .into_iter()
+        .filter(|e| e.action == "hook.succeeded")
+        .map(|e| e.message)
+        .collect();
+    assert_eq!(hooks.len(), 2, "{hooks:?}");
+    assert!(
+        hooks[0].contains("pre-install hook Job/") && hooks[0].contains("db-init"),
+        "{hooks:?}"
+    );
+    assert!(
+        hooks[1].contains("post-install hook Job/") && hooks[1].contains("smoke-test"),
+        "{hooks:?}"
+    );
+    for job in ["db-init", "smoke-test"] {
+        let name = format!("{}-{job}", d.release_name);
+        assert!(
+            h.live("batch/v1", "Job", Some(&ns), &name).await.is_none(),
+            "{name} was not cleaned up"
+        );
+    }
+    assert!(
+        h.live(
+            "v1",
+            "ConfigMap",
+            Some(&ns),
+            &format!("{}-settings", d.release_name)
+        )
+        .await
+        .is_some()
+    );
+
+    h.update(&uid, json!({"failMigration": true})).await;
+    let d = h
+        .wait_until(&uid, Duration::from_secs(30), "a failed upgrade", |d| {
+            d.phase == Phase::Failed && d.observed_generation == 2
+        })
+        .await;
+    let err = d.last_error.clone().unwrap();
+    assert!(
+        err.contains("pre-upgrade hook Job/") && err.contains("db-migrate"),
+        "{err}"
+    );
+    assert!(d.attempts >= 1);
+    assert!(d.due_at.is_some(), "a failed hook is retried");
+    assert_eq!(d.current_revision, Some(1), "revision 1 is still what runs");
+    // Retries back off and count up, reusing the one revision of this generation.
+    let d = h
+        .wait_until(&uid, Duration::from_secs(30), "a second attempt", |d| {
+            d.attempts >= 2
+        })
+        .await;
+    assert_eq!(d.phase, Phase::Failed);
+    let revisions = h.revisions(&uid).await;
+    assert_eq!(revisions.iter().filter(|r| r.generation == 2).count(), 1);
+    assert_eq!(revisions[0].outcome, "failed");
+    let failures = h
+        .events(&uid)
+        .await
+        .into_iter()
+        .filter(|e| e.action == "reconcile.failed")
+        .count();
+    assert!(failures >= 2);
+
+    // A new generation resets the retry count and succeeds.
+    h.update(&uid, json!({"failMigration": false})).await;
+    let d = h
+        .wait_until(&uid, Duration::from_secs(30), "recovery", |d| {
+            d.phase == Phase::Ready && d.observed_generation == 3
+        })
+        .await;
+    assert_eq!(d.attempts, 0);
+    assert_eq!(d.current_revision, Some(3));
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn drift_is_corrected_and_a_quiet_resync_makes_no_write_calls() {
+    let mut worker = fast_worker();
+    worker.resync = Duration::from_millis(400);
+    worker.resync_jitter = 0.0;
+    let h = Harness::start_with(Backend::Sqlite, worker).await;
+    let t = h
+        .publish("web", "web", "1.0.0", WEB_ALLOW, Capabilities::default())
+        .await;
+    let uid = h.create(&t, "shop", json!({"replicaCount": 2})).await;
+    let d = h.wait_phase(&uid, Phase::Ready).await;
+    let (ns, name) = (d.namespace_name.clone(), format!("{}-web", d.release_name));
+
+    // Quiet resyncs: several passes, not one write to the API server.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    h.sim.reset_stats();
+    let before = h.get(&uid).await.updated_at;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let stats = h.sim.stats();
+    assert!(h.get(&uid).await.updated_at > before, "no resync pass ran");
+    assert_eq!(
+        stats.writes(),
+        0,
+        "a quiet resync wrote to the API server: {:?}",
+        stats.by_verb
+    );
+
+    // Someone scales the Deployment by hand: drift is reported and corrected.
+    let deployments: kube::Api<k8s_openapi::api::apps::v1::Deployment> =
+        kube::Api::namespaced(h.kube.clone(), &ns);
+    deployments
+        .patch(
+            &name,
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(json!({"spec": {"replicas": 7}})),
+        )
+        .await
+        .unwrap();
+    let found = h
+        .wait_event(&uid, "drift.detected", Duration::from_secs(10))
+        .await;
+    assert!(found.message.contains("spec.replicas"), "{}", found.message);
+    h.wait_event(&uid, "drift.corrected", Duration::from_secs(10))
+        .await;
+    let live = h
+        .live("apps/v1", "Deployment", Some(&ns), &name)
+        .await
+        .unwrap();
+    assert_eq!(live["spec"]["replicas"], 2);
+
+    // A managed object deleted by hand comes back.
+    let configmaps: kube::Api<k8s_openapi::api::core::v1::ConfigMap> =
+        kube::Api::namespaced(h.kube.clone(), &ns);
+    configmaps.delete(&name, &Default::default()).await.unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while h.live("v1", "ConfigMap", Some(&ns), &name).await.is_none() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "deleted ConfigMap was not restored"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let events = h.events(&uid).await;
+    assert!(
+        events
+            .iter()
+            .any(|e| e.action == "drift.detected" && e.message.contains("deleted")),
+        "{events:#?}"
+    );
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn drift_mode_warn_reports_and_leaves_the_change() {
+    let mut worker = fast_worker();
+    worker.resync = Duration::from_millis(300);
+    let h = Harness::start_with(Backend::Sqlite, worker).await;
+    let caps = Capabilities {
+        drift_mode: DriftMode::Warn,
+        ..Default::default()
+    };
+    let t = h.publish("web", "web", "1.0.0", WEB_ALLOW, caps).await;
+    let uid = h.create(&t, "shop", json!({})).await;
+    let d = h.wait_phase(&uid, Phase::Ready).await;
+    let (ns, name) = (d.namespace_name.clone(), format!("{}-web", d.release_name));
+    let configmaps: kube::Api<k8s_openapi::api::core::v1::ConfigMap> =
+        kube::Api::namespaced(h.kube.clone(), &ns);
+    configmaps
+        .patch(
+            &name,
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(json!({"data": {"GREETING": "hacked"}})),
+        )
+        .await
+        .unwrap();
+    let d = h
+        .wait_until(&uid, Duration::from_secs(10), "Drifted=True", |d| {
+            d.conditions
+                .iter()
+                .any(|c| c.type_ == "Drifted" && c.status == ConditionStatus::True)
+        })
+        .await;
+    assert!(
+        condition(&d, "Drifted")
+            .unwrap()
+            .1
+            .contains("data.GREETING"),
+        "{:?}",
+        d.conditions
+    );
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let live = h.live("v1", "ConfigMap", Some(&ns), &name).await.unwrap();
+    assert_eq!(
+        live["data"]["GREETING"], "hacked",
+        "warn mode must not correct"
+    );
+    let reports = h
+        .events(&uid)
+        .await
+        .into_iter()
+        .filter(|e| e.action == "drift.detected")
+        .count();
+    assert_eq!(
+        reports, 1,
+        "the same drift is reported once, not every resync"
+    );
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn a_render_refused_by_policy_stalls_without_retries() {
+    let h = Harness::start(Backend::Sqlite).await;
+    let t = h
+        .publish("rbac", "clusterrole", "1.0.0", &[], Capabilities::default())
+        .await;
+    let uid = h.create(&t, "rbac", json!({})).await;
+    let d = h
+        .wait_until(&uid, Duration::from_secs(20), "Stalled", |d| {
+            d.phase == Phase::Failed
+        })
+        .await;
+    let (status, message) = condition(&d, "Stalled").unwrap();
+    assert_eq!(status, ConditionStatus::True);
+    assert!(message.contains("ClusterRole"), "{message}");
+    assert_eq!(d.due_at, None, "a stalled generation is not retried");
+    assert!(
+        h.live("v1", "Namespace", None, &d.namespace_name)
+            .await
+            .is_none(),
+        "nothing applied"
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        h.events(&uid)
+            .await
+            .iter()
+            .filter(|e| e.action == "reconcile.stalled")
+            .count(),
+        1
+    );
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn a_stuck_finalizer_blocks_deletion_visibly_until_removed() {
+    let h = Harness::start(Backend::Sqlite).await;
+    let t = h
+        .publish("web", "web", "1.0.0", WEB_ALLOW, Capabilities::default())
+        .await;
+    let uid = h.create(&t, "shop", json!({})).await;
+    let d = h.wait_phase(&uid, Phase::Ready).await;
+    let (ns, name) = (d.namespace_name.clone(), format!("{}-web", d.release_name));
+    let configmaps: kube::Api<k8s_openapi::api::core::v1::ConfigMap> =
+        kube::Api::namespaced(h.kube.clone(), &ns);
+    configmaps
+        .patch(
+            &name,
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(json!({"metadata": {"finalizers": ["example.com/hold"]}})),
+        )
+        .await
+        .unwrap();
+    h.delete(&uid).await;
+    let d = h
+        .wait_until(&uid, Duration::from_secs(20), "DeletionBlocked", |d| {
+            d.phase == Phase::DeletionBlocked
+        })
+        .await;
+    assert!(d.message.contains("example.com/hold"), "{}", d.message);
+    assert!(h.live("v1", "Namespace", None, &ns).await.is_some());
+    configmaps
+        .patch(
+            &name,
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(json!({"metadata": {"finalizers": null}})),
+        )
+        .await
+        .unwrap();
+    h.wait_phase(&uid, Phase::Deleted).await;
+    assert!(h.live("v1", "Namespace", None, &ns).await.is_none());
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn deployments_converge_despite_api_errors_and_latency_without_a_hot_loop() {
+    let mut worker = fast_worker();
+    worker.concurrency = 4;
+    let h = Harness::start_with(Backend::Sqlite, worker).await;
+    let t = h
+        .publish("web", "web", "1.0.0", WEB_ALLOW, Capabilities::default())
+        .await;
+    h.sim.faults().set(kubesim::FaultConfig {
+        errors: vec![kubesim::ErrorFault {
+            code: 500,
+            rate: Some(0.2),
+            ..Default::default()
+        }],
+        latency: vec![kubesim::LatencyFault {
+            millis: 20,
+            ..Default::default()
+        }],
+        ..Default::default()
+    });
+    h.sim.reset_stats();
+    let mut uids = Vec::new();
+    for i in 0..6 {
+        uids.push(
+            h.create(&t, &format!("shop-{i}"), json!({"replicaCount": 1}))
+                .await,
+        );
+    }
+    for uid in &uids {
+        h.wait_until(uid, Duration::from_secs(60), "Ready under faults", |d| {
+            d.phase == Phase::Ready
+        })
+        .await;
+    }
+    let stats = h.sim.stats();
+    let total: u64 = stats.by_verb.values().sum();
+    // Generous bound: a hot loop would make thousands of requests.
+    assert!(
+        total < 2000,
+        "{total} requests for 6 deployments: {:?}",
+        stats.by_verb
+    );
+    let retried = {
+        let mut n = 0;
+        for uid in &uids {
+            n += h
+                .events(uid)
+                .await
+                .iter()
+                .filter(|e| e.action == "reconcile.failed")
+                .count();
+        }
+        n
+    };
+    eprintln!("requests: {total}, failed attempts recorded: {retried}");
+    h.sim.faults().clear();
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn a_killed_worker_s_deployment_is_taken_over_after_its_lease_expires() {
+    let mut slow = fast_worker();
+    slow.lease = Duration::from_secs(2);
+    let mut h = Harness::start_with(Backend::Postgres, slow.clone()).await;
+    // Every apply is slow, so the pass is mid-flight when the worker dies.
+    h.sim.faults().set(kubesim::FaultConfig {
+        latency: vec![kubesim::LatencyFault {
+            verb: Some("patch".into()),
+            millis: 300,
+            ..Default::default()
+        }],
+        ..Default::default()
+    });
+    let t = h
+        .publish("web", "web", "1.0.0", WEB_ALLOW, Capabilities::default())
+        .await;
+    let uid = h.create(&t, "shop", json!({})).await;
+    h.wait_until(&uid, Duration::from_secs(10), "claimed", |d| {
+        d.lease_owner.is_some()
+    })
+    .await;
+    h.kill_worker(0);
+    let held = h.get(&uid).await;
+    h.sim.faults().clear();
+    h.add_worker(slow);
+    let d = h.wait_phase(&uid, Phase::Ready).await;
+    assert_ne!(d.lease_owner, held.lease_owner);
+    let revisions = h.revisions(&uid).await;
+    assert_eq!(
+        revisions.len(),
+        1,
+        "exactly one revision for the one generation: {revisions:?}"
+    );
+    assert_eq!(revisions[0].outcome, "deployed");
+    h.stop().await;
+}
