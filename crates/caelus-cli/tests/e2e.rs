@@ -161,22 +161,46 @@ fn dev_starts_on_an_empty_data_dir_and_the_cli_tour_works() {
             "my wiki",
             "--values",
             values.to_str().unwrap(),
+            "--wait",
+            "--timeout",
+            "60",
             "-o",
             "json",
         ],
     );
+    // The API answers at once (Pending); --wait follows the reconciler to Ready.
     let created: serde_json::Value = serde_json::from_str(&created).unwrap();
     let uid = created["uid"].as_str().unwrap();
     assert_eq!(created["status"]["phase"], "Pending");
 
     let list = ok(&r, &["deployment", "list"]);
     assert!(list.lines().next().unwrap().starts_with("UID"));
-    assert!(list.contains(uid) && list.contains("Pending"), "{list}");
+    assert!(list.contains(uid) && list.contains("Ready"), "{list}");
     let show = ok(&r, &["deployment", "show", uid]);
     assert!(
-        show.contains("Phase:       Pending") && show.contains("caelus-"),
+        show.contains("Phase:       Ready")
+            && show.contains("Objects:")
+            && show.contains("Healthy"),
         "{show}"
     );
+    // The namespace Caelus made, seen by the real kubectl through dev's kubeconfig.
+    let namespace = created["namespace"].as_str().unwrap();
+    let kubectl = Command::new("kubectl")
+        .args([
+            "--kubeconfig",
+            dir.join("kubeconfig").to_str().unwrap(),
+            "get",
+            "ns",
+            namespace,
+        ])
+        .output()
+        .expect("kubectl");
+    assert!(
+        kubectl.status.success(),
+        "{}",
+        String::from_utf8_lossy(&kubectl.stderr)
+    );
+    assert!(String::from_utf8_lossy(&kubectl.stdout).contains(namespace));
 
     std::fs::write(&values, "replicaCount: 3\n").unwrap();
     let yaml = ok(
@@ -187,11 +211,14 @@ fn dev_starts_on_an_empty_data_dir_and_the_cli_tour_works() {
             uid,
             "--values",
             values.to_str().unwrap(),
+            "--wait",
             "-o",
             "yaml",
         ],
     );
     assert!(yaml.contains("generation: 2"), "{yaml}");
+    let show = ok(&r, &["deployment", "show", uid]);
+    assert!(show.contains("Revision:    2"), "{show}");
 
     // Bad input: a clear error, naming the field, and a failing exit code.
     std::fs::write(&values, "hostNetwork: true\n").unwrap();
@@ -208,7 +235,9 @@ fn dev_starts_on_an_empty_data_dir_and_the_cli_tour_works() {
     assert!(!success);
     assert!(err.contains("422") && err.contains("hostNetwork"), "{err}");
 
-    ok(&r, &["deployment", "delete", uid]);
+    ok(&r, &["deployment", "delete", uid, "--wait"]);
+    let gone = ok(&r, &["deployment", "list", "--include-deleted"]);
+    assert!(gone.contains("Deleted"), "{gone}");
     let events = ok(&r, &["deployment", "events", uid]);
     for action in [
         "deployment.create",

@@ -109,7 +109,7 @@ pub async fn report_progress(
     )
     .bind(phase.as_str())
     .bind(message)
-    .bind(health.map(|h| to_json(h)))
+    .bind(health.map(to_json))
     .bind(now)
     .bind(&lease.uid)
     .bind(&lease.owner)
