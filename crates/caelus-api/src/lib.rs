@@ -16,7 +16,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use error::ApiError;
-use routes::{deployments, health, products, templates, tokens};
+use routes::{deployments, health, products, templates, tokens, upgrades};
 use std::future::Future;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{InfoBuilder, OpenApi};
@@ -55,6 +55,9 @@ fn api_router() -> OpenApiRouter<AppState> {
         ))
         .routes(routes!(deployments::list_deployment_revisions))
         .routes(routes!(deployments::list_deployment_events))
+        .routes(routes!(upgrades::upgrade_deployment))
+        .routes(routes!(upgrades::list_upgrade_targets))
+        .routes(routes!(upgrades::rollback_deployment))
         .routes(routes!(tokens::create_token, tokens::list_tokens))
         .routes(routes!(tokens::revoke_token))
 }

@@ -212,23 +212,33 @@ impl From<Deployment> for DeploymentView {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RevisionView {
     pub number: i64,
+    /// install, upgrade or rollback.
+    pub kind: String,
     pub generation: i64,
     pub version: String,
     pub chart_digest: String,
     pub values: Value,
+    /// `sha256:` of the values (canonical JSON), to compare revisions at a glance.
+    pub values_hash: String,
     pub manifest_hash: Option<String>,
-    /// pending, deployed, failed, superseded or rolled-back.
+    /// pending, deployed, failed or superseded.
     pub outcome: String,
     pub requested_by: String,
     pub error: Option<String>,
     pub started_at: String,
     pub finished_at: Option<String>,
+    /// How long the revision took, in seconds.
+    pub duration_seconds: Option<f64>,
 }
 
 impl From<Revision> for RevisionView {
     fn from(r: Revision) -> Self {
+        let values_hash = caelus_helm::render::value_hash(&r.user_values);
         Self {
             number: r.number,
+            kind: r.kind,
+            values_hash,
+            duration_seconds: r.finished_at.map(|f| (f - r.started_at) as f64 / 1000.0),
             generation: r.generation,
             version: r.version,
             chart_digest: r.chart_digest,

@@ -380,6 +380,46 @@ pub enum DeploymentCommand {
         #[command(flatten)]
         client: ClientArgs,
     },
+    /// Upgrade to a newer template version (policy-checked; --dry-run shows the plan).
+    Upgrade {
+        uid: String,
+        /// Target version.
+        #[arg(long = "to")]
+        to: String,
+        /// New user values (YAML or JSON file); by default the current ones.
+        #[arg(long)]
+        values: Option<PathBuf>,
+        /// Show the plan (objects, field diffs, hooks, policy results) and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Proceed although the data-continuity preflight refuses (admins; recorded).
+        #[arg(long)]
+        allow_data_loss: bool,
+        #[command(flatten)]
+        wait: WaitArgs,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Versions this deployment may be upgraded to, and why others may not.
+    Upgrades {
+        uid: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Roll back to an earlier revision (its version and values).
+    Rollback {
+        uid: String,
+        #[arg(long = "to-revision")]
+        to_revision: i64,
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long)]
+        allow_data_loss: bool,
+        #[command(flatten)]
+        wait: WaitArgs,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
     /// Release history.
     History {
         uid: String,

@@ -402,6 +402,81 @@ pub async fn deployment(cmd: DeploymentCommand) -> Result<()> {
                 follow(&client, &v, wait, Goal::Deleted).await?;
             }
         }
+        Upgrade {
+            uid,
+            to,
+            values,
+            dry_run,
+            allow_data_loss,
+            wait,
+            client,
+        } => {
+            let mut body =
+                json!({"to_version": to, "dry_run": dry_run, "allow_data_loss": allow_data_loss});
+            if let Some(p) = values {
+                body["values"] = read_document(&p)?;
+            }
+            let v = client_call(
+                &client,
+                "upgrade_deployment",
+                &[("uid", &uid)],
+                &[],
+                Some(&body),
+            )
+            .await?;
+            if dry_run {
+                match client.output {
+                    output::Format::Table => print_plan(&v),
+                    f => output::print_value(f, &v),
+                }
+                return Ok(());
+            }
+            output::print(client.output, output::DEPLOYMENT, &v);
+            print_warnings(&v);
+            if wait.wait {
+                follow(&client, &v, wait, Goal::Ready).await?;
+            }
+        }
+        Upgrades { uid, client } => {
+            run_op(
+                &client,
+                output::UPGRADE_TARGET,
+                "list_upgrade_targets",
+                &[("uid", &uid)],
+                &[],
+                None,
+            )
+            .await?;
+        }
+        Rollback {
+            uid,
+            to_revision,
+            dry_run,
+            allow_data_loss,
+            wait,
+            client,
+        } => {
+            let body = json!({"revision": to_revision, "dry_run": dry_run, "allow_data_loss": allow_data_loss});
+            let v = client_call(
+                &client,
+                "rollback_deployment",
+                &[("uid", &uid)],
+                &[],
+                Some(&body),
+            )
+            .await?;
+            if dry_run {
+                match client.output {
+                    output::Format::Table => print_plan(&v),
+                    f => output::print_value(f, &v),
+                }
+                return Ok(());
+            }
+            output::print(client.output, output::DEPLOYMENT, &v);
+            if wait.wait {
+                follow(&client, &v, wait, Goal::Ready).await?;
+            }
+        }
         History { uid, limit, client } => {
             let q: Vec<_> = limit
                 .map(|l| ("limit", l.to_string()))
@@ -634,4 +709,76 @@ async fn follow(
         }
         tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     }
+}
+
+/// A readable upgrade plan: what would change, field by field, and every policy result.
+fn print_plan(v: &Value) {
+    println!(
+        "Plan: {} -> {} ({})",
+        v["from_version"].as_str().unwrap_or("-"),
+        v["to_version"].as_str().unwrap_or("-"),
+        if v["allowed"].as_bool() == Some(true) {
+            "allowed"
+        } else {
+            "REFUSED"
+        }
+    );
+    let list = |title: &str, key: &str| {
+        let items: Vec<&str> = v[key]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        if !items.is_empty() {
+            println!("{title}:");
+            for i in items {
+                println!("  {i}");
+            }
+        }
+    };
+    list("Create", "create");
+    if let Some(updates) = v["update"].as_array().filter(|u| !u.is_empty()) {
+        println!("Update:");
+        for u in updates {
+            println!("  {}", u["object"].as_str().unwrap_or_default());
+            for c in u["changes"].as_array().into_iter().flatten() {
+                let show = |x: &Value| {
+                    if x.is_null() {
+                        "(none)".to_string()
+                    } else {
+                        x.to_string()
+                    }
+                };
+                println!(
+                    "    {}: {} -> {}",
+                    c["path"].as_str().unwrap_or_default(),
+                    show(&c["from"]),
+                    show(&c["to"])
+                );
+            }
+        }
+    }
+    list("Delete", "delete");
+    list("Keep (resource-policy keep)", "keep");
+    list("Hooks", "hooks");
+    println!("Policy:");
+    for p in v["policy"].as_array().into_iter().flatten() {
+        let mark = if p["passed"].as_bool() == Some(true) {
+            "ok  "
+        } else {
+            "FAIL"
+        };
+        let msg = p["message"].as_str().unwrap_or_default();
+        println!(
+            "  {mark} {}{}",
+            p["rule"].as_str().unwrap_or_default(),
+            if msg.is_empty() {
+                String::new()
+            } else {
+                format!(": {msg}")
+            }
+        );
+    }
+    list("Warnings", "warnings");
 }

@@ -134,6 +134,24 @@ pub const OPERATIONS: &[Operation] = &[
         command: "deployment events",
     },
     Operation {
+        id: "upgrade_deployment",
+        method: "POST",
+        path: "/api/v1/deployments/{uid}/upgrade",
+        command: "deployment upgrade",
+    },
+    Operation {
+        id: "list_upgrade_targets",
+        method: "GET",
+        path: "/api/v1/deployments/{uid}/upgrades",
+        command: "deployment upgrades",
+    },
+    Operation {
+        id: "rollback_deployment",
+        method: "POST",
+        path: "/api/v1/deployments/{uid}/rollback",
+        command: "deployment rollback",
+    },
+    Operation {
         id: "create_token",
         method: "POST",
         path: "/api/v1/tokens",

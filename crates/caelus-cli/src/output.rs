@@ -37,12 +37,21 @@ pub const DEPLOYMENT: Columns = &[
 ];
 pub const REVISION: Columns = &[
     ("REVISION", "/number"),
+    ("KIND", "/kind"),
     ("VERSION", "/version"),
-    ("DIGEST", "/chart_digest"),
+    ("CHART DIGEST", "/chart_digest"),
+    ("VALUES HASH", "/values_hash"),
     ("OUTCOME", "/outcome"),
     ("BY", "/requested_by"),
     ("STARTED", "/started_at"),
-    ("FINISHED", "/finished_at"),
+    ("SECONDS", "/duration_seconds"),
+];
+pub const UPGRADE_TARGET: Columns = &[
+    ("VERSION", "/version"),
+    ("LIFECYCLE", "/lifecycle"),
+    ("ALLOWED", "/allowed"),
+    ("WHY NOT", "/reasons"),
+    ("WARNINGS", "/warnings"),
 ];
 pub const EVENT: Columns = &[
     ("TIME", "/at"),
@@ -63,6 +72,12 @@ fn cell(v: &Value, pointer: &str) -> String {
     match v.pointer(pointer) {
         None | Some(Value::Null) => "-".into(),
         Some(Value::String(s)) => s.clone(),
+        Some(Value::Array(items)) if items.is_empty() => "-".into(),
+        Some(Value::Array(items)) if items.iter().all(Value::is_string) => items
+            .iter()
+            .filter_map(Value::as_str)
+            .collect::<Vec<_>>()
+            .join("; "),
         Some(other) => other.to_string(),
     }
 }

@@ -11,6 +11,7 @@ pub mod reconcile;
 pub mod render_policy;
 pub mod status;
 pub mod template;
+pub mod upgrade;
 pub mod values;
 
 pub use field_error::{FieldError, FieldErrors};

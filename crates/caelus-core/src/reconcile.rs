@@ -35,6 +35,9 @@ pub enum ReleaseState {
     NeedsUpgrade,
     /// The last attempt at the current generation failed.
     Failed,
+    /// The current generation's upgrade failed and was rolled back: the last
+    /// good revision runs; no retry until the desired state changes.
+    RolledBack,
     /// Deployed at the current generation; the cluster must be checked for drift.
     Deployed,
 }
@@ -73,6 +76,9 @@ pub fn classify(f: &Facts) -> ReleaseState {
             ReleaseState::NeedsInstall
         };
     }
+    if f.phase == Phase::Degraded {
+        return ReleaseState::RolledBack;
+    }
     if f.last_pass_failed {
         return ReleaseState::Failed;
     }
@@ -89,7 +95,8 @@ pub fn action_for(state: ReleaseState) -> Action {
         ReleaseState::NeedsInstall => Action::Install,
         ReleaseState::NeedsUpgrade => Action::Upgrade,
         ReleaseState::Failed => Action::Retry,
-        ReleaseState::Deployed => Action::CheckDrift,
+        // What runs after a rollback is the last good revision: keep it converged.
+        ReleaseState::Deployed | ReleaseState::RolledBack => Action::CheckDrift,
     }
 }
 
@@ -222,6 +229,22 @@ mod tests {
         };
         assert_eq!(classify(&f), ReleaseState::Deployed);
         assert_eq!(action_for(ReleaseState::Deployed), Action::CheckDrift);
+    }
+
+    #[test]
+    fn a_rolled_back_generation_is_not_retried_but_kept_converged() {
+        let f = Facts {
+            generation: 3,
+            observed_generation: 3,
+            has_deployed_revision: true,
+            last_pass_failed: true,
+            phase: Phase::Degraded,
+            ..facts()
+        };
+        assert_eq!(classify(&f), ReleaseState::RolledBack);
+        assert_eq!(action_for(ReleaseState::RolledBack), Action::CheckDrift);
+        let next = Facts { generation: 4, ..f };
+        assert_eq!(classify(&next), ReleaseState::NeedsUpgrade);
     }
 
     #[test]

@@ -280,7 +280,7 @@ impl Reconciler {
     }
 
     /// The revision of this generation: created by the first attempt, reused by retries.
-    async fn revision_for(&self, lease: &Lease, d: &Deployment) -> PassResultOf<i64> {
+    async fn revision_for(&self, lease: &Lease, d: &Deployment, kind: &str) -> PassResultOf<i64> {
         let mut tx = self.store.begin().await?;
         queue::hold(&mut tx, lease).await?;
         let number = match revisions::for_generation(&mut tx, &d.uid, d.generation).await? {
@@ -296,6 +296,7 @@ impl Reconciler {
                         user_values: &d.user_values,
                         requested_by: &requested_by,
                         started_at: now_ms(),
+                        kind,
                     },
                 )
                 .await?
@@ -327,12 +328,14 @@ impl Reconciler {
             last_deployed,
         } = l;
         let upgrading = last_deployed.is_some();
-        let phase = if upgrading {
-            Phase::Upgrading
-        } else {
-            Phase::Installing
+        // A generation made by an explicit rollback restores an earlier revision.
+        let rolling_back = d.rollback_to.is_some() && upgrading;
+        let (phase, kind) = match (rolling_back, upgrading) {
+            (true, _) => (Phase::RollingBack, "rollback"),
+            (false, true) => (Phase::Upgrading, "upgrade"),
+            (false, false) => (Phase::Installing, "install"),
         };
-        let number = self.revision_for(lease, &d).await?;
+        let number = self.revision_for(lease, &d, kind).await?;
         queue::report_progress(
             &self.store,
             lease,
@@ -395,11 +398,10 @@ impl Reconciler {
                 .await;
         }
         let new_inventory = caelus_engine::inventory_of(&objects).unwrap_or_default();
-        let progress = ProgressWriter::start(self.store.clone(), lease.clone(), phase, number);
-        let (pre, post) = if upgrading {
-            (HookEvent::PreUpgrade, HookEvent::PostUpgrade)
-        } else {
-            (HookEvent::PreInstall, HookEvent::PostInstall)
+        let (pre, post) = match kind {
+            "rollback" => (HookEvent::PreRollback, HookEvent::PostRollback),
+            "upgrade" => (HookEvent::PreUpgrade, HookEvent::PostUpgrade),
+            _ => (HookEvent::PreInstall, HookEvent::PostInstall),
         };
         let request = ApplyRequest {
             namespace: d.namespace_name.clone(),
@@ -413,24 +415,9 @@ impl Reconciler {
                 version.capabilities.health_timeout_seconds,
             )),
         };
-        let sender = progress.sender();
-        let result = self.engine.apply(request, move |p| sender.send(p)).await;
-        let hooks_done = progress.stop().await;
-        if !hooks_done.is_empty() {
-            let mut tx = self.store.begin().await?;
-            queue::hold(&mut tx, lease).await?;
-            for hook in &hooks_done {
-                self.event(
-                    &mut tx,
-                    &d,
-                    "hook.succeeded",
-                    format!("revision {number}: {hook}"),
-                    json!({"revision": number}),
-                )
-                .await?;
-            }
-            tx.commit().await?;
-        }
+        let result = self
+            .apply_with_progress(lease, &d, phase, number, request)
+            .await?;
         match result {
             Ok(outcome) => {
                 let mut tx = self.store.begin().await?;
@@ -513,17 +500,222 @@ impl Reconciler {
             }
             Err(e) => {
                 let failure = engine_failure(e);
-                self.record_failure(
-                    lease,
-                    &d,
-                    number,
-                    last_deployed.as_ref(),
-                    &new_inventory,
-                    failure,
-                )
-                .await
+                match (&last_deployed, &failure) {
+                    // A failed upgrade goes back to the last good revision when the
+                    // template says so; a failed rollback does not roll back again.
+                    (Some(last), Failure::Retry { .. })
+                        if kind == "upgrade" && version.capabilities.rollback_on_failure =>
+                    {
+                        self.roll_back(lease, &d, &version, number, last, &new_inventory, failure)
+                            .await
+                    }
+                    _ => {
+                        self.record_failure(
+                            lease,
+                            &d,
+                            number,
+                            last_deployed.as_ref(),
+                            &new_inventory,
+                            failure,
+                        )
+                        .await
+                    }
+                }
             }
         }
+    }
+
+    /// Runs one engine apply while its progress is written to the status, then
+    /// records the hooks that ran on the event timeline.
+    async fn apply_with_progress(
+        &self,
+        lease: &Lease,
+        d: &Deployment,
+        phase: Phase,
+        number: i64,
+        request: ApplyRequest,
+    ) -> PassResultOf<Result<caelus_engine::ApplyOutcome, EngineError>> {
+        let progress = ProgressWriter::start(self.store.clone(), lease.clone(), phase, number);
+        let sender = progress.sender();
+        let result = self.engine.apply(request, move |p| sender.send(p)).await;
+        let hooks_done = progress.stop().await;
+        if !hooks_done.is_empty() {
+            let mut tx = self.store.begin().await?;
+            queue::hold(&mut tx, lease).await?;
+            for hook in &hooks_done {
+                self.event(
+                    &mut tx,
+                    d,
+                    "hook.succeeded",
+                    format!("revision {number}: {hook}"),
+                    json!({"revision": number}),
+                )
+                .await?;
+            }
+            tx.commit().await?;
+        }
+        Ok(result)
+    }
+
+    /// After a failed upgrade to revision `failed`: re-apply the last good revision
+    /// with pre/post-rollback hooks. The deployment ends Degraded, saying what failed
+    /// and that it was rolled back; the failed revision is marked failed.
+    #[allow(clippy::too_many_arguments)]
+    async fn roll_back(
+        &self,
+        lease: &Lease,
+        d: &Deployment,
+        target_version: &TemplateVersion,
+        failed: i64,
+        last: &Revision,
+        attempted: &[ObjectRef],
+        failure: Failure,
+    ) -> PassResultOf<&'static str> {
+        let (reason, cause, health) = match failure {
+            Failure::Retry {
+                reason,
+                message,
+                health,
+            } => (reason, message, health),
+            Failure::Stall { reason, message } => (reason, message, None),
+        };
+        let restore_version = {
+            let mut c = self.store.conn().await?;
+            templates::get_by_id(&mut c, &last.template_version_id)
+                .await?
+                .ok_or_else(|| PassError::MissingVersion(d.uid.clone()))?
+        };
+        queue::report_progress(
+            &self.store,
+            lease,
+            Phase::RollingBack,
+            &format!(
+                "Revision {failed} failed ({reason}); rolling back to revision {}",
+                last.number
+            ),
+            health.as_deref(),
+            now_ms(),
+        )
+        .await?;
+        let rollback = async {
+            let rendered = self
+                .render(d, &restore_version, &last.user_values, last.number)
+                .await
+                .map_err(|e| e.to_string())?;
+            let mut objects = rendered.crds.clone();
+            objects.extend(rendered.objects.iter().cloned());
+            // Prune what the failed revision added: the previous inventory is the union.
+            let mut previous = inventory_from(Some(last));
+            for o in attempted {
+                if !previous.contains(o) {
+                    previous.push(o.clone());
+                }
+            }
+            let request = ApplyRequest {
+                namespace: d.namespace_name.clone(),
+                deployment_uid: d.uid.clone(),
+                objects,
+                hooks: rendered.hooks.clone(),
+                pre_event: HookEvent::PreRollback,
+                post_event: HookEvent::PostRollback,
+                previous_inventory: previous,
+                health_timeout: Duration::from_secs(u64::from(
+                    restore_version.capabilities.health_timeout_seconds,
+                )),
+            };
+            self.apply_with_progress(lease, d, Phase::RollingBack, last.number, request)
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| e.to_string())
+        }
+        .await;
+        let outcome = match rollback {
+            Ok(outcome) => outcome,
+            Err(rollback_error) => {
+                let failure = Failure::Retry {
+                    reason,
+                    message: format!(
+                        "{cause}; rolling back to revision {} also failed: {rollback_error}",
+                        last.number
+                    ),
+                    health,
+                };
+                return self
+                    .record_failure(lease, d, failed, Some(last), attempted, failure)
+                    .await;
+            }
+        };
+        let g = d.generation;
+        let message = format!(
+            "Upgrade to {} {} (revision {failed}) failed: {cause}. Rolled back to revision {} ({} {}).",
+            d.product_slug,
+            target_version.version,
+            last.number,
+            d.product_slug,
+            restore_version.version
+        );
+        let mut tx = self.store.begin().await?;
+        queue::hold(&mut tx, lease).await?;
+        revisions::finish(
+            &mut tx,
+            &d.uid,
+            failed,
+            &RevisionOutcome {
+                outcome: "failed",
+                manifest_hash: None,
+                inventory: &inventory_json(attempted),
+                error: Some(&cause),
+                finished_at: now_ms(),
+            },
+        )
+        .await?;
+        self.event(
+            &mut tx,
+            d,
+            "reconcile.rolled-back",
+            message.clone(),
+            json!({"failed_revision": failed, "restored_revision": last.number, "reason": reason}),
+        )
+        .await?;
+        let mut conditions = with(
+            d.conditions.clone(),
+            CONDITION_READY,
+            ConditionStatus::False,
+            "RolledBack",
+            &message,
+            g,
+        );
+        conditions = with(
+            conditions,
+            CONDITION_RECONCILING,
+            ConditionStatus::False,
+            "RolledBack",
+            "",
+            g,
+        );
+        conditions = with(
+            conditions,
+            CONDITION_STALLED,
+            ConditionStatus::False,
+            "RolledBack",
+            "",
+            g,
+        );
+        let result = PassResult {
+            phase: Phase::Degraded,
+            message,
+            conditions,
+            object_health: outcome.health,
+            observed_generation: g,
+            current_revision: Some(last.number),
+            last_error: Some(cause),
+            attempts: 0,
+            next_due: Some(self.resync_at()),
+            deleted: false,
+        };
+        queue::finish(&mut tx, lease, &result, now_ms()).await?;
+        tx.commit().await?;
+        Ok("rolled-back")
     }
 
     /// Records a failed attempt: the revision failed, the deployment Failed, and

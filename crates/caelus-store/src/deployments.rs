@@ -36,6 +36,8 @@ pub struct Deployment {
     pub created_at: i64,
     pub updated_at: i64,
     pub deleted_at: Option<i64>,
+    /// Set when this generation restores an earlier revision (a rollback).
+    pub rollback_to: Option<i64>,
 }
 
 /// What the API decides when a deployment is created; the rest starts at its defaults.
@@ -86,6 +88,7 @@ fn from_row(r: &AnyRow) -> Result<Deployment> {
         created_at: r.try_get("created_at")?,
         updated_at: r.try_get("updated_at")?,
         deleted_at: r.try_get("deleted_at")?,
+        rollback_to: r.try_get("rollback_to")?,
     })
 }
 
@@ -191,7 +194,7 @@ pub async fn set_desired_values(
 ) -> Result<()> {
     let done = sqlx::query(
         "UPDATE deployments SET user_values = $1, template_version_id = $2, generation = generation + 1,
-            due_at = $3, attempts = 0, updated_at = $3
+            due_at = $3, attempts = 0, updated_at = $3, rollback_to = NULL
          WHERE uid = $4 AND desired_state = 'present'",
     )
     .bind(to_json(values))
@@ -242,4 +245,31 @@ pub async fn count_due(conn: &mut Conn, now: i64) -> Result<i64> {
     .fetch_one(conn)
     .await?;
     Ok(row.try_get("n")?)
+}
+
+/// A new desired state (upgrade or rollback) guarded by the generation the caller
+/// checked it against: of two racing requests, one wins and the other gets `false`.
+pub async fn set_desired_if_generation(
+    conn: &mut Conn,
+    uid: &str,
+    expected_generation: i64,
+    template_version_id: &str,
+    values: &Value,
+    rollback_to: Option<i64>,
+    now: i64,
+) -> Result<bool> {
+    let done = sqlx::query(
+        "UPDATE deployments SET user_values = $1, template_version_id = $2, generation = generation + 1,
+            due_at = $3, attempts = 0, updated_at = $3, rollback_to = $4
+         WHERE uid = $5 AND desired_state = 'present' AND generation = $6",
+    )
+    .bind(to_json(values))
+    .bind(template_version_id)
+    .bind(now)
+    .bind(rollback_to)
+    .bind(uid)
+    .bind(expected_generation)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
 }

@@ -25,11 +25,13 @@ pub struct Revision {
     pub error: Option<String>,
     pub started_at: i64,
     pub finished_at: Option<i64>,
+    /// install | upgrade | rollback
+    pub kind: String,
 }
 
 const SELECT: &str =
     "SELECT r.deployment_uid, r.number, r.generation, r.template_version_id, r.user_values,
-    r.manifest_hash, r.inventory, r.outcome, r.requested_by, r.error, r.started_at, r.finished_at,
+    r.manifest_hash, r.inventory, r.outcome, r.requested_by, r.error, r.started_at, r.finished_at, r.kind,
     tv.version AS version, tv.chart_digest AS chart_digest
     FROM revisions r JOIN template_versions tv ON tv.id = r.template_version_id";
 
@@ -49,6 +51,7 @@ fn from_row(r: &AnyRow) -> Result<Revision> {
         error: r.try_get("error")?,
         started_at: r.try_get("started_at")?,
         finished_at: r.try_get("finished_at")?,
+        kind: r.try_get("kind")?,
     })
 }
 
@@ -60,14 +63,16 @@ pub struct NewRevision<'a> {
     pub user_values: &'a Value,
     pub requested_by: &'a str,
     pub started_at: i64,
+    /// install | upgrade | rollback
+    pub kind: &'a str,
 }
 
 /// Appends the next revision (number = last + 1) in state `pending`; returns its number.
 pub async fn insert_next(conn: &mut Conn, r: &NewRevision<'_>) -> Result<i64> {
     let row = sqlx::query(
         "INSERT INTO revisions (deployment_uid, number, generation, template_version_id, user_values,
-            inventory, outcome, requested_by, started_at)
-         SELECT $1, COALESCE(MAX(number), 0) + 1, $2, $3, $4, '[]', 'pending', $5, $6
+            inventory, outcome, requested_by, started_at, kind)
+         SELECT $1, COALESCE(MAX(number), 0) + 1, $2, $3, $4, '[]', 'pending', $5, $6, $7
          FROM revisions WHERE deployment_uid = $1
          RETURNING number",
     )
@@ -77,6 +82,7 @@ pub async fn insert_next(conn: &mut Conn, r: &NewRevision<'_>) -> Result<i64> {
     .bind(to_json(r.user_values))
     .bind(r.requested_by)
     .bind(r.started_at)
+    .bind(r.kind)
     .fetch_one(conn)
     .await
     .map_err(StoreError::unique(format!("a revision of {}", r.deployment_uid)))?;

@@ -381,6 +381,7 @@ async fn revisions_number_themselves(b: Backend) {
                 user_values: &values,
                 requested_by: "token:ops",
                 started_at: expected,
+                kind: "upgrade",
             },
         )
         .await

@@ -3,6 +3,7 @@ pub mod health;
 pub mod products;
 pub mod templates;
 pub mod tokens;
+pub mod upgrades;
 
 use crate::auth::Actor;
 use crate::error::{ApiError, ApiResult};

@@ -1,0 +1,658 @@
+//! Explicit upgrades and rollbacks: every policy rule is checked, and the data
+//! continuity preflight compares the current and target renders, before the
+//! request becomes a new generation for the reconciler.
+
+use super::Audit;
+use crate::auth::Actor;
+use crate::charts;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::ApiJson;
+use crate::routes::deployments::{check_values, owned};
+use crate::state::AppState;
+use crate::views::{DeploymentView, ListResponse};
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use caelus_core::FieldError;
+use caelus_core::render_policy::{RenderCapabilities, check_rendered};
+use caelus_core::upgrade::{self, DataRisk, RefusalKind, UpgradeCandidate, Verdict};
+use caelus_helm::{RenderRequest, Rendered, RevisionKind};
+use caelus_store::deployments::{self, Deployment};
+use caelus_store::revisions::{self, Revision};
+use caelus_store::templates::{self, TemplateVersion};
+use caelus_store::{StoreError, now_ms, queue};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use std::sync::Arc;
+use utoipa::ToSchema;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpgradeRequest {
+    /// The version to move to: newer, of the same product, published or deprecated.
+    pub to_version: String,
+    /// New user values; by default the current ones are carried over.
+    #[schema(value_type = Option<Object>)]
+    pub values: Option<Value>,
+    /// Only compute and return the plan.
+    #[serde(default)]
+    pub dry_run: bool,
+    /// Proceed although data-continuity checks refuse (admins only; recorded).
+    #[serde(default)]
+    pub allow_data_loss: bool,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RollbackRequest {
+    /// The revision to restore (its template version and values).
+    pub revision: i64,
+    #[serde(default)]
+    pub dry_run: bool,
+    #[serde(default)]
+    pub allow_data_loss: bool,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ObjectChange {
+    /// `Kind/name`
+    pub object: String,
+    /// Changed fields: `{path, from, to}`.
+    #[schema(value_type = Vec<Object>)]
+    pub changes: Vec<upgrade::FieldChange>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PolicyResult {
+    pub rule: String,
+    pub passed: bool,
+    pub message: String,
+}
+
+/// What an upgrade or rollback would do, compared with the deployed revision.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UpgradePlan {
+    pub from_version: String,
+    pub to_version: String,
+    pub create: Vec<String>,
+    pub update: Vec<ObjectChange>,
+    pub delete: Vec<String>,
+    /// Dropped by the target but kept (`helm.sh/resource-policy: keep`).
+    pub keep: Vec<String>,
+    pub unchanged: usize,
+    /// `Kind/name (events)` of the target's upgrade (or rollback) hooks.
+    pub hooks: Vec<String>,
+    pub policy: Vec<PolicyResult>,
+    #[schema(value_type = Vec<Object>)]
+    pub data_risks: Vec<DataRisk>,
+    pub warnings: Vec<String>,
+    /// Whether the request would be accepted as it is.
+    pub allowed: bool,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UpgradeTarget {
+    pub version: String,
+    pub lifecycle: String,
+    pub allowed: bool,
+    /// Why it is not allowed (empty when allowed).
+    pub reasons: Vec<String>,
+    pub warnings: Vec<String>,
+}
+
+fn refusal_error(v: &Verdict) -> ApiError {
+    let first = &v.refusals[0];
+    let detail = v
+        .refusals
+        .iter()
+        .map(|r| r.message.clone())
+        .collect::<Vec<_>>()
+        .join("; ");
+    match first.kind {
+        RefusalKind::Forbidden => ApiError::forbidden(detail),
+        RefusalKind::Conflict => ApiError::conflict(detail),
+        RefusalKind::Invalid => ApiError::invalid(FieldError::new(
+            if first.rule == "newer-target"
+                || first.rule == "published-target"
+                || first.rule == "same-product"
+            {
+                "to_version"
+            } else {
+                "body"
+            },
+            detail,
+        )),
+    }
+}
+
+fn candidate<'a>(
+    d: &'a Deployment,
+    target: &'a TemplateVersion,
+    actor: &Actor,
+) -> UpgradeCandidate<'a> {
+    UpgradeCandidate {
+        deployment_product: &d.product_slug,
+        current_version: &d.version,
+        desired: d.desired_state,
+        target_product: &target.product_slug,
+        target_version: &target.version,
+        target_lifecycle: target.lifecycle,
+        target_requires_admin: target.capabilities.upgrade_requires_admin,
+        actor_is_admin: actor.is_admin(),
+    }
+}
+
+async fn render(
+    state: &AppState,
+    d: &Deployment,
+    version: &TemplateVersion,
+    values: &Value,
+    revision: i64,
+) -> ApiResult<Arc<Rendered>> {
+    let chart = charts::chart_of(&state.helm, version).await?;
+    state
+        .helm
+        .render(
+            &chart,
+            &RenderRequest {
+                values: values.clone(),
+                release_name: d.release_name.clone(),
+                namespace: d.namespace_name.clone(),
+                revision: revision.max(1) as u32,
+                kind: if revision <= 1 {
+                    RevisionKind::Install
+                } else {
+                    RevisionKind::Upgrade
+                },
+                kube_version: None,
+                deployment_uid: d.uid.clone(),
+            },
+        )
+        .await
+        .map_err(|e| charts::chart_error("values", e))
+}
+
+fn all_objects(r: &Rendered) -> Vec<Value> {
+    let mut objects = r.crds.clone();
+    objects.extend(r.objects.iter().cloned());
+    objects
+}
+
+/// The render of what is deployed now (empty if nothing was ever deployed).
+async fn current_objects(
+    state: &AppState,
+    d: &Deployment,
+) -> ApiResult<(Vec<Value>, Option<Revision>)> {
+    let mut conn = state.store.conn().await?;
+    let Some(last) = revisions::last_deployed(&mut conn, &d.uid).await? else {
+        return Ok((Vec::new(), None));
+    };
+    let version = templates::get_by_id(&mut conn, &last.template_version_id)
+        .await?
+        .ok_or_else(|| {
+            ApiError::internal("deployed revision refers to a missing template version")
+        })?;
+    drop(conn);
+    let rendered = render(state, d, &version, &last.user_values, last.number).await?;
+    Ok((all_objects(&rendered), Some(last)))
+}
+
+/// Renders both sides, checks policy and data continuity, and builds the plan.
+#[allow(clippy::too_many_arguments)]
+async fn preflight(
+    state: &AppState,
+    actor: &Actor,
+    d: &Deployment,
+    target: &TemplateVersion,
+    values: &Value,
+    mut verdict: Verdict,
+    allow_data_loss: bool,
+    rollback: bool,
+) -> ApiResult<(UpgradePlan, Vec<DataRisk>)> {
+    let (current, last) = current_objects(state, d).await?;
+    let next_number = last.as_ref().map_or(1, |r| r.number + 1);
+    let rendered = render(state, d, target, values, next_number).await?;
+    let target_objects = all_objects(&rendered);
+    let caps = RenderCapabilities {
+        allow_cluster_scoped: target.capabilities.allow_cluster_scoped,
+    };
+    let violations = check_rendered(&target_objects, &d.namespace_name, &caps);
+    let risks = upgrade::data_continuity(&current, &target_objects);
+    let plan = upgrade::plan(&current, &target_objects);
+    let hook_event = if rollback { "rollback" } else { "upgrade" };
+    let mut policy: Vec<PolicyResult> = [
+        "same-product",
+        "published-target",
+        "newer-target",
+        "admin-required",
+        "not-deleting",
+    ]
+    .iter()
+    .filter(|rule| !(rollback && (**rule == "newer-target" || **rule == "published-target")))
+    .map(|rule| {
+        let refusal = verdict.refusals.iter().find(|r| r.rule == *rule);
+        PolicyResult {
+            rule: rule.to_string(),
+            passed: refusal.is_none(),
+            message: refusal.map(|r| r.message.clone()).unwrap_or_default(),
+        }
+    })
+    .collect();
+    policy.push(PolicyResult {
+        rule: "rendered-objects".into(),
+        passed: violations.is_empty(),
+        message: caelus_core::render_policy::describe(&violations),
+    });
+    let data_ok = risks.is_empty() || (allow_data_loss && actor.is_admin());
+    policy.push(PolicyResult {
+        rule: "data-continuity".into(),
+        passed: risks.is_empty(),
+        message: if risks.is_empty() {
+            String::new()
+        } else if data_ok {
+            "overridden with allow_data_loss".into()
+        } else {
+            risks
+                .iter()
+                .map(|r| r.message.clone())
+                .collect::<Vec<_>>()
+                .join("; ")
+        },
+    });
+    if allow_data_loss && !risks.is_empty() {
+        verdict
+            .warnings
+            .push("allow_data_loss is set: persistent data may be lost; this is recorded".into());
+    }
+    let plan = UpgradePlan {
+        from_version: d.version.clone(),
+        to_version: target.version.clone(),
+        create: plan.create,
+        update: plan
+            .update
+            .into_iter()
+            .map(|(object, changes)| ObjectChange { object, changes })
+            .collect(),
+        delete: plan.delete,
+        keep: plan.keep,
+        unchanged: plan.unchanged,
+        hooks: rendered
+            .hooks
+            .iter()
+            .filter(|h| h.events.iter().any(|e| e.as_str().ends_with(hook_event)))
+            .map(|h| {
+                let events: Vec<&str> = h.events.iter().map(|e| e.as_str()).collect();
+                format!("{}/{} ({})", h.kind, h.name, events.join(", "))
+            })
+            .collect(),
+        allowed: verdict.allowed() && violations.is_empty() && data_ok,
+        policy,
+        data_risks: risks.clone(),
+        warnings: verdict.warnings,
+    };
+    Ok((plan, risks))
+}
+
+/// Refuses what the plan found, most fundamental first.
+fn refuse_if_needed(
+    actor: &Actor,
+    plan: &UpgradePlan,
+    risks: &[DataRisk],
+    allow_data_loss: bool,
+) -> ApiResult<()> {
+    if let Some(p) = plan
+        .policy
+        .iter()
+        .find(|p| p.rule == "rendered-objects" && !p.passed)
+    {
+        return Err(ApiError::invalid(FieldError::new(
+            "to_version",
+            format!("the target's render is refused by policy: {}", p.message),
+        )));
+    }
+    if !risks.is_empty() {
+        if allow_data_loss && !actor.is_admin() {
+            return Err(ApiError::forbidden(
+                "only an admin may pass allow_data_loss",
+            ));
+        }
+        if !allow_data_loss {
+            let objects: Vec<String> = risks.iter().map(|r| r.message.clone()).collect();
+            return Err(ApiError::conflict(format!(
+                "refused to protect persistent data: {}. An admin may pass allow_data_loss to proceed.",
+                objects.join("; ")
+            )));
+        }
+    }
+    Ok(())
+}
+
+enum Reply {
+    Plan(UpgradePlan),
+    Accepted(DeploymentView),
+}
+
+impl IntoResponse for Reply {
+    fn into_response(self) -> Response {
+        match self {
+            Reply::Plan(p) => (StatusCode::OK, Json(p)).into_response(),
+            Reply::Accepted(d) => (StatusCode::ACCEPTED, Json(d)).into_response(),
+        }
+    }
+}
+
+/// Writes the new generation, guarded by the generation the checks ran against.
+#[allow(clippy::too_many_arguments)]
+async fn commit_change(
+    state: &AppState,
+    actor: &Actor,
+    d: &Deployment,
+    target: &TemplateVersion,
+    values: &Value,
+    rollback_to: Option<i64>,
+    action: &str,
+    message: String,
+    details: Value,
+    warnings: Vec<String>,
+) -> ApiResult<DeploymentView> {
+    let mut tx = state.store.begin().await?;
+    let won = deployments::set_desired_if_generation(
+        &mut tx,
+        &d.uid,
+        d.generation,
+        &target.id,
+        values,
+        rollback_to,
+        now_ms(),
+    )
+    .await?;
+    if !won {
+        return Err(ApiError::conflict(format!(
+            "deployment {} changed while this request was checked (another upgrade or change won); read it again and retry",
+            d.uid
+        )));
+    }
+    let updated = deployments::get(&mut tx, &d.uid, None)
+        .await?
+        .ok_or_else(|| ApiError::internal("deployment vanished inside its transaction"))?;
+    Audit {
+        actor,
+        action,
+        subject: format!("deployment/{}", d.uid),
+        deployment_uid: Some(&d.uid),
+        tenant: Some(&d.tenant),
+        message,
+        details,
+    }
+    .write(&mut tx)
+    .await?;
+    queue::notify_workers(&mut tx, state.store.backend()).await?;
+    tx.commit().await.map_err(StoreError::from)?;
+    state.wake_workers.notify_waiters();
+    let mut view = DeploymentView::from(updated);
+    view.warnings = warnings;
+    Ok(view)
+}
+
+/// Upgrade a deployment to a newer template version (or preview it with `dry_run`).
+#[utoipa::path(post, path = "/api/v1/deployments/{uid}/upgrade", tag = "deployments", operation_id = "upgrade_deployment",
+    params(("uid" = String, Path, description = "Deployment uid")),
+    request_body = UpgradeRequest,
+    responses((status = 202, body = DeploymentView, description = "Accepted: a new generation"),
+              (status = 200, body = UpgradePlan, description = "The plan (dry run)"),
+              (status = 403, body = crate::error::Problem), (status = 404, body = crate::error::Problem),
+              (status = 409, body = crate::error::Problem), (status = 422, body = crate::error::Problem)),
+    security(("bearer" = [])))]
+pub async fn upgrade_deployment(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(uid): Path<String>,
+    ApiJson(req): ApiJson<UpgradeRequest>,
+) -> ApiResult<Response> {
+    let d = owned(&mut *state.store.conn().await?, &actor, &uid).await?;
+    let target = templates::get(
+        &mut *state.store.conn().await?,
+        &d.product_slug,
+        &req.to_version,
+    )
+    .await?
+    .filter(|t| {
+        actor.is_admin()
+            || t.lifecycle.is_visible_to_tenants()
+            || t.lifecycle == caelus_core::lifecycle::Lifecycle::Retired
+    })
+    .ok_or_else(|| {
+        ApiError::invalid(FieldError::new(
+            "to_version",
+            format!(
+                "product '{}' has no version {}",
+                d.product_slug, req.to_version
+            ),
+        ))
+    })?;
+    let verdict = upgrade::check_upgrade(&candidate(&d, &target, &actor));
+    if !verdict.allowed() && !req.dry_run {
+        return Err(refusal_error(&verdict));
+    }
+    let values = req.values.clone().unwrap_or_else(|| d.user_values.clone());
+    let values_field = if req.values.is_some() {
+        "values"
+    } else {
+        "values (carried over)"
+    };
+    if let Err(mut e) = check_values("values", &target, &values) {
+        if req.values.is_none() {
+            e.reason = format!("{}; pass new values with `values`", e.reason);
+        }
+        e.field = values_field
+            .split(' ')
+            .next()
+            .unwrap_or("values")
+            .to_string();
+        return Err(ApiError::invalid(e));
+    }
+    if let Err(mut e) = charts::check_schema(&state.helm, &target, "values", &values).await {
+        if req.values.is_none() {
+            e.detail = format!(
+                "{}; the current values do not fit version {}: pass new values with `values`",
+                e.detail, target.version
+            );
+        }
+        return Err(e);
+    }
+    if !verdict.allowed() {
+        // Dry run of a refused upgrade: show why, without rendering anything.
+        return Err(refusal_error(&verdict));
+    }
+    let (plan, risks) = preflight(
+        &state,
+        &actor,
+        &d,
+        &target,
+        &values,
+        verdict,
+        req.allow_data_loss,
+        false,
+    )
+    .await?;
+    if req.dry_run {
+        return Ok(Reply::Plan(plan).into_response());
+    }
+    refuse_if_needed(&actor, &plan, &risks, req.allow_data_loss)?;
+    let overridden = req.allow_data_loss && !risks.is_empty();
+    let message = if overridden {
+        format!(
+            "upgrade from {} to {} requested WITH allow_data_loss: {}",
+            d.version,
+            target.version,
+            risks
+                .iter()
+                .map(|r| r.message.clone())
+                .collect::<Vec<_>>()
+                .join("; ")
+        )
+    } else {
+        format!("upgrade from {} to {} requested", d.version, target.version)
+    };
+    let view = commit_change(
+        &state,
+        &actor,
+        &d,
+        &target,
+        &values,
+        None,
+        "deployment.upgrade",
+        message,
+        json!({"from": d.version, "to": target.version, "allow_data_loss": overridden, "data_risks": risks}),
+        plan.warnings,
+    )
+    .await?;
+    Ok(Reply::Accepted(view).into_response())
+}
+
+/// Which versions this deployment may be upgraded to, and why the others may not.
+#[utoipa::path(get, path = "/api/v1/deployments/{uid}/upgrades", tag = "deployments", operation_id = "list_upgrade_targets",
+    params(("uid" = String, Path, description = "Deployment uid")),
+    responses((status = 200, body = ListResponse<UpgradeTarget>), (status = 404, body = crate::error::Problem)),
+    security(("bearer" = [])))]
+pub async fn list_upgrade_targets(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(uid): Path<String>,
+) -> ApiResult<Json<ListResponse<UpgradeTarget>>> {
+    let mut conn = state.store.conn().await?;
+    let d = owned(&mut conn, &actor, &uid).await?;
+    let page = templates::list(
+        &mut conn,
+        &d.product_id,
+        !actor.is_admin(),
+        caelus_store::page::MAX_LIMIT,
+        None,
+    )
+    .await?;
+    let mut items: Vec<UpgradeTarget> = page
+        .items
+        .iter()
+        .filter(|t| t.version != d.version)
+        .map(|t| {
+            let mut v = upgrade::check_upgrade(&candidate(&d, t, &actor));
+            if let Err(e) = check_values("values", t, &d.user_values) {
+                v.refusals.push(upgrade::Refusal {
+                    kind: RefusalKind::Invalid,
+                    rule: "values",
+                    message: format!(
+                        "the current values do not fit: {}; pass new values",
+                        e.reason
+                    ),
+                });
+            }
+            UpgradeTarget {
+                version: t.version.clone(),
+                lifecycle: t.lifecycle.to_string(),
+                allowed: v.allowed(),
+                reasons: v.refusals.iter().map(|r| r.message.clone()).collect(),
+                warnings: v.warnings,
+            }
+        })
+        .collect();
+    items.sort_by(|a, b| {
+        let parse = |s: &str| semver::Version::parse(s).ok();
+        parse(&b.version).cmp(&parse(&a.version))
+    });
+    Ok(Json(ListResponse {
+        items,
+        next_cursor: None,
+    }))
+}
+
+/// Roll a deployment back to an earlier good revision (its version and values).
+#[utoipa::path(post, path = "/api/v1/deployments/{uid}/rollback", tag = "deployments", operation_id = "rollback_deployment",
+    params(("uid" = String, Path, description = "Deployment uid")),
+    request_body = RollbackRequest,
+    responses((status = 202, body = DeploymentView), (status = 200, body = UpgradePlan, description = "The plan (dry run)"),
+              (status = 404, body = crate::error::Problem), (status = 409, body = crate::error::Problem),
+              (status = 422, body = crate::error::Problem)),
+    security(("bearer" = [])))]
+pub async fn rollback_deployment(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(uid): Path<String>,
+    ApiJson(req): ApiJson<RollbackRequest>,
+) -> ApiResult<Response> {
+    let mut conn = state.store.conn().await?;
+    let d = owned(&mut conn, &actor, &uid).await?;
+    if d.desired_state == caelus_core::status::DesiredState::Absent {
+        return Err(ApiError::conflict(
+            "the deployment is being deleted; it can no longer be rolled back",
+        ));
+    }
+    let history = revisions::list(&mut conn, &uid, None, 10_000).await?;
+    let rev = history
+        .iter()
+        .find(|r| r.number == req.revision)
+        .ok_or_else(|| {
+            ApiError::invalid(FieldError::new(
+                "revision",
+                format!("deployment {uid} has no revision {}", req.revision),
+            ))
+        })?;
+    if !matches!(rev.outcome.as_str(), "deployed" | "superseded") {
+        return Err(ApiError::invalid(FieldError::new(
+            "revision",
+            format!(
+                "revision {} {}: only a revision that was deployed successfully can be restored",
+                rev.number, rev.outcome
+            ),
+        )));
+    }
+    if d.current_revision == Some(rev.number) && d.observed_generation == d.generation {
+        return Err(ApiError::conflict(format!(
+            "revision {} is already the one running",
+            rev.number
+        )));
+    }
+    let target = templates::get_by_id(&mut conn, &rev.template_version_id)
+        .await?
+        .ok_or_else(|| ApiError::internal("revision refers to a missing template version"))?;
+    drop(conn);
+    let mut verdict = Verdict::default();
+    if target.capabilities.upgrade_requires_admin && !actor.is_admin() {
+        verdict.refusals.push(upgrade::Refusal {
+            kind: RefusalKind::Forbidden,
+            rule: "admin-required",
+            message: format!("version {} requires an admin to move to it", target.version),
+        });
+        return Err(refusal_error(&verdict));
+    }
+    let values = rev.user_values.clone();
+    let (plan, risks) = preflight(
+        &state,
+        &actor,
+        &d,
+        &target,
+        &values,
+        verdict,
+        req.allow_data_loss,
+        true,
+    )
+    .await?;
+    if req.dry_run {
+        return Ok(Reply::Plan(plan).into_response());
+    }
+    refuse_if_needed(&actor, &plan, &risks, req.allow_data_loss)?;
+    let view = commit_change(
+        &state,
+        &actor,
+        &d,
+        &target,
+        &values,
+        Some(rev.number),
+        "deployment.rollback",
+        format!("rollback to revision {} ({} {}) requested", rev.number, d.product_slug, target.version),
+        json!({"revision": rev.number, "to": target.version, "allow_data_loss": req.allow_data_loss && !risks.is_empty()}),
+        plan.warnings,
+    )
+    .await?;
+    Ok(Reply::Accepted(view).into_response())
+}

@@ -1,0 +1,568 @@
+//! Explicit upgrades and rollbacks end to end: the real API and reconciler in
+//! one process, kubesim, a real registry with the StatefulSet test chart.
+
+use caelus_api::AppState;
+use caelus_api::auth::Role;
+use caelus_cli::cli::ReconcileArgs;
+use caelus_helm::testing::{TestRegistry, push_test_chart};
+use caelus_store::testing::TestDb;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+struct Platform {
+    base: String,
+    admin: String,
+    http: reqwest::Client,
+    registry: TestRegistry,
+    sim: kubesim::Server,
+    _db: TestDb,
+    stop: tokio::sync::watch::Sender<bool>,
+}
+
+impl Platform {
+    async fn start() -> Platform {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let db = TestDb::sqlite().await;
+        let registry = TestRegistry::start().expect("docker-registry");
+        let helm =
+            caelus_helm::testing::engine(&registry.temp_dir().join("cache")).expect("libhelm_c");
+        let sim = kubesim::Server::start(kubesim::Config::default())
+            .await
+            .unwrap();
+        let admin = {
+            let mut tx = db.store.begin().await.unwrap();
+            let t = caelus_api::routes::tokens::issue(&mut tx, "ops", Role::Admin, None, "test")
+                .await
+                .unwrap();
+            tx.commit().await.unwrap();
+            t.secret
+        };
+        let state = AppState::new(db.store.clone(), helm.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (stop, stop_rx) = tokio::sync::watch::channel(false);
+        let mut api_stop = stop_rx.clone();
+        tokio::spawn(caelus_api::serve(listener, state.clone(), async move {
+            let _ = api_stop.changed().await;
+        }));
+        let client = kube::Client::try_from(kube::Config::new(sim.url().parse().unwrap())).unwrap();
+        let args = ReconcileArgs {
+            concurrency: 2,
+            resync_seconds: 3600,
+            lease_seconds: 30,
+            installation_id: "test".into(),
+            ingress_namespaces: vec![],
+        };
+        let reconciler: Arc<caelus_reconciler::Reconciler> = caelus_cli::processes::reconciler(
+            db.store.clone(),
+            helm,
+            client,
+            &args,
+            state.wake_workers.clone(),
+        );
+        tokio::spawn(reconciler.run(stop_rx));
+        Platform {
+            base,
+            admin,
+            http: reqwest::Client::new(),
+            registry,
+            sim,
+            _db: db,
+            stop,
+        }
+    }
+
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(token);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn post(&self, path: &str, token: &str, body: Value) -> (StatusCode, Value) {
+        self.call(reqwest::Method::POST, path, token, Some(body))
+            .await
+    }
+
+    async fn get(&self, path: &str, token: &str) -> Value {
+        self.call(reqwest::Method::GET, path, token, None).await.1
+    }
+
+    async fn publish(&self, version: &str, body: Value) {
+        let (chart, _) = push_test_chart(&self.registry, "stateful", version)
+            .await
+            .unwrap();
+        let mut req = json!({"version": version, "chart": chart, "publish": true, "values_allowlist": ["replicaCount", "persistence.*"]});
+        for (k, v) in body.as_object().unwrap() {
+            req[k] = v.clone();
+        }
+        let (status, body) = self
+            .post("/api/v1/products/db/versions", &self.admin, req)
+            .await;
+        assert_eq!(status, 201, "{body}");
+    }
+
+    async fn catalog(&self) {
+        let (s, _) = self
+            .post(
+                "/api/v1/products",
+                &self.admin,
+                json!({"slug": "db", "name": "Redis"}),
+            )
+            .await;
+        assert_eq!(s, 201);
+        self.publish("1.0.0", json!({})).await;
+        self.publish("2.0.0", json!({})).await;
+        // A broken release: its pods never become ready. Short health timeout.
+        self.publish(
+            "3.0.0",
+            json!({"capabilities": {"health_timeout_seconds": 3}}),
+        )
+        .await;
+    }
+
+    async fn tenant(&self, name: &str) -> String {
+        let (_, t) = self
+            .post(
+                "/api/v1/tokens",
+                &self.admin,
+                json!({"name": name, "role": "tenant", "tenant": name}),
+            )
+            .await;
+        t["secret"].as_str().unwrap().to_string()
+    }
+
+    async fn wait(
+        &self,
+        uid: &str,
+        token: &str,
+        what: &str,
+        check: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(40);
+        loop {
+            let d = self.get(&format!("/api/v1/deployments/{uid}"), token).await;
+            if check(&d) {
+                return d;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}: {d:#}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn wait_settled(&self, uid: &str, token: &str, phase: &str) -> Value {
+        self.wait(uid, token, phase, |d| {
+            d["status"]["phase"] == phase && d["observed_generation"] == d["generation"]
+        })
+        .await
+    }
+
+    /// name -> (uid, phase) of the PVCs in a namespace.
+    async fn pvcs(&self, ns: &str) -> BTreeMap<String, (String, String)> {
+        let client =
+            kube::Client::try_from(kube::Config::new(self.sim.url().parse().unwrap())).unwrap();
+        let api: kube::Api<k8s_openapi::api::core::v1::PersistentVolumeClaim> =
+            kube::Api::namespaced(client, ns);
+        api.list(&Default::default())
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .map(|p| {
+                let phase = p.status.and_then(|s| s.phase).unwrap_or_default();
+                (p.metadata.name.unwrap(), (p.metadata.uid.unwrap(), phase))
+            })
+            .collect()
+    }
+}
+
+impl Drop for Platform {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+#[tokio::test]
+async fn upgrades_keep_data_failed_upgrades_roll_back_and_history_tells_it_all() {
+    let p = Platform::start().await;
+    p.catalog().await;
+    let t = p.tenant("acme").await;
+    let (s, d) = p
+        .post(
+            "/api/v1/deployments",
+            &t,
+            json!({"name": "cache", "product": "db", "version": "1.0.0"}),
+        )
+        .await;
+    assert_eq!(s, 201, "{d}");
+    let uid = d["uid"].as_str().unwrap().to_string();
+    let ns = d["namespace"].as_str().unwrap().to_string();
+    p.wait_settled(&uid, &t, "Ready").await;
+    let volumes = p.pvcs(&ns).await;
+    assert_eq!(volumes.len(), 2, "{volumes:?}");
+    assert!(volumes.values().all(|(_, phase)| phase == "Bound"));
+
+    // Dry run: the plan, and nothing changes.
+    let (s, plan) = p
+        .post(
+            &format!("/api/v1/deployments/{uid}/upgrade"),
+            &t,
+            json!({"to_version": "2.0.0", "dry_run": true}),
+        )
+        .await;
+    assert_eq!(s, 200, "{plan}");
+    assert_eq!(plan["allowed"], true);
+    let update = plan["update"].as_array().unwrap();
+    let sts = update
+        .iter()
+        .find(|u| u["object"].as_str().unwrap().starts_with("StatefulSet/"))
+        .unwrap();
+    assert!(
+        sts["changes"].to_string().contains("REDIS_APPENDONLY"),
+        "{sts}"
+    );
+    assert!(
+        plan["policy"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["passed"] == true),
+        "{plan}"
+    );
+    assert_eq!(
+        p.get(&format!("/api/v1/deployments/{uid}"), &t).await["generation"],
+        1
+    );
+
+    // 1.0.0 -> 2.0.0: the same PVC objects, still bound.
+    let (s, body) = p
+        .post(
+            &format!("/api/v1/deployments/{uid}/upgrade"),
+            &t,
+            json!({"to_version": "2.0.0"}),
+        )
+        .await;
+    assert_eq!(s, 202, "{body}");
+    let d = p.wait_settled(&uid, &t, "Ready").await;
+    assert_eq!(d["version"], "2.0.0");
+    assert_eq!(d["status"]["current_revision"], 2);
+    assert_eq!(
+        p.pvcs(&ns).await,
+        volumes,
+        "the upgrade must keep the same volumes"
+    );
+
+    // 2.0.0 -> 3.0.0 never becomes healthy: rolled back to revision 2, Degraded with the reason.
+    let (s, body) = p
+        .post(
+            &format!("/api/v1/deployments/{uid}/upgrade"),
+            &t,
+            json!({"to_version": "3.0.0"}),
+        )
+        .await;
+    assert_eq!(s, 202, "{body}");
+    let d = p.wait_settled(&uid, &t, "Degraded").await;
+    let message = d["status"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("3.0.0") && message.contains("Rolled back to revision 2"),
+        "{message}"
+    );
+    assert_eq!(d["status"]["current_revision"], 2);
+    assert_eq!(
+        p.pvcs(&ns).await,
+        volumes,
+        "the rollback must keep the same volumes"
+    );
+    let history = p
+        .get(&format!("/api/v1/deployments/{uid}/revisions"), &t)
+        .await;
+    let rows: Vec<(i64, String, String)> = history["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["number"].as_i64().unwrap(),
+                r["version"].as_str().unwrap().into(),
+                r["outcome"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            (3, "3.0.0".into(), "failed".into()),
+            (2, "2.0.0".into(), "deployed".into()),
+            (1, "1.0.0".into(), "superseded".into())
+        ]
+    );
+    assert!(
+        history["items"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("not healthy"),
+        "{history}"
+    );
+    assert!(
+        history["items"][0]["requested_by"]
+            .as_str()
+            .unwrap()
+            .contains("acme")
+    );
+    // Degraded is not retried: it stays, with the restored revision kept converged.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let still = p.get(&format!("/api/v1/deployments/{uid}"), &t).await;
+    assert_eq!(still["status"]["phase"], "Degraded");
+    assert_eq!(
+        p.get(&format!("/api/v1/deployments/{uid}/revisions"), &t)
+            .await["items"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+
+    // Manual rollback to revision 1: a new revision of kind rollback, data kept.
+    let (s, body) = p
+        .post(
+            &format!("/api/v1/deployments/{uid}/rollback"),
+            &t,
+            json!({"revision": 1}),
+        )
+        .await;
+    assert_eq!(s, 202, "{body}");
+    let d = p.wait_settled(&uid, &t, "Ready").await;
+    assert_eq!(d["version"], "1.0.0");
+    assert_eq!(d["status"]["current_revision"], 4);
+    let history = p
+        .get(&format!("/api/v1/deployments/{uid}/revisions"), &t)
+        .await;
+    assert_eq!(history["items"][0]["kind"], "rollback");
+    assert_eq!(history["items"][0]["outcome"], "deployed");
+    assert_eq!(
+        p.pvcs(&ns).await,
+        volumes,
+        "a manual rollback must keep the same volumes"
+    );
+    let events = p
+        .get(&format!("/api/v1/deployments/{uid}/events?limit=500"), &t)
+        .await;
+    let actions: Vec<&str> = events["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    for a in [
+        "deployment.upgrade",
+        "reconcile.rolled-back",
+        "deployment.rollback",
+    ] {
+        assert!(actions.contains(&a), "{actions:?}");
+    }
+}
+
+#[tokio::test]
+async fn upgrade_policy_refuses_with_one_reason_per_rule() {
+    let p = Platform::start().await;
+    p.catalog().await;
+    let (chart, _) = push_test_chart(&p.registry, "stateful", "2.0.0")
+        .await
+        .unwrap();
+    let (s, _) = p
+        .post(
+            "/api/v1/products/db/versions",
+            &p.admin,
+            json!({"version": "2.5.0", "chart": chart, "publish": true, "values_allowlist": ["replicaCount", "persistence.*"],
+                   "capabilities": {"upgrade_requires_admin": true}}),
+        )
+        .await;
+    assert_eq!(s, 201);
+    let (s, _) = p
+        .post(
+            "/api/v1/products/db/versions",
+            &p.admin,
+            json!({"version": "4.0.0-rc.1", "chart": chart}),
+        )
+        .await;
+    assert_eq!(s, 201);
+    let (s, _) = p
+        .post(
+            "/api/v1/products/db/versions",
+            &p.admin,
+            json!({"version": "2.8.0", "chart": chart, "publish": true, "values_allowlist": []}),
+        )
+        .await;
+    assert_eq!(s, 201);
+    let t = p.tenant("acme").await;
+    let (_, d) = p
+        .post("/api/v1/deployments", &t, json!({"name": "c", "product": "db", "version": "2.0.0", "values": {"replicaCount": 1}}))
+        .await;
+    let uid = d["uid"].as_str().unwrap().to_string();
+    p.wait_settled(&uid, &t, "Ready").await;
+    let up = |v: &str| json!({"to_version": v});
+    let path = format!("/api/v1/deployments/{uid}/upgrade");
+
+    let (s, b) = p.post(&path, &t, up("1.0.0")).await;
+    assert_eq!(s, 422);
+    assert!(b["detail"].as_str().unwrap().contains("rollback"), "{b}");
+    let (s, b) = p.post(&path, &t, up("2.5.0")).await;
+    assert_eq!(s, 403);
+    assert!(
+        b["detail"].as_str().unwrap().contains("requires an admin"),
+        "{b}"
+    );
+    let (s, _) = p.post(&path, &t, up("4.0.0-rc.1")).await;
+    assert_eq!(
+        s, 422,
+        "a draft is not a target (and is invisible to tenants)"
+    );
+    let (s, b) = p.post(&path, &p.admin, up("4.0.0-rc.1")).await;
+    assert_eq!(s, 422);
+    assert!(b["detail"].as_str().unwrap().contains("draft"), "{b}");
+    let (s, b) = p.post(&path, &t, up("2.8.0")).await;
+    assert_eq!(s, 422);
+    assert!(
+        b["detail"].as_str().unwrap().contains("replicaCount")
+            && b["detail"].as_str().unwrap().contains("new values"),
+        "{b}"
+    );
+    // The data-continuity preflight: a volumeClaimTemplates change is refused, naming the object.
+    let (s, b) = p
+        .post(
+            &path,
+            &t,
+            json!({"to_version": "3.0.0", "values": {"persistence": {"size": "5Gi"}}}),
+        )
+        .await;
+    assert_eq!(s, 409, "{b}");
+    assert!(
+        b["detail"].as_str().unwrap().contains("StatefulSet/")
+            && b["detail"]
+                .as_str()
+                .unwrap()
+                .contains("volumeClaimTemplates"),
+        "{b}"
+    );
+    let (s, _) = p
+        .post(&path, &t, json!({"to_version": "3.0.0", "values": {"persistence": {"size": "5Gi"}}, "allow_data_loss": true}))
+        .await;
+    assert_eq!(s, 403, "only admins may accept data loss");
+    // Nothing above changed the deployment.
+    let d = p.get(&format!("/api/v1/deployments/{uid}"), &t).await;
+    assert_eq!(d["generation"], 1);
+
+    // The targets listing says which are allowed and why the others are not.
+    let targets = p
+        .get(&format!("/api/v1/deployments/{uid}/upgrades"), &t)
+        .await;
+    let by_version: BTreeMap<String, Value> = targets["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| (t["version"].as_str().unwrap().to_string(), t.clone()))
+        .collect();
+    assert_eq!(by_version["3.0.0"]["allowed"], true);
+    assert_eq!(by_version["2.5.0"]["allowed"], false);
+    assert!(
+        by_version["1.0.0"]["reasons"]
+            .to_string()
+            .contains("rollback")
+    );
+    assert!(
+        !by_version.contains_key("4.0.0-rc.1"),
+        "tenants do not see drafts"
+    );
+
+    // An admin may accept the risk; it is recorded.
+    let (s, b) = p
+        .post(&path, &p.admin, json!({"to_version": "3.0.0", "values": {"persistence": {"size": "5Gi"}}, "allow_data_loss": true}))
+        .await;
+    assert_eq!(s, 202, "{b}");
+    let events = p
+        .get(&format!("/api/v1/deployments/{uid}/events"), &p.admin)
+        .await;
+    let upgrade = events["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["action"] == "deployment.upgrade")
+        .unwrap();
+    assert_eq!(upgrade["details"]["allow_data_loss"], true);
+    assert!(
+        upgrade["message"]
+            .as_str()
+            .unwrap()
+            .contains("allow_data_loss")
+    );
+
+    // Deleting: no more upgrades.
+    p.call(
+        reqwest::Method::DELETE,
+        &format!("/api/v1/deployments/{uid}"),
+        &t,
+        None,
+    )
+    .await;
+    let (s, _) = p.post(&path, &t, up("3.0.0")).await;
+    assert_eq!(s, 409);
+}
+
+#[tokio::test]
+async fn two_racing_upgrades_never_both_win() {
+    let p = Platform::start().await;
+    p.catalog().await;
+    let (_, d) = p
+        .post(
+            "/api/v1/deployments",
+            &p.admin,
+            json!({"name": "c", "product": "db", "version": "1.0.0"}),
+        )
+        .await;
+    let uid = d["uid"].as_str().unwrap().to_string();
+    p.wait_settled(&uid, &p.admin, "Ready").await;
+    let path = format!("/api/v1/deployments/{uid}/upgrade");
+    let body = json!({"to_version": "2.0.0"});
+    let (a, b) = tokio::join!(
+        p.post(&path, &p.admin, body.clone()),
+        p.post(&path, &p.admin, body.clone())
+    );
+    let statuses = [a.0.as_u16(), b.0.as_u16()];
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 202).count(),
+        1,
+        "{statuses:?}: {} / {}",
+        a.1,
+        b.1
+    );
+    let loser = if a.0 == 202 { &b } else { &a };
+    assert!(matches!(loser.0.as_u16(), 409 | 422), "{}", loser.1);
+    let d = p.wait_settled(&uid, &p.admin, "Ready").await;
+    assert_eq!(d["generation"], 2);
+    let history = p
+        .get(&format!("/api/v1/deployments/{uid}/revisions"), &p.admin)
+        .await;
+    assert_eq!(
+        history["items"].as_array().unwrap().len(),
+        2,
+        "one revision per generation"
+    );
+}

@@ -1,0 +1,587 @@
+//! Upgrade and rollback policy, as pure rules: each check has its own refusal,
+//! and the data-continuity preflight compares two renders object by object.
+
+use crate::lifecycle::Lifecycle;
+use crate::status::DesiredState;
+use serde::Serialize;
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+/// Why a request is refused, with the HTTP status class it maps to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Refusal {
+    /// `forbidden` (403), `conflict` (409) or `invalid` (422).
+    pub kind: RefusalKind,
+    pub rule: &'static str,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RefusalKind {
+    Forbidden,
+    Conflict,
+    Invalid,
+}
+
+/// What the upgrade rules look at.
+#[derive(Debug, Clone)]
+pub struct UpgradeCandidate<'a> {
+    pub deployment_product: &'a str,
+    pub current_version: &'a str,
+    pub desired: DesiredState,
+    pub target_product: &'a str,
+    pub target_version: &'a str,
+    pub target_lifecycle: Lifecycle,
+    pub target_requires_admin: bool,
+    pub actor_is_admin: bool,
+}
+
+/// The result of the rules: refusals (any one blocks) and warnings (advice).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Verdict {
+    pub refusals: Vec<Refusal>,
+    pub warnings: Vec<String>,
+}
+
+impl Verdict {
+    pub fn allowed(&self) -> bool {
+        self.refusals.is_empty()
+    }
+}
+
+fn refuse(v: &mut Verdict, kind: RefusalKind, rule: &'static str, message: String) {
+    v.refusals.push(Refusal {
+        kind,
+        rule,
+        message,
+    });
+}
+
+/// Every upgrade rule, evaluated; none short-circuits, so a caller sees all reasons.
+pub fn check_upgrade(c: &UpgradeCandidate<'_>) -> Verdict {
+    let mut v = Verdict::default();
+    // First: a deployment on its way out answers every upgrade the same way.
+    if c.desired == DesiredState::Absent {
+        refuse(
+            &mut v,
+            RefusalKind::Conflict,
+            "not-deleting",
+            "the deployment is being deleted; it can no longer be upgraded".into(),
+        );
+    }
+    if c.target_product != c.deployment_product {
+        refuse(
+            &mut v,
+            RefusalKind::Invalid,
+            "same-product",
+            format!(
+                "version {} belongs to product '{}', but this deployment runs product '{}'",
+                c.target_version, c.target_product, c.deployment_product
+            ),
+        );
+    }
+    match c.target_lifecycle {
+        Lifecycle::Published => {}
+        Lifecycle::Deprecated => v.warnings.push(format!(
+            "version {} is deprecated; prefer a newer version if there is one",
+            c.target_version
+        )),
+        Lifecycle::Draft => refuse(
+            &mut v,
+            RefusalKind::Invalid,
+            "published-target",
+            format!(
+                "version {} is a draft: only published or deprecated versions can be upgraded to",
+                c.target_version
+            ),
+        ),
+        Lifecycle::Retired => refuse(
+            &mut v,
+            RefusalKind::Invalid,
+            "published-target",
+            format!(
+                "version {} is retired: it takes no new upgrades",
+                c.target_version
+            ),
+        ),
+    }
+    match (
+        semver::Version::parse(c.current_version),
+        semver::Version::parse(c.target_version),
+    ) {
+        (Ok(cur), Ok(target)) if target <= cur => refuse(
+            &mut v,
+            RefusalKind::Invalid,
+            "newer-target",
+            if target == cur {
+                format!("the deployment already runs version {cur}")
+            } else {
+                format!(
+                    "version {target} is older than the running {cur}: going back is a rollback (POST …/rollback with a revision)"
+                )
+            },
+        ),
+        (Ok(_), Ok(_)) => {}
+        _ => refuse(
+            &mut v,
+            RefusalKind::Invalid,
+            "newer-target",
+            format!(
+                "cannot compare versions {} and {}",
+                c.current_version, c.target_version
+            ),
+        ),
+    }
+    if c.target_requires_admin && !c.actor_is_admin {
+        refuse(
+            &mut v,
+            RefusalKind::Forbidden,
+            "admin-required",
+            format!(
+                "upgrading to version {} requires an admin: ask one to run it",
+                c.target_version
+            ),
+        );
+    }
+    v
+}
+
+/// A change that would lose or strand persistent data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DataRisk {
+    pub kind: String,
+    pub name: String,
+    pub message: String,
+}
+
+fn key(o: &Value) -> Option<(String, String)> {
+    Some((
+        o["kind"].as_str()?.to_string(),
+        o["metadata"]["name"].as_str()?.to_string(),
+    ))
+}
+
+fn is_kept(o: &Value) -> bool {
+    o["metadata"]["annotations"]["helm.sh/resource-policy"].as_str() == Some("keep")
+}
+
+fn index(objects: &[Value]) -> BTreeMap<(String, String), &Value> {
+    objects
+        .iter()
+        .filter_map(|o| key(o).map(|k| (k, o)))
+        .collect()
+}
+
+/// Parses a Kubernetes quantity into bytes (enough for storage sizes).
+pub fn quantity_bytes(q: &str) -> Option<f64> {
+    let q = q.trim();
+    let split = q.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(q.len());
+    let (num, unit) = q.split_at(split);
+    let n: f64 = num.parse().ok()?;
+    let mult = match unit {
+        "" => 1.0,
+        "k" => 1e3,
+        "M" => 1e6,
+        "G" => 1e9,
+        "T" => 1e12,
+        "P" => 1e15,
+        "Ki" => 1024.0,
+        "Mi" => 1024f64.powi(2),
+        "Gi" => 1024f64.powi(3),
+        "Ti" => 1024f64.powi(4),
+        "Pi" => 1024f64.powi(5),
+        "m" => 1e-3,
+        _ => return None,
+    };
+    Some(n * mult)
+}
+
+/// StatefulSet spec fields the API server refuses to change.
+const STATEFULSET_IMMUTABLE: &[&str] = &[
+    "selector",
+    "serviceName",
+    "podManagementPolicy",
+    "volumeClaimTemplates",
+];
+
+fn vct_summary(sts: &Value) -> Value {
+    // Compare what matters for the volumes: names and their specs.
+    let mut out = Vec::new();
+    for t in sts["spec"]["volumeClaimTemplates"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        out.push(serde_json::json!({"name": t["metadata"]["name"], "spec": t["spec"]}));
+    }
+    Value::Array(out)
+}
+
+/// Compares the current render with the target's: every PVC or StatefulSet the
+/// target deletes (or renames) and every change that would strand or shrink data.
+pub fn data_continuity(current: &[Value], target: &[Value]) -> Vec<DataRisk> {
+    let cur = index(current);
+    let tgt = index(target);
+    let mut risks = Vec::new();
+    let risk = |kind: &str, name: &str, message: String| DataRisk {
+        kind: kind.into(),
+        name: name.into(),
+        message,
+    };
+    for ((kind, name), obj) in &cur {
+        let persistent = kind == "PersistentVolumeClaim" || kind == "StatefulSet";
+        if !persistent {
+            continue;
+        }
+        let Some(next) = tgt.get(&(kind.clone(), name.clone())) else {
+            if !is_kept(obj) {
+                let why = if kind == "StatefulSet" {
+                    "its PersistentVolumeClaims would be orphaned"
+                } else {
+                    "its volume and data would be deleted"
+                };
+                risks.push(risk(
+                    kind,
+                    name,
+                    format!("{kind}/{name} would be deleted or renamed: {why}"),
+                ));
+            }
+            continue;
+        };
+        if kind == "StatefulSet" {
+            if vct_summary(obj) != vct_summary(next) {
+                risks.push(risk(
+                    kind,
+                    name,
+                    format!("StatefulSet/{name} would change its volumeClaimTemplates, which Kubernetes does not allow and which strands existing volumes"),
+                ));
+            }
+            for field in STATEFULSET_IMMUTABLE
+                .iter()
+                .filter(|f| **f != "volumeClaimTemplates")
+            {
+                if obj["spec"][field] != next["spec"][field] {
+                    risks.push(risk(
+                        kind,
+                        name,
+                        format!("StatefulSet/{name} would change spec.{field}, an immutable field: it would have to be deleted and re-created"),
+                    ));
+                }
+            }
+        } else {
+            let size = |o: &Value| {
+                o["spec"]["resources"]["requests"]["storage"]
+                    .as_str()
+                    .and_then(quantity_bytes)
+            };
+            if let (Some(a), Some(b)) = (size(obj), size(next))
+                && b < a
+            {
+                risks.push(risk(
+                    kind,
+                    name,
+                    format!(
+                        "PersistentVolumeClaim/{name} would shrink from {} to {}: volumes can only grow",
+                        obj["spec"]["resources"]["requests"]["storage"].as_str().unwrap_or("?"),
+                        next["spec"]["resources"]["requests"]["storage"].as_str().unwrap_or("?")
+                    ),
+                ));
+            }
+            for field in [
+                "storageClassName",
+                "accessModes",
+                "volumeName",
+                "volumeMode",
+            ] {
+                if obj["spec"][field] != next["spec"][field] {
+                    risks.push(risk(
+                        kind,
+                        name,
+                        format!("PersistentVolumeClaim/{name} would change spec.{field}, which is immutable: the claim would have to be re-created"),
+                    ));
+                }
+            }
+        }
+    }
+    risks
+}
+
+/// One changed field of an object, for a dry-run plan.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FieldChange {
+    pub path: String,
+    pub from: Option<Value>,
+    pub to: Option<Value>,
+}
+
+fn walk(path: &str, a: Option<&Value>, b: Option<&Value>, out: &mut Vec<FieldChange>) {
+    match (a, b) {
+        (Some(Value::Object(x)), Some(Value::Object(y))) => {
+            let keys: std::collections::BTreeSet<&String> = x.keys().chain(y.keys()).collect();
+            for k in keys {
+                let p = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
+                walk(&p, x.get(k), y.get(k), out);
+            }
+        }
+        (x, y) if x != y => out.push(FieldChange {
+            path: path.to_string(),
+            from: x.cloned(),
+            to: y.cloned(),
+        }),
+        _ => {}
+    }
+}
+
+/// Leaf-level differences between two versions of one object (lists compared whole).
+pub fn field_diff(current: &Value, target: &Value) -> Vec<FieldChange> {
+    let mut out = Vec::new();
+    walk("", Some(current), Some(target), &mut out);
+    // Server-owned or Caelus-owned metadata says nothing about the change.
+    out.retain(|c| !c.path.starts_with("status") && c.path != "metadata.labels.helm.sh/chart");
+    out
+}
+
+/// The object-level plan between two renders.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Plan {
+    pub create: Vec<String>,
+    pub update: Vec<(String, Vec<FieldChange>)>,
+    pub delete: Vec<String>,
+    /// Objects the target drops but that are kept (`helm.sh/resource-policy: keep`).
+    pub keep: Vec<String>,
+    pub unchanged: usize,
+}
+
+pub fn plan(current: &[Value], target: &[Value]) -> Plan {
+    let cur = index(current);
+    let tgt = index(target);
+    let mut p = Plan::default();
+    for ((kind, name), obj) in &tgt {
+        let label = format!("{kind}/{name}");
+        match cur.get(&(kind.clone(), name.clone())) {
+            None => p.create.push(label),
+            Some(old) => {
+                let changes = field_diff(old, obj);
+                if changes.is_empty() {
+                    p.unchanged += 1;
+                } else {
+                    p.update.push((label, changes));
+                }
+            }
+        }
+    }
+    for ((kind, name), obj) in &cur {
+        if !tgt.contains_key(&(kind.clone(), name.clone())) {
+            let label = format!("{kind}/{name}");
+            if is_kept(obj) {
+                p.keep.push(label)
+            } else {
+                p.delete.push(label)
+            }
+        }
+    }
+    p
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn candidate() -> UpgradeCandidate<'static> {
+        UpgradeCandidate {
+            deployment_product: "db",
+            current_version: "1.0.0",
+            desired: DesiredState::Present,
+            target_product: "db",
+            target_version: "2.0.0",
+            target_lifecycle: Lifecycle::Published,
+            target_requires_admin: false,
+            actor_is_admin: false,
+        }
+    }
+
+    fn rules(v: &Verdict) -> Vec<&'static str> {
+        v.refusals.iter().map(|r| r.rule).collect()
+    }
+
+    #[test]
+    fn a_newer_published_version_of_the_same_product_is_allowed() {
+        let v = check_upgrade(&candidate());
+        assert!(v.allowed(), "{v:?}");
+        assert!(v.warnings.is_empty());
+    }
+
+    #[test]
+    fn each_rule_refuses_with_its_own_message() {
+        let other = UpgradeCandidate {
+            target_product: "wiki",
+            ..candidate()
+        };
+        assert_eq!(rules(&check_upgrade(&other)), ["same-product"]);
+        let draft = UpgradeCandidate {
+            target_lifecycle: Lifecycle::Draft,
+            ..candidate()
+        };
+        assert_eq!(rules(&check_upgrade(&draft)), ["published-target"]);
+        let retired = UpgradeCandidate {
+            target_lifecycle: Lifecycle::Retired,
+            ..candidate()
+        };
+        assert!(
+            check_upgrade(&retired).refusals[0]
+                .message
+                .contains("retired")
+        );
+        let older = UpgradeCandidate {
+            target_version: "0.9.0",
+            ..candidate()
+        };
+        let v = check_upgrade(&older);
+        assert_eq!(rules(&v), ["newer-target"]);
+        assert!(v.refusals[0].message.contains("rollback"));
+        let same = UpgradeCandidate {
+            target_version: "1.0.0",
+            ..candidate()
+        };
+        assert!(
+            check_upgrade(&same).refusals[0]
+                .message
+                .contains("already runs")
+        );
+        let admin_only = UpgradeCandidate {
+            target_requires_admin: true,
+            ..candidate()
+        };
+        let v = check_upgrade(&admin_only);
+        assert_eq!(v.refusals[0].kind, RefusalKind::Forbidden);
+        assert!(v.refusals[0].message.contains("requires an admin"));
+        assert!(
+            check_upgrade(&UpgradeCandidate {
+                actor_is_admin: true,
+                ..admin_only
+            })
+            .allowed()
+        );
+        let deleting = UpgradeCandidate {
+            desired: DesiredState::Absent,
+            ..candidate()
+        };
+        assert_eq!(
+            check_upgrade(&deleting).refusals[0].kind,
+            RefusalKind::Conflict
+        );
+    }
+
+    #[test]
+    fn all_reasons_are_reported_together() {
+        let bad = UpgradeCandidate {
+            target_product: "wiki",
+            target_version: "0.1.0",
+            target_lifecycle: Lifecycle::Draft,
+            ..candidate()
+        };
+        assert_eq!(
+            rules(&check_upgrade(&bad)),
+            ["same-product", "published-target", "newer-target"]
+        );
+    }
+
+    #[test]
+    fn deprecated_targets_warn() {
+        let v = check_upgrade(&UpgradeCandidate {
+            target_lifecycle: Lifecycle::Deprecated,
+            ..candidate()
+        });
+        assert!(v.allowed());
+        assert!(v.warnings[0].contains("deprecated"));
+    }
+
+    fn sts(name: &str, size: &str, service: &str) -> Value {
+        json!({"kind": "StatefulSet", "metadata": {"name": name}, "spec": {
+            "serviceName": service, "selector": {"matchLabels": {"app": "db"}},
+            "template": {"spec": {"containers": [{"name": "db", "image": "db:1"}]}},
+            "volumeClaimTemplates": [{"metadata": {"name": "data"}, "spec": {"resources": {"requests": {"storage": size}}}}]}})
+    }
+
+    fn pvc(name: &str, size: &str) -> Value {
+        json!({"kind": "PersistentVolumeClaim", "metadata": {"name": name}, "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": size}}}})
+    }
+
+    #[test]
+    fn template_only_changes_keep_data() {
+        let mut next = sts("db", "1Gi", "db-headless");
+        next["spec"]["template"]["spec"]["containers"][0]["image"] = json!("db:2");
+        assert!(data_continuity(&[sts("db", "1Gi", "db-headless")], &[next]).is_empty());
+    }
+
+    #[test]
+    fn deleting_or_renaming_persistent_objects_is_a_risk_unless_kept() {
+        let risks = data_continuity(
+            &[sts("db", "1Gi", "h"), pvc("cache", "1Gi")],
+            &[sts("db2", "1Gi", "h")],
+        );
+        let names: Vec<&str> = risks.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(names, ["cache", "db"]);
+        assert!(risks[1].message.contains("orphaned"));
+        let mut kept = pvc("cache", "1Gi");
+        kept["metadata"]["annotations"] = json!({"helm.sh/resource-policy": "keep"});
+        assert!(data_continuity(&[kept], &[]).is_empty());
+    }
+
+    #[test]
+    fn volume_claim_template_and_immutable_field_changes_are_risks() {
+        let risks = data_continuity(&[sts("db", "1Gi", "h")], &[sts("db", "2Gi", "h")]);
+        assert_eq!(risks.len(), 1);
+        assert!(risks[0].message.contains("volumeClaimTemplates"));
+        let risks = data_continuity(&[sts("db", "1Gi", "h")], &[sts("db", "1Gi", "other")]);
+        assert!(risks[0].message.contains("spec.serviceName"));
+    }
+
+    #[test]
+    fn pvcs_may_grow_but_not_shrink() {
+        assert!(data_continuity(&[pvc("d", "1Gi")], &[pvc("d", "2Gi")]).is_empty());
+        let risks = data_continuity(&[pvc("d", "2Gi")], &[pvc("d", "1500Mi")]);
+        assert!(
+            risks[0].message.contains("shrink from 2Gi to 1500Mi"),
+            "{risks:?}"
+        );
+    }
+
+    #[test]
+    fn quantities() {
+        assert_eq!(quantity_bytes("1Gi"), Some(1073741824.0));
+        assert_eq!(quantity_bytes("500M"), Some(5e8));
+        assert_eq!(quantity_bytes("10"), Some(10.0));
+        assert!(quantity_bytes("1Zi").is_none());
+    }
+
+    #[test]
+    fn plans_name_creates_updates_deletes_and_kept_objects() {
+        let cm = |name: &str, v: &str| json!({"kind": "ConfigMap", "metadata": {"name": name}, "data": {"k": v}});
+        let mut keep = cm("settings", "x");
+        keep["metadata"]["annotations"] = json!({"helm.sh/resource-policy": "keep"});
+        let p = plan(
+            &[cm("a", "1"), cm("b", "1"), keep, cm("same", "1")],
+            &[cm("a", "2"), cm("c", "1"), cm("same", "1")],
+        );
+        assert_eq!(p.create, ["ConfigMap/c"]);
+        assert_eq!(p.delete, ["ConfigMap/b"]);
+        assert_eq!(p.keep, ["ConfigMap/settings"]);
+        assert_eq!(p.unchanged, 1);
+        assert_eq!(p.update[0].0, "ConfigMap/a");
+        assert_eq!(
+            p.update[0].1,
+            vec![FieldChange {
+                path: "data.k".into(),
+                from: Some(json!("1")),
+                to: Some(json!("2"))
+            }]
+        );
+    }
+}
