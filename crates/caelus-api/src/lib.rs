@@ -5,8 +5,10 @@ pub mod auth;
 pub mod charts;
 pub mod error;
 pub mod extract;
+pub mod metrics;
 pub mod routes;
 pub mod state;
+pub mod ui;
 pub mod views;
 
 pub use state::AppState;
@@ -92,8 +94,14 @@ pub fn router(state: AppState) -> Router {
     let docs: Router<AppState> = utoipa_swagger_ui::SwaggerUi::new("/docs")
         .url("/api/v1/openapi.json", api)
         .into();
+    let metrics = metrics::router(metrics::MetricsSource {
+        store: state.store.clone(),
+        helm: Some(state.helm.clone()),
+    });
     router
         .merge(docs)
+        .merge(ui::router())
+        .merge(metrics)
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "not-found", "no such endpoint").into_response()
         })
@@ -105,6 +113,7 @@ pub fn router(state: AppState) -> Router {
             )
             .into_response()
         })
+        .layer(axum::middleware::from_fn(metrics::track_http))
         .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)

@@ -1,0 +1,424 @@
+//! The catalog: products and their versions; admins publish, deprecate, retire;
+//! anyone deploys.
+
+use super::layout::{self, csrf, error_box, respond};
+use super::session::FlashKind;
+use super::{UiForm, UiUser};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::ApiJson;
+use crate::routes::products::{self as product_api, CreateProduct};
+use crate::routes::templates::{self as template_api, CreateTemplateVersion};
+use crate::state::AppState;
+use crate::views::{PageQuery, ProductView, TemplateVersionView};
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use maud::{Markup, html};
+use serde::Deserialize;
+
+fn all() -> Query<PageQuery> {
+    Query(PageQuery {
+        limit: Some(500),
+        cursor: None,
+    })
+}
+
+async fn load_catalog(
+    state: &AppState,
+    user: &UiUser,
+) -> ApiResult<Vec<(ProductView, Vec<TemplateVersionView>)>> {
+    let Json(products) =
+        product_api::list_products(State(state.clone()), user.actor.clone(), all()).await?;
+    let mut out = Vec::new();
+    for p in products.items {
+        let Json(versions) = template_api::list_template_versions(
+            State(state.clone()),
+            user.actor.clone(),
+            Path(p.slug.clone()),
+            all(),
+        )
+        .await?;
+        let mut versions = versions.items;
+        versions.sort_by(|a, b| {
+            let v = |s: &str| semver::Version::parse(s).ok();
+            v(&b.version).cmp(&v(&a.version))
+        });
+        out.push((p, versions));
+    }
+    Ok(out)
+}
+
+/// Inputs of the admin forms, kept when a submission fails.
+#[derive(Debug, Default, Deserialize)]
+pub struct PublishForm {
+    #[serde(default)]
+    pub product: String,
+    #[serde(default)]
+    pub version: String,
+    #[serde(default)]
+    pub chart: String,
+    #[serde(default)]
+    pub allowlist: String,
+    /// `publish` (default) or `draft`.
+    pub mode: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct ProductForm {
+    #[serde(default)]
+    pub slug: String,
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+}
+
+#[derive(Default)]
+struct CatalogExtras {
+    error: Option<ApiError>,
+    error_for: &'static str,
+    publish: PublishForm,
+    product: ProductForm,
+}
+
+fn short_digest(d: &str) -> String {
+    match d.strip_prefix("sha256:") {
+        Some(hex) if hex.len() > 12 => format!("sha256:{}…", &hex[..12]),
+        _ => d.to_string(),
+    }
+}
+
+fn version_row(user: &UiUser, p: &ProductView, t: &TemplateVersionView) -> Markup {
+    let lc = t.lifecycle.as_str();
+    let admin = user.actor.is_admin();
+    let deployable = matches!(lc, "published" | "deprecated");
+    html! {
+        tr data-version=(t.version) {
+            td { (t.version) }
+            td { span.badge.(layout::lifecycle_class(lc)) data-lifecycle=(lc) { (lc) } }
+            td { code title=(t.chart_digest) { (short_digest(&t.chart_digest)) } }
+            td.wrap {
+                @if t.values_allowlist.is_empty() { span.muted { "none" } }
+                @for (i, a) in t.values_allowlist.iter().enumerate() {
+                    @if i > 0 { ", " }
+                    code { (a) }
+                }
+            }
+            td.actions {
+                @if deployable {
+                    a.button.small href={ "/ui/catalog/" (p.slug) "/" (t.version) "/deploy" } { "Deploy" }
+                }
+                @if admin {
+                    @for (action, label, allowed) in [
+                        ("publish", "Publish", lc == "draft"),
+                        ("deprecate", "Deprecate", lc == "published"),
+                        ("retire", "Retire", lc == "published" || lc == "deprecated"),
+                    ] {
+                        @if allowed {
+                            form.inline method="post" action={ "/ui/catalog/" (p.slug) "/" (t.version) "/" (action) } {
+                                (csrf(user))
+                                button.small.(if action == "retire" { "danger" } else { "" }) type="submit" { (label) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+async fn render_catalog(
+    state: &AppState,
+    user: &UiUser,
+    extras: CatalogExtras,
+    status: StatusCode,
+) -> Response {
+    let catalog = match load_catalog(state, user).await {
+        Ok(c) => c,
+        Err(e) => return layout::error_page(Some(user), &e),
+    };
+    let admin = user.actor.is_admin();
+    let err_for = |which: &str| {
+        extras
+            .error
+            .as_ref()
+            .filter(|_| extras.error_for == which)
+            .map(error_box)
+    };
+    let f = &extras.publish;
+    let body = html! {
+        h1 { "Catalog" }
+        @if catalog.is_empty() { p.muted { "No products yet." } }
+        @for (p, versions) in &catalog {
+            section.card.product data-product=(p.slug) {
+                h2 { (p.name) " " small.muted { (p.slug) } }
+                @if !p.description.is_empty() { p { (p.description) } }
+                @if versions.is_empty() {
+                    p.muted { "No versions available." }
+                } @else {
+                    div.scroll { table {
+                        thead { tr { th { "Version" } th { "Lifecycle" } th { "Chart digest" } th { "Allowed values" } th {} } }
+                        tbody { @for t in versions { (version_row(user, p, t)) } }
+                    } }
+                }
+            }
+        }
+        @if admin {
+            div.grid {
+                section.card #publish-card {
+                    h2 { "Publish a version" }
+                    @if let Some(e) = err_for("publish") { (e) }
+                    form method="post" action="/ui/catalog/versions" {
+                        (csrf(user))
+                        label for="pub-product" { "Product" }
+                        select #pub-product name="product" required {
+                            @for (p, _) in &catalog {
+                                option value=(p.slug) selected[f.product == p.slug] { (p.slug) }
+                            }
+                        }
+                        label for="pub-version" { "Version (semver)" }
+                        input #pub-version name="version" value=(f.version) placeholder="1.2.0" required;
+                        label for="pub-chart" { "Chart reference" }
+                        input #pub-chart name="chart" value=(f.chart) placeholder="oci://registry/charts/web:1.2.0" required;
+                        label for="pub-allowlist" { "Allowed value paths (one per line: " code { "replicaCount" } ", " code { "resources.*" } ")" }
+                        textarea #pub-allowlist name="allowlist" rows="4" spellcheck="false" { (f.allowlist) }
+                        div.row {
+                            button.primary type="submit" name="mode" value="publish" { "Publish" }
+                            button type="submit" name="mode" value="draft" { "Save as draft" }
+                        }
+                    }
+                }
+                section.card #product-card {
+                    h2 { "New product" }
+                    @if let Some(e) = err_for("product") { (e) }
+                    form method="post" action="/ui/catalog/products" {
+                        (csrf(user))
+                        label for="prod-slug" { "Slug" }
+                        input #prod-slug name="slug" value=(extras.product.slug) placeholder="wiki" required;
+                        label for="prod-name" { "Name" }
+                        input #prod-name name="name" value=(extras.product.name) required;
+                        label for="prod-description" { "Description" }
+                        input #prod-description name="description" value=(extras.product.description);
+                        button.primary type="submit" { "Create product" }
+                    }
+                }
+            }
+        }
+        @if let Some(e) = err_for("lifecycle") { (e) }
+    };
+    respond(status, layout::page("Catalog", Some(user), None, body))
+}
+
+pub async fn catalog_page(State(state): State<AppState>, user: UiUser) -> Response {
+    render_catalog(&state, &user, CatalogExtras::default(), StatusCode::OK).await
+}
+
+pub async fn create_product(
+    State(state): State<AppState>,
+    UiForm { user, form }: UiForm<ProductForm>,
+) -> Response {
+    let result = product_api::create_product(
+        State(state.clone()),
+        user.actor.clone(),
+        ApiJson(CreateProduct {
+            slug: form.slug.trim().to_string(),
+            name: form.name.trim().to_string(),
+            description: form.description.trim().to_string(),
+        }),
+    )
+    .await;
+    match result {
+        Ok((_, Json(p))) => {
+            user.flash(FlashKind::Info, format!("Product '{}' created", p.slug));
+            Redirect::to("/ui/catalog").into_response()
+        }
+        Err(e) => {
+            let status = e.status;
+            let extras = CatalogExtras {
+                error: Some(e),
+                error_for: "product",
+                product: form,
+                ..Default::default()
+            };
+            render_catalog(&state, &user, extras, status).await
+        }
+    }
+}
+
+pub async fn publish_version(
+    State(state): State<AppState>,
+    UiForm { user, form }: UiForm<PublishForm>,
+) -> Response {
+    let allowlist: Vec<String> = form
+        .allowlist
+        .lines()
+        .flat_map(|l| l.split(','))
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect();
+    let publish = form.mode.as_deref() != Some("draft");
+    let result = template_api::create_template_version(
+        State(state.clone()),
+        user.actor.clone(),
+        Path(form.product.clone()),
+        ApiJson(CreateTemplateVersion {
+            version: form.version.trim().to_string(),
+            chart: form.chart.trim().to_string(),
+            values_allowlist: allowlist,
+            capabilities: Default::default(),
+            publish,
+        }),
+    )
+    .await;
+    match result {
+        Ok((_, Json(t))) => {
+            user.flash(
+                FlashKind::Info,
+                format!(
+                    "Version {} of '{}' is {} (chart {})",
+                    t.version,
+                    t.product,
+                    t.lifecycle.as_str(),
+                    short_digest(&t.chart_digest)
+                ),
+            );
+            Redirect::to("/ui/catalog").into_response()
+        }
+        Err(e) => {
+            let status = e.status;
+            let extras = CatalogExtras {
+                error: Some(e),
+                error_for: "publish",
+                publish: form,
+                ..Default::default()
+            };
+            render_catalog(&state, &user, extras, status).await
+        }
+    }
+}
+
+pub async fn lifecycle(
+    State(state): State<AppState>,
+    Path((product, version, action)): Path<(String, String, String)>,
+    UiForm { user, .. }: UiForm<serde::de::IgnoredAny>,
+) -> Response {
+    let s = State(state.clone());
+    let a = user.actor.clone();
+    let path = Path((product.clone(), version.clone()));
+    let result = match action.as_str() {
+        "publish" => template_api::publish_template_version(s, a, path).await,
+        "deprecate" => template_api::deprecate_template_version(s, a, path).await,
+        "retire" => template_api::retire_template_version(s, a, path).await,
+        _ => Err(ApiError::not_found(format!("catalog action '{action}'"))),
+    };
+    match result {
+        Ok(Json(t)) => {
+            user.flash(
+                FlashKind::Info,
+                format!(
+                    "Version {} of '{}' is now {}",
+                    t.version,
+                    t.product,
+                    t.lifecycle.as_str()
+                ),
+            );
+            Redirect::to("/ui/catalog").into_response()
+        }
+        Err(e) => {
+            let status = e.status;
+            let extras = CatalogExtras {
+                error: Some(e),
+                error_for: "lifecycle",
+                ..Default::default()
+            };
+            render_catalog(&state, &user, extras, status).await
+        }
+    }
+}
+
+/// What the deploy form had in it.
+#[derive(Debug, Default)]
+pub struct DeployInput {
+    pub name: String,
+    pub values: String,
+    pub tenant: String,
+}
+
+pub async fn render_deploy(
+    state: &AppState,
+    user: &UiUser,
+    product: &str,
+    version: &str,
+    input: DeployInput,
+    error: Option<ApiError>,
+) -> Response {
+    let t = match template_api::get_template_version(
+        State(state.clone()),
+        user.actor.clone(),
+        Path((product.to_string(), version.to_string())),
+    )
+    .await
+    {
+        Ok(Json(t)) => t,
+        Err(e) => return layout::error_page(Some(user), &e),
+    };
+    let status = error.as_ref().map_or(StatusCode::OK, |e| e.status);
+    let body = html! {
+        p.crumbs { a href="/ui/catalog" { "Catalog" } " / " (t.product) " / " (t.version) }
+        h1 { "Deploy " (t.product) " " (t.version) }
+        @if t.lifecycle.as_str() == "deprecated" {
+            div.flash.warn { "This version is deprecated; prefer a newer one." }
+        }
+        div.grid {
+            section.card {
+                @if let Some(e) = &error { (error_box(e)) }
+                form method="post" action="/ui/deployments" #deploy-form {
+                    (csrf(user))
+                    input type="hidden" name="product" value=(t.product);
+                    input type="hidden" name="version" value=(t.version);
+                    label for="name" { "Name" }
+                    input #name name="name" value=(input.name) required placeholder="my wiki";
+                    @if user.actor.is_admin() {
+                        label for="tenant" { "Tenant (empty: " (user.actor.tenant) ")" }
+                        input #tenant name="tenant" value=(input.tenant);
+                    }
+                    label for="values" { "Values (YAML or JSON)" }
+                    textarea #values name="values" rows="8" spellcheck="false" placeholder="replicaCount: 2" { (input.values) }
+                    button.primary type="submit" { "Create deployment" }
+                }
+            }
+            section.card {
+                h2 { "Allowed values" }
+                @if t.values_allowlist.is_empty() {
+                    p.muted { "This version allows no user values." }
+                } @else {
+                    ul { @for a in &t.values_allowlist { li { code { (a) } } } }
+                }
+                details {
+                    summary { "Chart defaults" }
+                    (layout::code_block(&layout::to_yaml(&t.default_values)))
+                }
+                p.muted { "Chart " code { (t.chart) } }
+            }
+        }
+    };
+    respond(status, layout::page("Deploy", Some(user), None, body))
+}
+
+pub async fn deploy_page(
+    State(state): State<AppState>,
+    user: UiUser,
+    Path((product, version)): Path<(String, String)>,
+) -> Response {
+    render_deploy(
+        &state,
+        &user,
+        &product,
+        &version,
+        DeployInput::default(),
+        None,
+    )
+    .await
+}
