@@ -328,6 +328,26 @@ fn walk(path: &str, a: Option<&Value>, b: Option<&Value>, out: &mut Vec<FieldCha
                 walk(&p, x.get(k), y.get(k), out);
             }
         }
+        // Lists of named items (containers, ports, env, volumes) are compared by
+        // name, so a diff says `containers[name=web].image`, not "the whole list".
+        (Some(Value::Array(x)), Some(Value::Array(y))) if named(x) && named(y) => {
+            let by_name = |items: &Vec<Value>| -> BTreeMap<String, Value> {
+                items
+                    .iter()
+                    .map(|i| {
+                        (
+                            i["name"].as_str().unwrap_or_default().to_string(),
+                            i.clone(),
+                        )
+                    })
+                    .collect()
+            };
+            let (xs, ys) = (by_name(x), by_name(y));
+            let names: std::collections::BTreeSet<&String> = xs.keys().chain(ys.keys()).collect();
+            for n in names {
+                walk(&format!("{path}[name={n}]"), xs.get(n), ys.get(n), out);
+            }
+        }
         (x, y) if x != y => out.push(FieldChange {
             path: path.to_string(),
             from: x.cloned(),
@@ -337,7 +357,11 @@ fn walk(path: &str, a: Option<&Value>, b: Option<&Value>, out: &mut Vec<FieldCha
     }
 }
 
-/// Leaf-level differences between two versions of one object (lists compared whole).
+fn named(items: &[Value]) -> bool {
+    !items.is_empty() && items.iter().all(|i| i["name"].is_string())
+}
+
+/// Leaf-level differences between two versions of one object.
 pub fn field_diff(current: &Value, target: &Value) -> Vec<FieldChange> {
     let mut out = Vec::new();
     walk("", Some(current), Some(target), &mut out);
@@ -559,6 +583,19 @@ mod tests {
         assert_eq!(quantity_bytes("500M"), Some(5e8));
         assert_eq!(quantity_bytes("10"), Some(10.0));
         assert!(quantity_bytes("1Zi").is_none());
+    }
+
+    #[test]
+    fn named_lists_are_diffed_item_by_item() {
+        let a = json!({"spec": {"containers": [{"name": "web", "image": "nginx:1"}, {"name": "side", "image": "s:1"}]}});
+        let b = json!({"spec": {"containers": [{"name": "web", "image": "nginx:2"}, {"name": "side", "image": "s:1"}]}});
+        let d = field_diff(&a, &b);
+        assert_eq!(d.len(), 1);
+        assert_eq!(d[0].path, "spec.containers[name=web].image");
+        let c = json!({"spec": {"containers": [{"name": "web", "image": "nginx:1"}]}});
+        assert_eq!(field_diff(&a, &c)[0].path, "spec.containers[name=side]");
+        let args = field_diff(&json!({"args": ["a"]}), &json!({"args": ["b"]}));
+        assert_eq!(args[0].path, "args");
     }
 
     #[test]
