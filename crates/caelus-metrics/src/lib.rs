@@ -317,8 +317,12 @@ mod tests {
         assert!(text.contains(
             "caelus_reconcile_duration_seconds_bucket{outcome=\"installed\",le=\"+Inf\"} 3\n"
         ));
-        assert!(text.contains("caelus_reconcile_duration_seconds_count{outcome=\"installed\"} 3\n"));
-        assert!(text.contains("caelus_reconcile_duration_seconds_sum{outcome=\"installed\"} 1003.02\n"));
+        assert!(
+            text.contains("caelus_reconcile_duration_seconds_count{outcome=\"installed\"} 3\n")
+        );
+        assert!(
+            text.contains("caelus_reconcile_duration_seconds_sum{outcome=\"installed\"} 1003.02\n")
+        );
         assert!(text.contains("caelus_reconcile_duration_seconds_count{outcome=\"idle\"} 1\n"));
     }
 
