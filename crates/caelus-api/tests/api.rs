@@ -7,16 +7,7 @@ use common::{DIGEST_A, Server};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test] async fn $name() { super::$name(caelus_store::Backend::Sqlite).await })*
-        }
-        mod postgres {
-            $(#[tokio::test] async fn $name() { super::$name(caelus_store::Backend::Postgres).await })*
-        }
-    };
-}
+use caelus_store::on_both_backends;
 
 on_both_backends!(
     malformed_and_unknown_and_oversized_bodies_are_refused_and_nothing_is_stored,

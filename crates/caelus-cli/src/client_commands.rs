@@ -424,18 +424,7 @@ pub async fn deployment(cmd: DeploymentCommand) -> Result<()> {
                 Some(&body),
             )
             .await?;
-            if dry_run {
-                match client.output {
-                    output::Format::Table => print_plan(&v),
-                    f => output::print_value(f, &v),
-                }
-                return Ok(());
-            }
-            output::print(client.output, output::DEPLOYMENT, &v);
-            print_warnings(&v);
-            if wait.wait {
-                follow(&client, &v, wait, Goal::Ready).await?;
-            }
+            plan_or_follow(&client, &v, dry_run, wait).await?;
         }
         Upgrades { uid, client } => {
             run_op(
@@ -465,17 +454,7 @@ pub async fn deployment(cmd: DeploymentCommand) -> Result<()> {
                 Some(&body),
             )
             .await?;
-            if dry_run {
-                match client.output {
-                    output::Format::Table => print_plan(&v),
-                    f => output::print_value(f, &v),
-                }
-                return Ok(());
-            }
-            output::print(client.output, output::DEPLOYMENT, &v);
-            if wait.wait {
-                follow(&client, &v, wait, Goal::Ready).await?;
-            }
+            plan_or_follow(&client, &v, dry_run, wait).await?;
         }
         History { uid, limit, client } => {
             let q: Vec<_> = limit
@@ -709,6 +688,29 @@ async fn follow(
         }
         tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     }
+}
+
+/// After an upgrade or rollback request: print the plan of a dry run, or the
+/// accepted deployment (and follow it with --wait).
+async fn plan_or_follow(
+    client: &ClientArgs,
+    v: &Value,
+    dry_run: bool,
+    wait: crate::cli::WaitArgs,
+) -> Result<()> {
+    if dry_run {
+        match client.output {
+            output::Format::Table => print_plan(v),
+            f => output::print_value(f, v),
+        }
+        return Ok(());
+    }
+    output::print(client.output, output::DEPLOYMENT, v);
+    print_warnings(v);
+    if wait.wait {
+        follow(client, v, wait, Goal::Ready).await?;
+    }
+    Ok(())
 }
 
 /// A readable upgrade plan: what would change, field by field, and every policy result.

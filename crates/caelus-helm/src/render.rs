@@ -48,6 +48,31 @@ pub struct RenderRequest {
     pub deployment_uid: String,
 }
 
+impl RenderRequest {
+    /// Revision `revision` of a release: the first revision installs, later ones upgrade.
+    pub fn for_revision(
+        values: Value,
+        release_name: &str,
+        namespace: &str,
+        revision: i64,
+        deployment_uid: &str,
+    ) -> RenderRequest {
+        RenderRequest {
+            values,
+            release_name: release_name.to_string(),
+            namespace: namespace.to_string(),
+            revision: revision.clamp(1, i64::from(u32::MAX)) as u32,
+            kind: if revision <= 1 {
+                RevisionKind::Install
+            } else {
+                RevisionKind::Upgrade
+            },
+            kube_version: None,
+            deployment_uid: deployment_uid.to_string(),
+        }
+    }
+}
+
 /// Helm hook events (`helm.sh/hook`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]

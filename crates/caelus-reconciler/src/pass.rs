@@ -12,7 +12,7 @@ use caelus_engine::{
     ApplyRequest, Drift, EngineError, NamespaceTarget, ObjectRef, Progress, UninstallRequest,
     UninstallStatus,
 };
-use caelus_helm::{ChartReference, HelmError, HookEvent, RenderRequest, Rendered, RevisionKind};
+use caelus_helm::{ChartReference, HelmError, HookEvent, RenderRequest, Rendered};
 use caelus_store::deployments::{self, Deployment};
 use caelus_store::events::{self, NewEvent};
 use caelus_store::queue::{self, Lease, PassResult};
@@ -262,19 +262,13 @@ impl Reconciler {
         self.helm
             .render(
                 &chart,
-                &RenderRequest {
-                    values: values.clone(),
-                    release_name: d.release_name.clone(),
-                    namespace: d.namespace_name.clone(),
-                    revision: revision.max(1) as u32,
-                    kind: if revision <= 1 {
-                        RevisionKind::Install
-                    } else {
-                        RevisionKind::Upgrade
-                    },
-                    kube_version: None,
-                    deployment_uid: d.uid.clone(),
-                },
+                &RenderRequest::for_revision(
+                    values.clone(),
+                    &d.release_name,
+                    &d.namespace_name,
+                    revision,
+                    &d.uid,
+                ),
             )
             .await
     }

@@ -175,7 +175,11 @@ async fn hooks_run_and_are_cleaned_and_a_failing_hook_fails_the_pass_with_retrie
             "hooks",
             "1.0.0",
             &["failMigration", "message"],
-            Capabilities::default(),
+            Capabilities {
+                // Without automatic rollback a failed upgrade is Failed and retried with backoff.
+                rollback_on_failure: false,
+                ..Default::default()
+            },
         )
         .await;
     let uid = h.create(&t, "app", json!({})).await;

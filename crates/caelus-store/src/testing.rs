@@ -99,3 +99,17 @@ impl Drop for TestDb {
         }
     }
 }
+
+/// Runs each listed `async fn name(Backend)` twice, as tests `sqlite::name` and
+/// `postgres::name`: every suite that touches the database covers both backends.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test] async fn $name() { super::$name($crate::Backend::Sqlite).await })*
+        }
+        mod postgres {
+            $(#[tokio::test] async fn $name() { super::$name($crate::Backend::Postgres).await })*
+        }
+    };
+}

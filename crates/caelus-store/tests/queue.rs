@@ -11,16 +11,7 @@ use caelus_store::testing::TestDb;
 use caelus_store::{Backend, Store, StoreError};
 use serde_json::json;
 
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test] async fn $name() { super::$name(caelus_store::Backend::Sqlite).await })*
-        }
-        mod postgres {
-            $(#[tokio::test] async fn $name() { super::$name(caelus_store::Backend::Postgres).await })*
-        }
-    };
-}
+use caelus_store::on_both_backends;
 
 on_both_backends!(
     claims_take_the_longest_due_first_and_never_twice,

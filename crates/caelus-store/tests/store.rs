@@ -13,16 +13,7 @@ use caelus_store::tokens::{self, Token};
 use caelus_store::{Backend, Cursor, Store, StoreError, now_ms};
 use serde_json::json;
 
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test] async fn $name() { super::$name(caelus_store::Backend::Sqlite).await })*
-        }
-        mod postgres {
-            $(#[tokio::test] async fn $name() { super::$name(caelus_store::Backend::Postgres).await })*
-        }
-    };
-}
+use caelus_store::on_both_backends;
 
 on_both_backends!(
     products_are_unique_by_slug_and_paginate,

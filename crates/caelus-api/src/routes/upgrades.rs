@@ -17,7 +17,7 @@ use axum::response::{IntoResponse, Response};
 use caelus_core::FieldError;
 use caelus_core::render_policy::{RenderCapabilities, check_rendered};
 use caelus_core::upgrade::{self, DataRisk, RefusalKind, UpgradeCandidate, Verdict};
-use caelus_helm::{RenderRequest, Rendered, RevisionKind};
+use caelus_helm::{RenderRequest, Rendered};
 use caelus_store::deployments::{self, Deployment};
 use caelus_store::revisions::{self, Revision};
 use caelus_store::templates::{self, TemplateVersion};
@@ -155,19 +155,13 @@ async fn render(
         .helm
         .render(
             &chart,
-            &RenderRequest {
-                values: values.clone(),
-                release_name: d.release_name.clone(),
-                namespace: d.namespace_name.clone(),
-                revision: revision.max(1) as u32,
-                kind: if revision <= 1 {
-                    RevisionKind::Install
-                } else {
-                    RevisionKind::Upgrade
-                },
-                kube_version: None,
-                deployment_uid: d.uid.clone(),
-            },
+            &RenderRequest::for_revision(
+                values.clone(),
+                &d.release_name,
+                &d.namespace_name,
+                revision,
+                &d.uid,
+            ),
         )
         .await
         .map_err(|e| charts::chart_error("values", e))
