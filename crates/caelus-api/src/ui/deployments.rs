@@ -341,11 +341,12 @@ fn history(user: &UiUser, d: &Detail) -> Markup {
             p.muted { "No revisions yet." }
         } @else {
             div.scroll { table #revisions {
-                thead { tr { th { "#" } th { "Version" } th { "Outcome" } th { "Requested by" } th { "Started" } th { "Error" } th {} } }
+                thead { tr { th { "#" } th { "Kind" } th { "Version" } th { "Outcome" } th { "Requested by" } th { "Started" } th { "Error" } th {} } }
                 tbody {
                     @for r in &d.revisions {
                         tr data-revision=(r.number) {
                             td { (r.number) }
+                            td { (r.kind) }
                             td { (r.version) }
                             td { span.badge.(outcome_class(&r.outcome)) { (r.outcome) } }
                             td { (r.requested_by) }
