@@ -108,6 +108,14 @@ impl Harness {
         self.workers[i].1.abort();
     }
 
+    /// Graceful stop of every worker (as on SIGTERM), keeping the rest running.
+    pub async fn stop_workers(&mut self) {
+        for (tx, handle) in self.workers.drain(..) {
+            let _ = tx.send(true);
+            let _ = handle.await;
+        }
+    }
+
     pub async fn stop(mut self) {
         for (tx, handle) in self.workers.drain(..) {
             let _ = tx.send(true);

@@ -564,3 +564,39 @@ async fn a_killed_worker_s_deployment_is_taken_over_after_its_lease_expires() {
     assert_eq!(revisions[0].outcome, "deployed");
     h.stop().await;
 }
+
+#[tokio::test]
+async fn a_graceful_shutdown_releases_in_flight_leases_for_another_worker() {
+    let mut worker = fast_worker();
+    worker.lease = Duration::from_secs(60);
+    worker.shutdown_grace = Duration::from_millis(100);
+    let mut h = Harness::start_with(Backend::Sqlite, worker.clone()).await;
+    let t = h
+        .publish("web", "web", "1.0.0", WEB_ALLOW, Capabilities::default())
+        .await;
+    // Slow applies keep the pass in flight past the shutdown grace period.
+    h.sim.faults().set(kubesim::FaultConfig {
+        latency: vec![kubesim::LatencyFault {
+            verb: Some("patch".into()),
+            millis: 400,
+            ..Default::default()
+        }],
+        ..Default::default()
+    });
+    let uid = h.create(&t, "shop", json!({})).await;
+    h.wait_until(&uid, Duration::from_secs(10), "claimed", |d| {
+        d.lease_owner.is_some()
+    })
+    .await;
+    h.stop_workers().await;
+    let d = h.get(&uid).await;
+    assert_eq!(
+        d.lease_owner, None,
+        "the lease must be released, not left to expire (60s)"
+    );
+    assert!(d.due_at.is_some());
+    h.sim.faults().clear();
+    h.add_worker(worker);
+    h.wait_phase(&uid, Phase::Ready).await;
+    h.stop().await;
+}
