@@ -82,6 +82,11 @@ pub struct HelmArgs {
     /// The Helm engine library (default: CAELUS_HELM_LIB, then .tools/helm/libhelm_c.so).
     #[arg(long, env = "CAELUS_HELM_LIB")]
     pub helm_lib: Option<PathBuf>,
+    /// Per-registry settings (YAML or JSON), e.g. `{"registry.example.com": {"credentials":
+    /// {"username": "…", "password": "…"}, "plain_http": false}}`. Loopback registries
+    /// default to plain HTTP, all others to HTTPS.
+    #[arg(long, env = "CAELUS_REGISTRIES")]
+    pub registries: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

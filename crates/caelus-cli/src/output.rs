@@ -23,6 +23,8 @@ pub const TEMPLATE: Columns = &[
     ("PRODUCT", "/product"),
     ("VERSION", "/version"),
     ("LIFECYCLE", "/lifecycle"),
+    ("CHART NAME", "/chart_metadata/name"),
+    ("CHART VERSION", "/chart_metadata/version"),
     ("CHART", "/chart"),
 ];
 pub const DEPLOYMENT: Columns = &[

@@ -74,6 +74,25 @@ pub async fn admin_create_token(args: AdminCreateTokenArgs) -> Result<()> {
 }
 
 /// Loads the Helm engine with its chart cache under `data_dir`.
+/// Loads the Helm engine as `caelus server` and `caelus worker` configure it.
+pub fn load_helm_with(args: &HelmArgs) -> Result<caelus_helm::HelmEngine> {
+    let helm = load_helm(&args.data_dir, args.helm_lib.as_deref())?;
+    if let Some(path) = &args.registries {
+        let doc = crate::client_commands::read_document(path)?;
+        let settings: std::collections::BTreeMap<String, caelus_helm::RegistrySettings> =
+            serde_json::from_value(doc).with_context(|| {
+                format!(
+                    "{} is not a map of registry host to settings",
+                    path.display()
+                )
+            })?;
+        for (host, s) in settings {
+            helm.set_registry(&host, s);
+        }
+    }
+    Ok(helm)
+}
+
 pub fn load_helm(data_dir: &Path, lib: Option<&Path>) -> Result<caelus_helm::HelmEngine> {
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("cannot create data dir {}", data_dir.display()))?;
@@ -83,8 +102,7 @@ pub fn load_helm(data_dir: &Path, lib: Option<&Path>) -> Result<caelus_helm::Hel
 }
 
 pub async fn server(args: ServerArgs) -> Result<()> {
-    let HelmArgs { data_dir, helm_lib } = &args.helm;
-    let helm = load_helm(data_dir, helm_lib.as_deref())?;
+    let helm = load_helm_with(&args.helm)?;
     let store = open(&args.db, !args.no_migrate).await?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
@@ -142,7 +160,7 @@ pub fn reconciler(
 
 pub async fn worker(args: WorkerArgs) -> Result<()> {
     let store = open(&args.db, false).await?;
-    let helm = load_helm(&args.helm.data_dir, args.helm.helm_lib.as_deref())?;
+    let helm = load_helm_with(&args.helm)?;
     let client = kube_client(args.kubeconfig.as_deref()).await?;
     let wake = Arc::new(Notify::new());
     let (stop_tx, stop_rx) = watch::channel(false);

@@ -348,3 +348,78 @@ fn server_on_postgres_with_an_offline_bootstrap_token() {
     let _ = admin_url;
     drop(db);
 }
+
+#[test]
+fn registry_credentials_come_from_the_registries_file() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let registry = caelus_helm::testing::TestRegistry::start_with_auth().unwrap();
+    let (chart, _) = rt
+        .block_on(caelus_helm::testing::push_test_chart(
+            &registry, "web", "1.0.0",
+        ))
+        .unwrap();
+    let dir = temp_dir("registries");
+    let db = format!("sqlite://{}", dir.join("caelus.db").display());
+    let out = Command::new(CAELUS)
+        .args(["admin", "create-token", "--database-url", &db])
+        .output()
+        .unwrap();
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let settings = dir.join("registries.yaml");
+    std::fs::write(
+        &settings,
+        format!(
+            "{}:\n  credentials:\n    username: {}\n    password: {}\n",
+            registry.host(),
+            caelus_helm::testing::TEST_USERNAME,
+            caelus_helm::testing::TEST_PASSWORD
+        ),
+    )
+    .unwrap();
+    let start = |registries: Option<&Path>| {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut cmd = Command::new(CAELUS);
+        cmd.args([
+            "server",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--database-url",
+            &db,
+        ])
+        .arg("--data-dir")
+        .arg(dir.join(format!("data-{port}")))
+        .env("CAELUS_LOG", "warn");
+        if let Some(r) = registries {
+            cmd.arg("--registries").arg(r);
+        }
+        let r = Running {
+            child: cmd.spawn().unwrap(),
+            url: format!("http://127.0.0.1:{port}"),
+            token: token.clone(),
+        };
+        wait_ready(&r.url);
+        r
+    };
+    let without = start(None);
+    ok(&without, &["product", "create", "web", "--name", "Web"]);
+    let (success, _, err) = cli(
+        &without,
+        &["template", "publish", "web", "1.0.0", "--chart", &chart],
+    );
+    assert!(
+        !success && err.contains("502") && err.contains("refused access"),
+        "{err}"
+    );
+    drop(without);
+    let with = start(Some(&settings));
+    let out = ok(
+        &with,
+        &["template", "publish", "web", "1.0.0", "--chart", &chart],
+    );
+    assert!(out.contains("published") && out.contains("web"), "{out}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
