@@ -3,7 +3,7 @@
 
 mod common;
 
-use caelus_store::Backend;
+use caelus_store::{Backend, on_both_backends};
 use common::Server;
 use reqwest::StatusCode;
 use reqwest::redirect::Policy;
@@ -110,17 +110,6 @@ impl Browser {
     async fn csrf(&mut self) -> String {
         self.get("/ui/deployments").await.csrf()
     }
-}
-
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test] async fn $name() { super::$name(caelus_store::Backend::Sqlite).await })*
-        }
-        mod postgres {
-            $(#[tokio::test] async fn $name() { super::$name(caelus_store::Backend::Postgres).await })*
-        }
-    };
 }
 
 on_both_backends!(tenants_see_only_their_own_deployments_admins_see_all);
