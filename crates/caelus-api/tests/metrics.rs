@@ -161,8 +161,11 @@ async fn metrics_report_queue_phases_http_kube_and_cache_with_sensible_values() 
         v["caelus_chart_cache_entries{cache=\"chart\"}"] >= 1.0,
         "{text}"
     );
-    // Reconcile passes appear once the reconciler records them (caelus_metrics::global()
-    // .reconcile_finished); whatever is there must be a consistent histogram.
+    // Both installs were timed as reconcile passes, in a consistent histogram.
+    assert!(
+        get("caelus_reconcile_duration_seconds_count{outcome=\"installed\"}") >= 2.0,
+        "{text}"
+    );
     for (k, count) in v
         .iter()
         .filter(|(k, _)| k.starts_with("caelus_reconcile_duration_seconds_count"))

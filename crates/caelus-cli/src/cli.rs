@@ -100,6 +100,9 @@ pub struct WorkerArgs {
     pub helm: HelmArgs,
     #[command(flatten)]
     pub reconcile: ReconcileArgs,
+    /// Serve Prometheus metrics (`/metrics`) on this address, e.g. 0.0.0.0:9090.
+    #[arg(long, env = "CAELUS_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// How the reconciler behaves (worker and dev).

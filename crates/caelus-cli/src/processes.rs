@@ -125,7 +125,10 @@ pub async fn kube_client(kubeconfig: Option<&Path>) -> Result<kube::Client> {
             .await
             .context("no Kubernetes configuration found (in-cluster or KUBECONFIG)")?,
     };
-    Ok(kube::Client::try_from(config)?)
+    // Every request to the API server is counted by verb and status code.
+    Ok(kube::client::ClientBuilder::try_from(config)?
+        .with_layer(&caelus_metrics::KubeMetricsLayer::global())
+        .build())
 }
 
 /// A reconciler over `store`, driving the cluster behind `client`.
@@ -170,6 +173,20 @@ pub async fn worker(args: WorkerArgs) -> Result<()> {
             wake.clone(),
             stop_rx.clone(),
         ));
+    }
+    if let Some(addr) = args.metrics_listen {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr} for metrics"))?;
+        tracing::info!(addr = %listener.local_addr()?, "metrics listening");
+        let source = caelus_api::metrics::MetricsSource {
+            store: store.clone(),
+            helm: Some(helm.clone()),
+        };
+        let mut stop = stop_rx.clone();
+        tokio::spawn(caelus_api::metrics::serve(listener, source, async move {
+            let _ = stop.changed().await;
+        }));
     }
     tokio::spawn(async move {
         shutdown_signal().await;

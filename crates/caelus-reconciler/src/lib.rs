@@ -157,7 +157,9 @@ impl Reconciler {
         now_ms() + d.as_millis() as i64
     }
 
+    /// When to retry after failure number `attempts`; every call schedules a retry.
     fn retry_at(&self, attempts: i64) -> i64 {
+        caelus_metrics::global().retry();
         let d = self
             .config
             .backoff

@@ -136,6 +136,13 @@ impl Reconciler {
             let _renewer = AbortOnDrop(self.spawn_renewer(lease.clone()));
             let started = Instant::now();
             let result = self.reconcile(&lease).await;
+            let seconds = started.elapsed().as_secs_f64();
+            let metrics = caelus_metrics::global();
+            match &result {
+                Ok(outcome) => metrics.reconcile_finished(outcome, seconds),
+                Err(PassError::Store(StoreError::LeaseLost(_))) => metrics.reconcile_finished("lease-lost", seconds),
+                Err(_) => metrics.reconcile_finished("error", seconds),
+            }
             match result {
                 Ok(outcome) => {
                     tracing::info!(outcome, ms = started.elapsed().as_millis() as u64, "pass finished")
@@ -975,6 +982,7 @@ impl Reconciler {
                         r.object_health = outcome.health;
                         queue::finish(&mut tx, lease, &r, now_ms()).await?;
                         tx.commit().await?;
+                        caelus_metrics::global().drift_corrected();
                         Ok("drift-corrected")
                     }
                     Err(e) => {

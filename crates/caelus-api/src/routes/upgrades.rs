@@ -323,15 +323,15 @@ fn refuse_if_needed(
 }
 
 enum Reply {
-    Plan(UpgradePlan),
-    Accepted(DeploymentView),
+    Plan(Box<UpgradePlan>),
+    Accepted(Box<DeploymentView>),
 }
 
 impl IntoResponse for Reply {
     fn into_response(self) -> Response {
         match self {
-            Reply::Plan(p) => (StatusCode::OK, Json(p)).into_response(),
-            Reply::Accepted(d) => (StatusCode::ACCEPTED, Json(d)).into_response(),
+            Reply::Plan(p) => (StatusCode::OK, Json(*p)).into_response(),
+            Reply::Accepted(d) => (StatusCode::ACCEPTED, Json(*d)).into_response(),
         }
     }
 }
@@ -471,7 +471,7 @@ pub async fn upgrade_deployment(
     )
     .await?;
     if req.dry_run {
-        return Ok(Reply::Plan(plan).into_response());
+        return Ok(Reply::Plan(Box::new(plan)).into_response());
     }
     refuse_if_needed(&actor, &plan, &risks, req.allow_data_loss)?;
     let overridden = req.allow_data_loss && !risks.is_empty();
@@ -502,7 +502,7 @@ pub async fn upgrade_deployment(
         plan.warnings,
     )
     .await?;
-    Ok(Reply::Accepted(view).into_response())
+    Ok(Reply::Accepted(Box::new(view)).into_response())
 }
 
 /// Which versions this deployment may be upgraded to, and why the others may not.
@@ -632,7 +632,7 @@ pub async fn rollback_deployment(
     )
     .await?;
     if req.dry_run {
-        return Ok(Reply::Plan(plan).into_response());
+        return Ok(Reply::Plan(Box::new(plan)).into_response());
     }
     refuse_if_needed(&actor, &plan, &risks, req.allow_data_loss)?;
     let view = commit_change(
@@ -648,5 +648,5 @@ pub async fn rollback_deployment(
         plan.warnings,
     )
     .await?;
-    Ok(Reply::Accepted(view).into_response())
+    Ok(Reply::Accepted(Box::new(view)).into_response())
 }
