@@ -423,3 +423,44 @@ fn registry_credentials_come_from_the_registries_file() {
     assert!(out.contains("published") && out.contains("web"), "{out}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn server_logs_are_json_lines_when_asked() {
+    let dir = temp_dir("jsonlogs");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = Command::new(CAELUS)
+        .args([
+            "--log-format",
+            "json",
+            "server",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .arg("--database-url")
+        .arg(format!("sqlite://{}", dir.join("caelus.db").display()))
+        .arg("--data-dir")
+        .arg(&dir)
+        .env("CAELUS_LOG", "info")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let first = BufReader::new(stderr).lines().next().unwrap().unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    let line: serde_json::Value =
+        serde_json::from_str(&first).unwrap_or_else(|e| panic!("not JSON ({e}): {first}"));
+    assert_eq!(line["level"], "INFO");
+    assert!(
+        line["fields"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("listening"),
+        "{line}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
