@@ -118,7 +118,7 @@ pub fn check_upgrade(c: &UpgradeCandidate<'_>) -> Verdict {
                 format!("the deployment already runs version {cur}")
             } else {
                 format!(
-                    "version {target} is older than the running {cur}: going back is a rollback (POST …/rollback with a revision)"
+                    "version {target} is older than the running {cur}: going back is a rollback; roll back to an earlier revision instead"
                 )
             },
         ),
