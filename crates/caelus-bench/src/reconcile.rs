@@ -1,0 +1,625 @@
+//! N deployments from API create to Ready with real `caelus server` + `caelus worker`
+//! processes on kubesim, then one quiet resync round of all N.
+
+use crate::procfs;
+use anyhow::{Context, Result, bail};
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Database {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Deployments to create.
+    #[arg(long, default_value_t = 1000)]
+    deployments: usize,
+    /// sqlite: a file in a temp dir; postgres: a fresh schema in CAELUS_TEST_DATABASE_URL.
+    #[arg(long, value_enum, default_value_t = Database::Sqlite)]
+    database: Database,
+    /// The worker's --concurrency (reconciles at once).
+    #[arg(long, default_value_t = 4)]
+    concurrency: usize,
+    /// Create requests in flight at once.
+    #[arg(long, default_value_t = 8)]
+    parallel: usize,
+    /// The caelus binary (default: target/release/caelus in the repository).
+    #[arg(long)]
+    caelus: Option<PathBuf>,
+    /// Give up when not all are Ready after this many seconds.
+    #[arg(long, default_value_t = 900)]
+    timeout: u64,
+    /// Also write the results as JSON here (for `caelus-bench report`).
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+/// Requests kubesim served, by verb and by "verb resource".
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Requests {
+    pub total: u64,
+    pub writes: u64,
+    pub by_verb: BTreeMap<String, u64>,
+    pub by_resource: BTreeMap<String, u64>,
+}
+
+impl From<kubesim::StatsSnapshot> for Requests {
+    fn from(s: kubesim::StatsSnapshot) -> Self {
+        Requests {
+            total: s.total,
+            writes: s.writes(),
+            by_verb: s.by_verb,
+            by_resource: s.by_resource,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ResyncResult {
+    /// Deployments that finished a pass in the round.
+    pub passes: usize,
+    /// From the first to the last pass finishing (database timestamps).
+    pub round_secs: f64,
+    /// From making all due to the last pass finishing (includes the worker's wake-up).
+    pub total_secs: f64,
+    pub requests: Requests,
+    pub worker_cpu_secs: f64,
+    pub server_cpu_secs: f64,
+    /// This process: kubesim serving the requests (and the bench's own polling).
+    pub kubesim_cpu_secs: f64,
+    /// Still Ready after the round.
+    pub ready_after: usize,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ReconcileResult {
+    pub database: Option<Database>,
+    pub topology: String,
+    pub deployments: usize,
+    pub concurrency: usize,
+    pub parallel: usize,
+    /// Objects per deployment in the cluster: namespace, its isolation objects, the chart's.
+    pub objects_per_deployment: usize,
+    /// Time to send all create requests (the API answering, not the reconcile).
+    pub submit_secs: f64,
+    pub first_ready_secs: f64,
+    /// From the first create request to all Ready.
+    pub all_ready_secs: f64,
+    pub deployments_per_sec: f64,
+    pub ready: usize,
+    /// Passes that failed and were retried (from the events), during the create phase.
+    pub retried: usize,
+    pub requests: Requests,
+    /// Resident set of each process when started and idle, before the first create.
+    pub server_rss_kib_idle: u64,
+    pub worker_rss_kib_idle: u64,
+    pub server_peak_rss_kib: u64,
+    pub worker_peak_rss_kib: u64,
+    pub server_rss_kib_after: u64,
+    pub worker_rss_kib_after: u64,
+    pub server_cpu_secs: f64,
+    pub worker_cpu_secs: f64,
+    pub kubesim_cpu_secs: f64,
+    pub resync: ResyncResult,
+}
+
+/// A child process killed and reaped on drop.
+struct Proc {
+    child: Child,
+    name: &'static str,
+    log: PathBuf,
+}
+
+impl Proc {
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn check_alive(&mut self) -> Result<()> {
+        if let Some(status) = self.child.try_wait()? {
+            bail!(
+                "caelus {} exited ({status}); log {}:\n{}",
+                self.name,
+                self.log.display(),
+                tail(&self.log)
+            );
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn tail(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(20)..].join("\n")
+}
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn free_port() -> Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// The HTTP API as the benchmark's client.
+struct Api {
+    http: reqwest::Client,
+    base: String,
+    token: String,
+}
+
+impl Api {
+    async fn send(&self, req: reqwest::RequestBuilder) -> Result<Value> {
+        let resp = req.bearer_auth(&self.token).send().await?;
+        let status = resp.status();
+        let body: Value = resp.json().await.unwrap_or(Value::Null);
+        if !status.is_success() {
+            bail!("{status}: {body}");
+        }
+        Ok(body)
+    }
+
+    async fn post(&self, path: &str, body: &Value) -> Result<Value> {
+        self.send(self.http.post(format!("{}{path}", self.base)).json(body))
+            .await
+    }
+
+    async fn get(&self, path: &str, query: &[(&str, &str)]) -> Result<Value> {
+        self.send(self.http.get(format!("{}{path}", self.base)).query(query))
+            .await
+    }
+
+    /// Every deployment in `phase` (all pages).
+    async fn list(&self, phase: Option<&str>) -> Result<Vec<Value>> {
+        let mut items = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let mut q = vec![("limit", "500")];
+            if let Some(p) = phase {
+                q.push(("phase", p));
+            }
+            if let Some(c) = &cursor {
+                q.push(("cursor", c));
+            }
+            let page = self.get("/api/v1/deployments", &q).await?;
+            items.extend(page["items"].as_array().cloned().unwrap_or_default());
+            match page["next_cursor"].as_str() {
+                Some(c) => cursor = Some(c.to_string()),
+                None => return Ok(items),
+            }
+        }
+    }
+
+    async fn wait_up(&self) -> Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let ok = self
+                .http
+                .get(format!("{}/readyz", self.base))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success());
+            if ok {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("caelus server did not become ready");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+fn cpu(pid: u32) -> f64 {
+    procfs::cpu_seconds(pid).unwrap_or(0.0)
+}
+
+pub async fn run(args: Args) -> Result<()> {
+    let caelus = args
+        .caelus
+        .clone()
+        .unwrap_or_else(|| repo_root().join("target/release/caelus"));
+    if !caelus.is_file() {
+        bail!(
+            "{} not found: build it first (cargo build --release -p caelus-cli --bin caelus)",
+            caelus.display()
+        );
+    }
+    let dir = std::env::temp_dir().join(format!("caelus-bench-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    let result = run_in(&args, &caelus, &dir).await;
+    let _ = std::fs::remove_dir_all(&dir);
+    let result = result?;
+
+    let text = serde_json::to_string_pretty(&result)?;
+    if let Some(path) = &args.json {
+        std::fs::write(path, &text).with_context(|| format!("cannot write {}", path.display()))?;
+        eprintln!("wrote {}", path.display());
+    }
+    print_summary(&result);
+    Ok(())
+}
+
+async fn run_in(args: &Args, caelus: &Path, dir: &Path) -> Result<ReconcileResult> {
+    let n = args.deployments;
+    let me = std::process::id();
+    // The cluster, in this process.
+    let sim = kubesim::Server::start(kubesim::Config::default()).await?;
+    let kubeconfig = dir.join("kubeconfig");
+    sim.write_kubeconfig(&kubeconfig)?;
+
+    // The chart, in a real OCI registry.
+    let registry_port = free_port()?;
+    let registry = caelus_helm::local_registry::spawn(&dir.join("registry"), registry_port, None)
+        .context("cannot start docker-registry (scripts/install-registry)")?;
+    let _registry = Proc {
+        child: registry,
+        name: "registry",
+        log: dir.join("registry/registry.log"),
+    };
+    let pusher = caelus_helm::HelmEngine::load(caelus_helm::EngineConfig::new(dir.join("pusher")))?;
+    pusher
+        .push_chart_dir(
+            &repo_root().join("testdata/charts/web/1.0.0"),
+            &format!("oci://127.0.0.1:{registry_port}/charts"),
+        )
+        .await?;
+
+    // The database.
+    let (store, url, _pg) = match args.database {
+        Database::Sqlite => {
+            let url = format!("sqlite://{}", dir.join("caelus.db").display());
+            let store = caelus_store::Store::connect(&url).await?;
+            store.migrate().await?;
+            (store, url, None)
+        }
+        Database::Postgres => {
+            let db = caelus_store::testing::TestDb::postgres().await;
+            (db.store.clone(), db.url.clone(), Some(db))
+        }
+    };
+    let out = Command::new(caelus)
+        .args([
+            "admin",
+            "create-token",
+            "--name",
+            "bench",
+            "--database-url",
+            &url,
+        ])
+        .output()?;
+    if !out.status.success() {
+        bail!(
+            "caelus admin create-token: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let token = String::from_utf8(out.stdout)?.trim().to_string();
+
+    // The real processes.
+    let port = free_port()?;
+    let spawn = |name: &'static str, extra: &[&str]| -> Result<Proc> {
+        let log = dir.join(format!("{name}.log"));
+        let child = Command::new(caelus)
+            .arg(name)
+            .args(["--database-url", &url])
+            .arg("--data-dir")
+            .arg(dir.join(name))
+            .args(extra)
+            .env("CAELUS_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log)?)
+            .spawn()
+            .with_context(|| format!("cannot start {}", caelus.display()))?;
+        Ok(Proc { child, name, log })
+    };
+    let mut server = spawn(
+        "server",
+        &["--listen", &format!("127.0.0.1:{port}"), "--no-migrate"],
+    )?;
+    let api = Api {
+        http: reqwest::Client::builder()
+            .pool_max_idle_per_host(args.parallel * 2)
+            .build()?,
+        base: format!("http://127.0.0.1:{port}"),
+        token,
+    };
+    api.wait_up().await?;
+    // No natural resync during the run: the quiet round below is triggered explicitly.
+    let mut worker = spawn(
+        "worker",
+        &[
+            "--kubeconfig",
+            kubeconfig.to_str().context("path")?,
+            "--concurrency",
+            &args.concurrency.to_string(),
+            "--resync-seconds",
+            "86400",
+        ],
+    )?;
+
+    api.post(
+        "/api/v1/products",
+        &json!({"slug": "web", "name": "Web", "description": "benchmark"}),
+    )
+    .await?;
+    api.post(
+        "/api/v1/products/web/versions",
+        &json!({
+            "version": "1.0.0",
+            "chart": format!("oci://127.0.0.1:{registry_port}/charts/web:1.0.0"),
+            "values_allowlist": ["replicaCount"],
+            "publish": true,
+        }),
+    )
+    .await?;
+    // Let the worker finish starting (connect, discovery, watches) before the clock runs.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    worker.check_alive()?;
+
+    // ---- N creates, as fast as the API takes them, until all are Ready.
+    let server_rss_kib_idle = procfs::rss_kib(server.pid()).unwrap_or(0);
+    let worker_rss_kib_idle = procfs::rss_kib(worker.pid()).unwrap_or(0);
+    sim.reset_stats();
+    let (server_cpu0, worker_cpu0, me_cpu0) = (cpu(server.pid()), cpu(worker.pid()), cpu(me));
+    eprintln!(
+        "creating {n} deployments ({} database, worker concurrency {})…",
+        match args.database {
+            Database::Sqlite => "SQLite",
+            Database::Postgres => "PostgreSQL",
+        },
+        args.concurrency
+    );
+    let start = Instant::now();
+    let creates = {
+        let api = &api;
+        futures::stream::iter(0..n)
+            .map(move |i| async move {
+                api.post(
+                    "/api/v1/deployments",
+                    &json!({"name": format!("site-{i:05}"), "product": "web", "version": "1.0.0"}),
+                )
+                .await
+            })
+            .buffer_unordered(args.parallel.max(1))
+            .collect::<Vec<_>>()
+    };
+    let poll = async {
+        let mut first_ready = None;
+        let mut last_report = Instant::now();
+        loop {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let ready = api.list(Some("Ready")).await?.len();
+            if ready > 0 && first_ready.is_none() {
+                first_ready = Some(start.elapsed());
+            }
+            if last_report.elapsed() > Duration::from_secs(10) {
+                eprintln!(
+                    "  {:>5.1}s: {ready}/{n} Ready",
+                    start.elapsed().as_secs_f64()
+                );
+                last_report = Instant::now();
+            }
+            if ready >= n {
+                return anyhow::Ok((first_ready.unwrap_or_default(), start.elapsed(), ready));
+            }
+            if start.elapsed() > Duration::from_secs(args.timeout) {
+                return Ok((first_ready.unwrap_or_default(), start.elapsed(), ready));
+            }
+        }
+    };
+    let submit = async {
+        let results = creates.await;
+        let took = start.elapsed();
+        let failed: Vec<_> = results.iter().filter_map(|r| r.as_ref().err()).collect();
+        if let Some(e) = failed.first() {
+            bail!("{} of {n} creates failed, e.g. {e}", failed.len());
+        }
+        Ok(took)
+    };
+    let (submit, polled) = tokio::join!(submit, poll);
+    let submit = submit?;
+    let (first_ready, all_ready, ready) = polled?;
+    let requests: Requests = sim.stats().into();
+    let (server_cpu1, worker_cpu1, me_cpu1) = (cpu(server.pid()), cpu(worker.pid()), cpu(me));
+    server.check_alive()?;
+    worker.check_alive()?;
+    if ready < n {
+        let failed = api.list(Some("Failed")).await?.len();
+        bail!(
+            "only {ready}/{n} Ready after {}s ({failed} Failed); worker log:\n{}",
+            args.timeout,
+            tail(&worker.log)
+        );
+    }
+    eprintln!("  all {n} Ready after {:.1}s", all_ready.as_secs_f64());
+
+    // Passes that failed and were retried, from the event timeline.
+    let retried: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM events WHERE action = 'reconcile.failed'")
+            .fetch_one(store.pool())
+            .await?;
+    let retried = retried as usize;
+
+    // Objects per deployment, from one namespace in the cluster.
+    let objects_per_deployment = {
+        let ready = api.list(Some("Ready")).await?;
+        count_objects(&sim, ready[0]["namespace"].as_str().unwrap_or_default())
+    };
+
+    // ---- One quiet resync round: every deployment due now, nothing changed.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    sim.reset_stats();
+    let (server_cpu2, worker_cpu2, me_cpu2) = (cpu(server.pid()), cpu(worker.pid()), cpu(me));
+    let t0 = caelus_store::now_ms();
+    let made_due = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "UPDATE deployments SET due_at = {t0} WHERE deleted_at IS NULL"
+    )))
+    .execute(store.pool())
+    .await?;
+    {
+        let mut conn = store.conn().await?;
+        caelus_store::queue::notify_workers(&mut conn, store.backend()).await?;
+    }
+    eprintln!("quiet resync of {} deployments…", made_due.rows_affected());
+    let resync_start = Instant::now();
+    let done_sql = format!(
+        "SELECT COUNT(*) FROM deployments WHERE deleted_at IS NULL AND lease_owner IS NULL AND due_at > {t0}"
+    );
+    loop {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let done: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(done_sql.clone()))
+            .fetch_one(store.pool())
+            .await?;
+        if done as usize >= n {
+            break;
+        }
+        if resync_start.elapsed() > Duration::from_secs(args.timeout) {
+            bail!(
+                "resync round incomplete after {}s: {done}/{n}",
+                args.timeout
+            );
+        }
+    }
+    let total_secs = resync_start.elapsed().as_secs_f64();
+    let resync_requests: Requests = sim.stats().into();
+    let (server_cpu3, worker_cpu3, me_cpu3) = (cpu(server.pid()), cpu(worker.pid()), cpu(me));
+    let (first, last): (Option<i64>, Option<i64>) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT MIN(updated_at), MAX(updated_at) FROM deployments WHERE updated_at >= {t0}"
+    )))
+    .fetch_one(store.pool())
+    .await?;
+    let passes: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT COUNT(*) FROM deployments WHERE updated_at >= {t0}"
+    )))
+    .fetch_one(store.pool())
+    .await?;
+    let ready_after = api.list(Some("Ready")).await?.len();
+    worker.check_alive()?;
+
+    let result = ReconcileResult {
+        database: Some(args.database),
+        topology: "caelus server + caelus worker (separate processes)".into(),
+        deployments: n,
+        concurrency: args.concurrency,
+        parallel: args.parallel,
+        objects_per_deployment,
+        submit_secs: submit.as_secs_f64(),
+        first_ready_secs: first_ready.as_secs_f64(),
+        all_ready_secs: all_ready.as_secs_f64(),
+        deployments_per_sec: n as f64 / all_ready.as_secs_f64(),
+        ready,
+        retried,
+        requests,
+        server_rss_kib_idle,
+        worker_rss_kib_idle,
+        server_peak_rss_kib: procfs::peak_rss_kib(server.pid()).unwrap_or(0),
+        worker_peak_rss_kib: procfs::peak_rss_kib(worker.pid()).unwrap_or(0),
+        server_rss_kib_after: procfs::rss_kib(server.pid()).unwrap_or(0),
+        worker_rss_kib_after: procfs::rss_kib(worker.pid()).unwrap_or(0),
+        server_cpu_secs: server_cpu1 - server_cpu0,
+        worker_cpu_secs: worker_cpu1 - worker_cpu0,
+        kubesim_cpu_secs: me_cpu1 - me_cpu0,
+        resync: ResyncResult {
+            passes: passes as usize,
+            round_secs: match (first, last) {
+                (Some(a), Some(b)) => (b - a) as f64 / 1000.0,
+                _ => 0.0,
+            },
+            total_secs,
+            requests: resync_requests,
+            worker_cpu_secs: worker_cpu3 - worker_cpu2,
+            server_cpu_secs: server_cpu3 - server_cpu2,
+            kubesim_cpu_secs: me_cpu3 - me_cpu2,
+            ready_after,
+        },
+    };
+    drop(worker);
+    drop(server);
+    sim.shutdown().await;
+    store.close().await;
+    Ok(result)
+}
+
+/// Objects in namespace `ns` (plus the namespace itself), from kubesim in-process.
+fn count_objects(sim: &kubesim::Server, ns: &str) -> usize {
+    let kinds = [
+        ("", "v1", "configmaps"),
+        ("", "v1", "services"),
+        ("", "v1", "resourcequotas"),
+        ("", "v1", "limitranges"),
+        ("apps", "v1", "deployments"),
+        ("networking.k8s.io", "v1", "networkpolicies"),
+    ];
+    let api = sim.api();
+    let mut count = 1; // the namespace
+    for (group, version, resource) in kinds {
+        let Some(info) = api.resource(group, version, resource) else {
+            continue;
+        };
+        if let Ok(list) = api.list(&info, Some(ns), &Default::default()) {
+            count += list["items"].as_array().map_or(0, Vec::len);
+        }
+    }
+    count
+}
+
+fn mib(kib: u64) -> f64 {
+    kib as f64 / 1024.0
+}
+
+fn print_summary(r: &ReconcileResult) {
+    let n = r.deployments as f64;
+    println!(
+        "{} deployments, {:?}, worker concurrency {}",
+        r.deployments, r.database, r.concurrency
+    );
+    println!(
+        "  create → all Ready: {:.1}s ({:.1} deployments/s); creates submitted in {:.1}s; first Ready after {:.2}s",
+        r.all_ready_secs, r.deployments_per_sec, r.submit_secs, r.first_ready_secs
+    );
+    println!(
+        "  kubesim requests: {} ({:.1}/deployment) {:?}",
+        r.requests.total,
+        r.requests.total as f64 / n,
+        r.requests.by_verb
+    );
+    println!(
+        "  peak RSS: server {:.1} MiB, worker {:.1} MiB; CPU: server {:.1}s, worker {:.1}s, kubesim {:.1}s",
+        mib(r.server_peak_rss_kib),
+        mib(r.worker_peak_rss_kib),
+        r.server_cpu_secs,
+        r.worker_cpu_secs,
+        r.kubesim_cpu_secs
+    );
+    println!(
+        "  quiet resync of {}: {:.1}s, requests {} ({} writes) {:?}, worker CPU {:.2}s",
+        r.resync.passes,
+        r.resync.round_secs,
+        r.resync.requests.total,
+        r.resync.requests.writes,
+        r.resync.requests.by_verb,
+        r.resync.worker_cpu_secs
+    );
+}
