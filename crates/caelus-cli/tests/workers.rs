@@ -23,7 +23,18 @@ impl Proc {
 }
 
 impl Drop for Proc {
+    /// SIGTERM first, so `caelus dev` stops the registry it started; SIGKILL if it lingers.
     fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
         self.kill();
     }
 }

@@ -34,13 +34,26 @@ pub fn spawn(dir: &Path, port: u16, htpasswd_user: Option<(&str, &str)>) -> std:
     }
     std::fs::write(&config, text)?;
     let log = std::fs::File::create(dir.join("registry.log"))?;
-    let mut child = Command::new(REGISTRY_BINARY)
+    let mut command = Command::new(REGISTRY_BINARY);
+    command
         .arg("serve")
         .arg(&config)
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
-        .stderr(log)
-        .spawn()?;
+        .stderr(log);
+    // The registry must not outlive whoever started it, even one killed with
+    // SIGKILL: Linux signals it when the starting thread exits.
+    // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+    unsafe {
+        use std::os::unix::process::CommandExt;
+        command.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = command.spawn()?;
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         if ping(port) {
