@@ -416,12 +416,13 @@ pub fn run(args: Args) -> Result<()> {
         "**Quiet resync.** The drift check compares against per-kind watch caches (one label-selected \
          watch per kind), which a worker starts with its first drift check, i.e. in this round: the \
          `list` calls (pages of 500) and `watch` calls are those caches starting, and the `get` calls \
-         are objects checked before their kind's cache was ready. A later round on the same worker \
-         reads only from the caches. Status rows are still written to the database (`updated_at`, next \
+         are objects read before their kind's cache had finished its first list (a GET is also made \
+         to confirm a suspected difference). A later round on the same worker starts with warm \
+         caches (not measured here). Status rows are still written to the database (`updated_at`, next \
          resync)."
             .to_string(),
         "**Variance.** One run each. On this machine repeated runs of 1000 deployments have varied by \
-         about a third (e.g. 14–16 s on SQLite, 16–21 s on PostgreSQL); PostgreSQL, kubesim and the \
+         about a third (13–16 s on SQLite, 16–21 s on PostgreSQL in three runs each); PostgreSQL, kubesim and the \
          benchmark driver share the same 2 cores with caelus."
             .to_string(),
     ] {
