@@ -12,7 +12,9 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
+use crate::health::object_health;
 use base64::Engine as _;
+use caelus_core::status::ObjectHealth;
 use futures::StreamExt;
 use kube::Client;
 use kube::api::{Api, DynamicObject};
@@ -255,6 +257,13 @@ fn secret_string_data_as_data(obj: &Value) -> Value {
     obj
 }
 
+/// What a look at the live objects found: drift, and each object's health.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LiveState {
+    pub drifts: Vec<Drift>,
+    pub health: Vec<ObjectHealth>,
+}
+
 impl Engine {
     /// Compares the live state of `applied_objects` (as last applied, in
     /// `namespace`) with what was applied. Reads come from the shared watch
@@ -265,7 +274,18 @@ impl Engine {
         namespace: &str,
         applied_objects: &[Value],
     ) -> Result<Vec<Drift>> {
+        Ok(self.inspect_live(namespace, applied_objects).await?.drifts)
+    }
+
+    /// [`Engine::detect_drift`] plus the health of every object, from the same
+    /// reads: a resync learns both without extra requests. Never writes.
+    pub async fn inspect_live(
+        &self,
+        namespace: &str,
+        applied_objects: &[Value],
+    ) -> Result<LiveState> {
         let mut drifts = Vec::new();
+        let mut health = Vec::with_capacity(applied_objects.len());
         for obj in applied_objects {
             let p = self.prepare(namespace, obj).await?;
             let t = &p.target;
@@ -273,31 +293,34 @@ impl Engine {
                 .inner
                 .watches
                 .get(&t.kind, t.oref.namespace.as_deref(), &t.oref.name);
-            let suspect = match &cached {
-                Cached::Present(live) => !drifted_fields(&p.body, live).is_empty(),
-                Cached::Absent | Cached::NotReady => true,
+            let live = match cached {
+                Cached::Present(live) if drifted_fields(&p.body, &live).is_empty() => Some(live),
+                // Suspected drift, or nothing cached yet: confirm with the API server.
+                _ => self.get(t).await?,
             };
-            if !suspect {
-                continue;
-            }
-            let drift = match self.get(t).await? {
-                None => Some(Drift {
-                    object: t.oref.clone(),
-                    missing: true,
-                    fields: Vec::new(),
-                }),
+            match live {
+                None => {
+                    drifts.push(Drift {
+                        object: t.oref.clone(),
+                        missing: true,
+                        fields: Vec::new(),
+                    });
+                    health.push(crate::health::missing(&t.oref.kind, &t.oref.name));
+                }
                 Some(live) => {
                     let fields = drifted_fields(&p.body, &live);
-                    (!fields.is_empty()).then(|| Drift {
-                        object: t.oref.clone(),
-                        missing: false,
-                        fields,
-                    })
+                    if !fields.is_empty() {
+                        drifts.push(Drift {
+                            object: t.oref.clone(),
+                            missing: false,
+                            fields,
+                        });
+                    }
+                    health.push(object_health(&live));
                 }
-            };
-            drifts.extend(drift);
+            }
         }
-        Ok(drifts)
+        Ok(LiveState { drifts, health })
     }
 }
 

@@ -24,7 +24,7 @@ use std::sync::Arc;
 
 pub use apply::{ApplyOutcome, ApplyRequest, Progress};
 pub use config::{EngineConfig, LimitRangeDefaults, QuotaDefaults};
-pub use drift::{Drift, drifted_fields};
+pub use drift::{Drift, LiveState, drifted_fields};
 pub use error::{EngineError, Result};
 pub use health::{FAILED, HEALTHY, MISSING, PROGRESSING, object_health};
 pub use namespace::{

@@ -870,8 +870,8 @@ impl Reconciler {
         };
         let mut objects = rendered.crds.clone();
         objects.extend(rendered.objects.iter().cloned());
-        let drifts = match self.engine.detect_drift(&d.namespace_name, &objects).await {
-            Ok(ds) => ds,
+        let (drifts, health) = match self.engine.inspect_live(&d.namespace_name, &objects).await {
+            Ok(live) => (live.drifts, live.health),
             Err(e) => {
                 tracing::warn!(error = %e, "drift check failed");
                 self.finish_unchanged(lease, &d, Some(self.retry_at(1)))
@@ -893,8 +893,15 @@ impl Reconciler {
                         g,
                     );
                 }
-                let mut c = self.store.conn().await?;
-                queue::finish(&mut c, lease, &r, now_ms()).await?;
+                let change = settle_health(&d, &mut r, health);
+                let mut tx = self.store.begin().await?;
+                queue::hold(&mut tx, lease).await?;
+                if let Some((action, message)) = change {
+                    self.event(&mut tx, &d, action, message, json!({"generation": g}))
+                        .await?;
+                }
+                queue::finish(&mut tx, lease, &r, now_ms()).await?;
+                tx.commit().await?;
                 Ok("in-sync")
             }
             DriftResponse::Report => {
@@ -917,6 +924,7 @@ impl Reconciler {
                     .await?;
                 }
                 let mut r = unchanged(&d, Some(self.resync_at()));
+                r.object_health = health;
                 r.conditions = with(
                     r.conditions,
                     CONDITION_DRIFTED,
@@ -1203,6 +1211,81 @@ impl Reconciler {
         queue::finish(&mut tx, lease, &r, now_ms()).await?;
         tx.commit().await?;
         Ok("deletion-failed")
+    }
+}
+
+/// Applies the health a resync read to the status. A deployment whose objects
+/// stopped being healthy is Degraded (and Ready again when they recover); one
+/// that is Degraded because an upgrade was rolled back stays so until it changes.
+/// Returns the event to record when the phase moved.
+fn settle_health(
+    d: &Deployment,
+    r: &mut PassResult,
+    health: Vec<ObjectHealth>,
+) -> Option<(&'static str, String)> {
+    let rolled_back = d
+        .conditions
+        .iter()
+        .any(|c| c.type_ == CONDITION_READY && c.reason == "RolledBack");
+    let total = health.len();
+    let unhealthy: Vec<String> = health
+        .iter()
+        .filter(|h| h.health != caelus_engine::HEALTHY)
+        .map(|h| {
+            if h.message.is_empty() {
+                format!("{}/{} {}", h.kind, h.name, h.health)
+            } else {
+                format!("{}/{} {} ({})", h.kind, h.name, h.health, h.message)
+            }
+        })
+        .collect();
+    r.object_health = health;
+    if rolled_back {
+        return None;
+    }
+    let g = d.generation;
+    match (d.phase, unhealthy.is_empty()) {
+        (Phase::Ready, false) => {
+            let message = format!(
+                "{} of {total} objects healthy: {}",
+                total - unhealthy.len(),
+                unhealthy.join("; ")
+            );
+            r.phase = Phase::Degraded;
+            r.message = message.clone();
+            r.conditions = with(
+                r.conditions.clone(),
+                CONDITION_READY,
+                ConditionStatus::False,
+                "Unhealthy",
+                &message,
+                g,
+            );
+            Some(("health.degraded", message))
+        }
+        (Phase::Degraded, true) => {
+            let message = format!("All {total} objects healthy again");
+            r.phase = Phase::Ready;
+            r.message = message.clone();
+            r.conditions = with(
+                r.conditions.clone(),
+                CONDITION_READY,
+                ConditionStatus::True,
+                "Healthy",
+                &message,
+                g,
+            );
+            Some(("health.recovered", message))
+        }
+        (Phase::Degraded, false) => {
+            r.message = format!(
+                "{} of {total} objects healthy: {}",
+                total - unhealthy.len(),
+                unhealthy.join("; ")
+            );
+            None
+        }
+        _ => None,
     }
 }
 

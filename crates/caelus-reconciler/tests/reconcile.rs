@@ -600,3 +600,62 @@ async fn a_graceful_shutdown_releases_in_flight_leases_for_another_worker() {
     h.wait_phase(&uid, Phase::Ready).await;
     h.stop().await;
 }
+
+#[tokio::test]
+async fn health_lost_after_ready_is_seen_on_resync_and_recovers() {
+    let mut worker = fast_worker();
+    worker.resync = Duration::from_millis(300);
+    let h = Harness::start_with(Backend::Sqlite, worker).await;
+    let t = h
+        .publish("web", "web", "1.0.0", WEB_ALLOW, Capabilities::default())
+        .await;
+    let uid = h.create(&t, "shop", json!({})).await;
+    let d = h.wait_phase(&uid, Phase::Ready).await;
+    let (ns, name) = (d.namespace_name.clone(), format!("{}-web", d.release_name));
+    // Someone else's change (a field Caelus never set) makes the rollout stall:
+    // not drift, but the deployment is no longer healthy.
+    let deployments: kube::Api<k8s_openapi::api::apps::v1::Deployment> =
+        kube::Api::namespaced(h.kube.clone(), &ns);
+    let stall = json!({"spec": {"template": {"metadata": {"annotations": {"kubesim.caelus.io/never-ready": "true"}}}}});
+    deployments
+        .patch(
+            &name,
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(stall),
+        )
+        .await
+        .unwrap();
+    let d = h
+        .wait_until(&uid, Duration::from_secs(15), "Degraded", |d| {
+            d.phase == Phase::Degraded
+        })
+        .await;
+    assert!(
+        d.message.contains("Deployment/") && d.message.contains("2 of 3"),
+        "{}",
+        d.message
+    );
+    assert!(
+        d.object_health
+            .iter()
+            .any(|o| o.kind == "Deployment" && o.health != "Healthy")
+    );
+    h.wait_event(&uid, "health.degraded", Duration::from_secs(5))
+        .await;
+    let unstall = json!({"spec": {"template": {"metadata": {"annotations": {"kubesim.caelus.io/never-ready": null}}}}});
+    deployments
+        .patch(
+            &name,
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(unstall),
+        )
+        .await
+        .unwrap();
+    h.wait_until(&uid, Duration::from_secs(15), "Ready again", |d| {
+        d.phase == Phase::Ready
+    })
+    .await;
+    h.wait_event(&uid, "health.recovered", Duration::from_secs(5))
+        .await;
+    h.stop().await;
+}
