@@ -275,6 +275,7 @@ pub async fn dev(args: DevArgs) -> Result<()> {
     );
 
     println!("Caelus dev is running");
+    println!("  web UI:   http://{addr}/ui  (sign in with the admin token below)");
     println!("  API:      http://{addr}/api/v1");
     println!("  API docs: http://{addr}/docs");
     println!("  data dir: {}", data_dir.display());
