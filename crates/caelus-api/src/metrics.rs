@@ -15,10 +15,15 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use caelus_core::status::Phase;
 use caelus_helm::HelmEngine;
-use caelus_metrics::Encoder;
+use caelus_metrics::Registry;
 use caelus_store::{Store, deployments, now_ms, queue};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use sqlx::Row;
 use std::future::Future;
+use std::sync::atomic::AtomicU64;
 use std::time::Instant;
 
 /// What a scrape reads besides the process registry.
@@ -52,16 +57,34 @@ pub async fn track_http(req: Request, next: Next) -> Response {
 /// The whole exposition: the process registry, then what is read from the database
 /// and the Helm engine now.
 pub async fn render(source: &MetricsSource) -> Result<String, caelus_store::StoreError> {
-    let mut e = Encoder::new();
-    caelus_metrics::global().encode(&mut e);
-    encode_database(&source.store, &mut e).await?;
+    let mut registry = caelus_metrics::global().registry();
+    register_database(&source.store, &mut registry).await?;
     if let Some(helm) = &source.helm {
-        encode_helm(helm, &mut e);
+        register_helm(helm, &mut registry);
     }
-    Ok(e.finish())
+    Ok(caelus_metrics::encode(&registry))
 }
 
-async fn encode_database(store: &Store, e: &mut Encoder) -> Result<(), caelus_store::StoreError> {
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PhaseLabels {
+    phase: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabels {
+    result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CacheLabels {
+    cache: String,
+}
+
+/// Gauges read from the database at scrape time: the queue and deployments by phase.
+async fn register_database(
+    store: &Store,
+    registry: &mut Registry,
+) -> Result<(), caelus_store::StoreError> {
     let now = now_ms();
     let mut conn = store.conn().await?;
     let depth = deployments::count_due(&mut conn, now).await?;
@@ -75,73 +98,76 @@ async fn encode_database(store: &Store, e: &mut Encoder) -> Result<(), caelus_st
     .fetch_all(&mut *conn)
     .await
     .map_err(caelus_store::StoreError::from)?;
-    let mut by_phase: Vec<(String, i64)> = Phase::ALL
-        .iter()
-        .map(|p| (p.as_str().to_string(), 0))
-        .collect();
+    let by_phase: Family<PhaseLabels, Gauge> = Family::default();
+    // Every phase is reported, zeros included, so dashboards need no absent() tricks.
+    for p in Phase::ALL {
+        by_phase
+            .get_or_create(&PhaseLabels {
+                phase: p.as_str().into(),
+            })
+            .set(0);
+    }
     for r in rows {
         let phase: String = r.try_get("phase").map_err(caelus_store::StoreError::from)?;
         let n: i64 = r.try_get("n").map_err(caelus_store::StoreError::from)?;
-        match by_phase.iter_mut().find(|(p, _)| *p == phase) {
-            Some(slot) => slot.1 = n,
-            None => by_phase.push((phase, n)),
-        }
+        by_phase.get_or_create(&PhaseLabels { phase }).set(n);
     }
-
-    e.family(
+    let queue_depth: Gauge = Gauge::default();
+    queue_depth.set(depth);
+    let oldest_age: Gauge<f64, AtomicU64> = Gauge::default();
+    oldest_age.set(oldest);
+    registry.register(
         "caelus_queue_depth",
-        "gauge",
-        "Deployments whose reconcile is due now (waiting or running).",
+        "Deployments whose reconcile is due now (waiting or running)",
+        queue_depth,
     );
-    e.sample("caelus_queue_depth", &[], depth as f64);
-    e.family(
+    registry.register(
         "caelus_queue_oldest_due_age_seconds",
-        "gauge",
-        "How long the longest-waiting due deployment has been due (0 when none is due).",
+        "How long the longest-waiting due deployment has been due (0 when none is due)",
+        oldest_age,
     );
-    e.sample("caelus_queue_oldest_due_age_seconds", &[], oldest);
-    e.family(
+    registry.register(
         "caelus_deployments",
-        "gauge",
-        "Deployments (not yet deleted) by phase.",
+        "Deployments (not yet deleted) by phase",
+        by_phase,
     );
-    for (phase, n) in &by_phase {
-        e.sample("caelus_deployments", &[("phase", phase)], *n as f64);
-    }
     Ok(())
 }
 
-fn encode_helm(helm: &HelmEngine, e: &mut Encoder) {
+/// The Helm engine's cache statistics, read at scrape time.
+fn register_helm(helm: &HelmEngine, registry: &mut Registry) {
     let stats = helm.cache_stats();
-    e.family(
-        "caelus_chart_cache_requests_total",
-        "counter",
-        "Helm render cache lookups (keyed by chart digest, values, release and namespace), by result.",
+    let requests: Family<ResultLabels, Counter> = Family::default();
+    requests
+        .get_or_create(&ResultLabels {
+            result: "hit".into(),
+        })
+        .inc_by(stats.render_hits);
+    requests
+        .get_or_create(&ResultLabels {
+            result: "miss".into(),
+        })
+        .inc_by(stats.render_misses);
+    let entries: Family<CacheLabels, Gauge> = Family::default();
+    entries
+        .get_or_create(&CacheLabels {
+            cache: "chart".into(),
+        })
+        .set(stats.charts_in_memory as i64);
+    entries
+        .get_or_create(&CacheLabels {
+            cache: "render".into(),
+        })
+        .set(stats.renders_in_memory as i64);
+    registry.register(
+        "caelus_chart_cache_requests",
+        "Helm render cache lookups (keyed by chart digest, values, release and namespace), by result",
+        requests,
     );
-    e.sample(
-        "caelus_chart_cache_requests_total",
-        &[("result", "hit")],
-        stats.render_hits as f64,
-    );
-    e.sample(
-        "caelus_chart_cache_requests_total",
-        &[("result", "miss")],
-        stats.render_misses as f64,
-    );
-    e.family(
+    registry.register(
         "caelus_chart_cache_entries",
-        "gauge",
-        "Entries held in memory by the Helm engine's caches.",
-    );
-    e.sample(
-        "caelus_chart_cache_entries",
-        &[("cache", "chart")],
-        stats.charts_in_memory as f64,
-    );
-    e.sample(
-        "caelus_chart_cache_entries",
-        &[("cache", "render")],
-        stats.renders_in_memory as f64,
+        "Entries held in memory by the Helm engine's caches",
+        entries,
     );
 }
 

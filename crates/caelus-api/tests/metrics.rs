@@ -37,10 +37,7 @@ fn families(text: &str) -> HashMap<String, String> {
 async fn scrape(s: &Server) -> String {
     let resp = reqwest::get(format!("{}/metrics", s.base)).await.unwrap();
     assert_eq!(resp.status(), 200);
-    assert_eq!(
-        resp.headers()["content-type"],
-        "text/plain; version=0.0.4; charset=utf-8"
-    );
+    assert_eq!(resp.headers()["content-type"], caelus_metrics::CONTENT_TYPE);
     resp.text().await.unwrap()
 }
 
@@ -83,16 +80,17 @@ async fn metrics_report_queue_phases_http_kube_and_cache_with_sensible_values() 
     tokio::time::sleep(Duration::from_millis(50)).await;
     let text = scrape(&s).await;
     let f = families(&text);
+    // Labelled families appear with their first series (reconcile, kube requests:
+    // after the worker runs, checked below). OpenMetrics names a counter family
+    // without its `_total` sample suffix.
     for (name, kind) in [
-        ("caelus_reconcile_duration_seconds", "histogram"),
-        ("caelus_reconcile_retries_total", "counter"),
-        ("caelus_drift_corrections_total", "counter"),
-        ("caelus_kube_requests_total", "counter"),
+        ("caelus_reconcile_retries", "counter"),
+        ("caelus_drift_corrections", "counter"),
         ("caelus_http_request_duration_seconds", "histogram"),
         ("caelus_queue_depth", "gauge"),
         ("caelus_queue_oldest_due_age_seconds", "gauge"),
         ("caelus_deployments", "gauge"),
-        ("caelus_chart_cache_requests_total", "counter"),
+        ("caelus_chart_cache_requests", "counter"),
         ("caelus_chart_cache_entries", "gauge"),
     ] {
         assert_eq!(
@@ -111,7 +109,7 @@ async fn metrics_report_queue_phases_http_kube_and_cache_with_sensible_values() 
     assert!(created >= 2.0, "{text}");
     assert_eq!(
         created,
-        v["caelus_http_request_duration_seconds_bucket{method=\"POST\",route=\"/api/v1/deployments\",status=\"201\",le=\"+Inf\"}"]
+        v["caelus_http_request_duration_seconds_bucket{le=\"+Inf\",method=\"POST\",route=\"/api/v1/deployments\",status=\"201\"}"]
     );
     assert!(
         !text.contains(a["uid"].as_str().unwrap()),
@@ -161,6 +159,12 @@ async fn metrics_report_queue_phases_http_kube_and_cache_with_sensible_values() 
         v["caelus_chart_cache_entries{cache=\"chart\"}"] >= 1.0,
         "{text}"
     );
+    let f = families(&text);
+    assert_eq!(
+        f["caelus_reconcile_duration_seconds"], "histogram",
+        "{text}"
+    );
+    assert_eq!(f["caelus_kube_requests"], "counter", "{text}");
     // Both installs were timed as reconcile passes, in a consistent histogram.
     assert!(
         get("caelus_reconcile_duration_seconds_count{outcome=\"installed\"}") >= 2.0,
@@ -173,7 +177,7 @@ async fn metrics_report_queue_phases_http_kube_and_cache_with_sensible_values() 
         let labels = k
             .trim_start_matches("caelus_reconcile_duration_seconds_count{")
             .trim_end_matches('}');
-        let inf = v[&format!("caelus_reconcile_duration_seconds_bucket{{{labels},le=\"+Inf\"}}")];
+        let inf = v[&format!("caelus_reconcile_duration_seconds_bucket{{le=\"+Inf\",{labels}}}")];
         assert_eq!(*count, inf, "{text}");
         assert!(v[&format!("caelus_reconcile_duration_seconds_sum{{{labels}}}")] >= 0.0);
     }

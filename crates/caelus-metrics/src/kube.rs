@@ -213,9 +213,7 @@ mod tests {
         let mut svc = KubeMetricsLayer::new(m).layer(failing);
         let req = Request::post("/api/v1/namespaces").body(()).unwrap();
         assert!(svc.ready().await.unwrap().call(req).await.is_err());
-        let mut e = crate::Encoder::new();
-        m.encode(&mut e);
-        let text = e.finish();
+        let text = crate::encode(&m.registry());
         assert!(text.contains("caelus_kube_requests_total{verb=\"get\",code=\"404\"} 1\n"));
         assert!(text.contains("caelus_kube_requests_total{verb=\"create\",code=\"error\"} 1\n"));
     }
