@@ -313,12 +313,8 @@ impl Reconciler {
         conn: &mut caelus_store::Conn,
         d: &Deployment,
     ) -> PassResultOf<String> {
-        let events = events::list_for_deployment(conn, &d.uid, 0, 1000).await?;
-        Ok(events
-            .iter()
-            .rev()
-            .find(|e| e.actor != SYSTEM)
-            .map(|e| e.actor.clone())
+        Ok(events::latest_actor(conn, &d.uid, SYSTEM)
+            .await?
             .unwrap_or_else(|| SYSTEM.to_string()))
     }
 
@@ -1244,13 +1240,16 @@ fn settle_health(
         return None;
     }
     let g = d.generation;
+    let degraded_message = || {
+        format!(
+            "{} of {total} objects healthy: {}",
+            total - unhealthy.len(),
+            unhealthy.join("; ")
+        )
+    };
     match (d.phase, unhealthy.is_empty()) {
         (Phase::Ready, false) => {
-            let message = format!(
-                "{} of {total} objects healthy: {}",
-                total - unhealthy.len(),
-                unhealthy.join("; ")
-            );
+            let message = degraded_message();
             r.phase = Phase::Degraded;
             r.message = message.clone();
             r.conditions = with(
@@ -1278,11 +1277,7 @@ fn settle_health(
             Some(("health.recovered", message))
         }
         (Phase::Degraded, false) => {
-            r.message = format!(
-                "{} of {total} objects healthy: {}",
-                total - unhealthy.len(),
-                unhealthy.join("; ")
-            );
+            r.message = degraded_message();
             None
         }
         _ => None,

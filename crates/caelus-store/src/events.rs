@@ -92,3 +92,14 @@ pub async fn list_all(conn: &mut Conn, after_id: i64, limit: i64) -> Result<Vec<
         .await?;
     rows.iter().map(from_row).collect()
 }
+
+/// The actor of the newest event on a deployment not written by `except`
+/// (the control plane itself): who asked for the current desired state.
+pub async fn latest_actor(conn: &mut Conn, uid: &str, except: &str) -> Result<Option<String>> {
+    let row = sqlx::query("SELECT actor FROM events WHERE deployment_uid = $1 AND actor <> $2 ORDER BY id DESC LIMIT 1")
+        .bind(uid)
+        .bind(except)
+        .fetch_optional(conn)
+        .await?;
+    Ok(row.map(|r| r.try_get("actor")).transpose()?)
+}

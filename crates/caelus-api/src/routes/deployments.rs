@@ -386,17 +386,8 @@ pub async fn list_deployment_revisions(
     })?;
     let mut conn = state.store.conn().await?;
     owned(&mut conn, &actor, &uid).await?;
-    let mut items = revisions::list(&mut conn, &uid, q.before, limit + 1).await?;
-    let next_cursor = if items.len() as i64 > limit {
-        items.truncate(limit as usize);
-        items.last().map(|r| r.number.to_string())
-    } else {
-        None
-    };
-    Ok(Json(ListResponse {
-        items: items.into_iter().map(Into::into).collect(),
-        next_cursor,
-    }))
+    let items = revisions::list(&mut conn, &uid, q.before, limit + 1).await?;
+    Ok(Json(super::numbered_page(items, limit, |r| r.number)))
 }
 
 /// A deployment's event timeline, oldest first.
@@ -417,16 +408,7 @@ pub async fn list_deployment_events(
     })?;
     let mut conn = state.store.conn().await?;
     owned(&mut conn, &actor, &uid).await?;
-    let mut items =
+    let items =
         events::list_for_deployment(&mut conn, &uid, q.after.unwrap_or(0), limit + 1).await?;
-    let next_cursor = if items.len() as i64 > limit {
-        items.truncate(limit as usize);
-        items.last().map(|e| e.id.to_string())
-    } else {
-        None
-    };
-    Ok(Json(ListResponse {
-        items: items.into_iter().map(Into::into).collect(),
-        next_cursor,
-    }))
+    Ok(Json(super::numbered_page(items, limit, |e| e.id)))
 }

@@ -33,6 +33,26 @@ pub(crate) fn page_params(q: &PageQuery) -> ApiResult<(i64, Option<Cursor>)> {
     Ok((clamp_limit(q.limit), cursor))
 }
 
+/// A page of rows fetched with `limit + 1`: keeps `limit`, and when more remain
+/// the next cursor is the last kept row's number (revision number, event id),
+/// which the list endpoints take back as `before` / `after`.
+pub(crate) fn numbered_page<T, V: From<T> + utoipa::ToSchema>(
+    mut rows: Vec<T>,
+    limit: i64,
+    number: impl Fn(&T) -> i64,
+) -> crate::views::ListResponse<V> {
+    let next_cursor = if rows.len() as i64 > limit {
+        rows.truncate(limit as usize);
+        rows.last().map(|r| number(r).to_string())
+    } else {
+        None
+    };
+    crate::views::ListResponse {
+        items: rows.into_iter().map(Into::into).collect(),
+        next_cursor,
+    }
+}
+
 /// One audit event, written in the same transaction as the change it records.
 pub(crate) struct Audit<'a> {
     pub actor: &'a Actor,
