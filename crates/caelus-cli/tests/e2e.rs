@@ -1,9 +1,13 @@
 //! The real `caelus` binary: `caelus dev` on an empty data dir, and the CLI driving it.
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+mod support;
+
+use support::{free_port, stop_gracefully, temp_dir};
 
 const CAELUS: &str = env!("CARGO_BIN_EXE_caelus");
 
@@ -17,39 +21,6 @@ impl Drop for Running {
     fn drop(&mut self) {
         stop_gracefully(&mut self.child);
     }
-}
-
-/// SIGTERM, as an operator would stop it, so `caelus dev` also stops the registry
-/// it started; SIGKILL only if it has not exited after a few seconds.
-fn stop_gracefully(child: &mut Child) {
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        if let Ok(Some(_)) = child.try_wait() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-}
-
-fn temp_dir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("caelus-e2e-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-/// Starts `caelus dev` on a free port and reads the URL and token it prints.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn start_dev(data_dir: &Path) -> Running {
@@ -132,7 +103,7 @@ fn wait_ready(url: &str) {
 
 #[test]
 fn dev_starts_on_an_empty_data_dir_and_the_cli_tour_works() {
-    let dir = temp_dir("tour");
+    let dir = temp_dir("e2e-tour");
     let r = start_dev(&dir);
     wait_ready(&r.url);
     assert!(dir.join("caelus.db").exists());
@@ -291,7 +262,7 @@ fn dev_starts_on_an_empty_data_dir_and_the_cli_tour_works() {
 
 #[test]
 fn dev_keeps_its_admin_token_across_restarts() {
-    let dir = temp_dir("restart");
+    let dir = temp_dir("e2e-restart");
     let first = start_dev(&dir);
     wait_ready(&first.url);
     let token = first.token.clone();
@@ -374,7 +345,7 @@ fn registry_credentials_come_from_the_registries_file() {
             &registry, "web", "1.0.0",
         ))
         .unwrap();
-    let dir = temp_dir("registries");
+    let dir = temp_dir("e2e-registries");
     let db = format!("sqlite://{}", dir.join("caelus.db").display());
     let out = Command::new(CAELUS)
         .args(["admin", "create-token", "--database-url", &db])
@@ -442,7 +413,7 @@ fn registry_credentials_come_from_the_registries_file() {
 
 #[test]
 fn server_logs_are_json_lines_when_asked() {
-    let dir = temp_dir("jsonlogs");
+    let dir = temp_dir("e2e-jsonlogs");
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()

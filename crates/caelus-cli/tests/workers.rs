@@ -9,6 +9,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+mod support;
+
+use support::{free_port, stop_gracefully, temp_dir};
+
 const CAELUS: &str = env!("CARGO_BIN_EXE_caelus");
 
 /// A child process, killed and reaped on drop.
@@ -23,35 +27,9 @@ impl Proc {
 }
 
 impl Drop for Proc {
-    /// SIGTERM first, so `caelus dev` stops the registry it started; SIGKILL if it lingers.
     fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.0.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.0.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        self.kill();
+        stop_gracefully(&mut self.0);
     }
-}
-
-fn temp_dir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("caelus-workers-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn repo_root() -> PathBuf {
@@ -138,7 +116,7 @@ fn worker_id(log: &Path) -> String {
 #[test]
 fn two_workers_on_postgres_survive_a_sigkill_and_every_deployment_is_ready_once() {
     const DEPLOYMENTS: usize = 8;
-    let dir = temp_dir("pg");
+    let dir = temp_dir("workers-pg");
     let rt = tokio::runtime::Runtime::new().unwrap();
     let db = rt.block_on(caelus_store::testing::TestDb::postgres());
 
@@ -443,7 +421,7 @@ fn wait_event(api: &Api, uid: &str, action: &str, pred: impl Fn(&Value) -> bool)
 
 #[test]
 fn drift_made_with_kubectl_is_reported_and_corrected() {
-    let dir = temp_dir("drift");
+    let dir = temp_dir("workers-drift");
     let (_dev, api) = start_dev(&dir, &["--resync-seconds", "1"]);
     api.wait_up();
     let kubeconfig = dir.join("kubeconfig");
