@@ -23,7 +23,10 @@ use crate::server::Shared;
 use crate::{discovery, openapi};
 
 pub fn router(shared: Arc<Shared>) -> axum::Router {
-    axum::Router::new().fallback(handle).with_state(shared)
+    axum::Router::new()
+        .fallback(handle)
+        .layer(axum::middleware::from_fn(crate::wire::negotiate))
+        .with_state(shared)
 }
 
 fn json_response(code: u16, v: &Value) -> Response {

@@ -34,6 +34,7 @@ pub mod server;
 pub mod stats;
 pub mod store;
 pub mod validation;
+pub mod wire;
 
 pub use controllers::workloads_annotations::{JOB_FAIL, NEVER_READY};
 pub use errors::ApiError;
