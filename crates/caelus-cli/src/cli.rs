@@ -5,14 +5,37 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+/// What `caelus --help` ends with: where client commands find the API, and exit codes.
+pub const AFTER_HELP: &str = "\
+Client commands find the API from, in order: --url/--token, then CAELUS_URL/CAELUS_TOKEN,
+then the context (--context, else CAELUS_CONTEXT, else the current one) in
+$XDG_CONFIG_HOME/caelus/config.yaml (default ~/.config/caelus/config.yaml), which
+`caelus login` writes; else http://127.0.0.1:8080.
+
+Exit status:
+  0  success (also when stdout is closed early, e.g. `caelus deployment list | head -1`)
+  1  the command failed: the API refused the request, or --wait saw the deployment fail
+  2  the command line is invalid
+  3  the API could not be reached, or answered something unreadable
+  4  --wait gave up after --timeout seconds";
+
 #[derive(Debug, Parser)]
-#[command(name = "caelus", version, about = "Run catalog products on Kubernetes")]
+#[command(
+    name = "caelus",
+    version,
+    about = "Run catalog products on Kubernetes",
+    after_help = AFTER_HELP
+)]
 pub struct Cli {
-    /// Log format of server processes.
-    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "CAELUS_LOG_FORMAT")]
-    pub log_format: LogFormat,
     #[command(subcommand)]
     pub command: Command,
+}
+
+#[derive(Debug, Args, Clone, Copy)]
+pub struct LogArgs {
+    /// Log format (logs go to stderr; the level is set by CAELUS_LOG, default info).
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, env = "CAELUS_LOG_FORMAT")]
+    pub log_format: LogFormat,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -48,6 +71,41 @@ pub enum Command {
     /// API tokens (admin).
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Save an API URL and token as a context in the config file, and make it current.
+    Login(LoginArgs),
+    /// Named contexts (API URL and token) in the config file.
+    #[command(subcommand)]
+    Context(ContextCommand),
+    /// Print a shell completion script: `source <(caelus completion bash)`.
+    Completion {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    /// Caelus API URL.
+    #[arg(long, env = "CAELUS_URL")]
+    pub url: String,
+    /// API token (checked against the API before it is saved).
+    #[arg(long, env = "CAELUS_TOKEN", hide_env_values = true)]
+    pub token: String,
+    /// Name of the context (default: the URL's host and port).
+    #[arg(long = "context")]
+    pub context: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ContextCommand {
+    /// List contexts; the current one is marked `*`.
+    List,
+    /// Make a context the current one.
+    Use { name: String },
+    /// Print the current context's name.
+    Current,
+    /// Remove a context.
+    Delete { name: String },
 }
 
 #[derive(Debug, Args)]
@@ -68,6 +126,8 @@ pub struct ServerArgs {
     pub no_migrate: bool,
     #[command(flatten)]
     pub helm: HelmArgs,
+    #[command(flatten)]
+    pub log: LogArgs,
 }
 
 #[derive(Debug, Args)]
@@ -103,6 +163,8 @@ pub struct WorkerArgs {
     /// Serve Prometheus metrics (`/metrics`) on this address, e.g. 0.0.0.0:9090.
     #[arg(long, env = "CAELUS_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
+    #[command(flatten)]
+    pub log: LogArgs,
 }
 
 /// How the reconciler behaves (worker and dev).
@@ -144,6 +206,8 @@ pub struct DevArgs {
     pub kubeconfig: Option<PathBuf>,
     #[command(flatten)]
     pub reconcile: ReconcileArgs,
+    #[command(flatten)]
+    pub log: LogArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -182,14 +246,18 @@ impl RoleArg {
 
 #[derive(Debug, Args, Clone)]
 pub struct ClientArgs {
-    /// Caelus API URL.
-    #[arg(long, env = "CAELUS_URL", default_value = "http://127.0.0.1:8080")]
-    pub url: String,
-    /// API token.
+    /// Caelus API URL (default: the context's, else http://127.0.0.1:8080).
+    #[arg(long, env = "CAELUS_URL")]
+    pub url: Option<String>,
+    /// API token (default: the context's).
     #[arg(long, env = "CAELUS_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
-    /// Output format.
-    #[arg(short = 'o', long = "output", value_enum, default_value_t = Format::Table)]
+    /// Context of the config file to use (default: the current one).
+    #[arg(long, env = "CAELUS_CONTEXT")]
+    pub context: Option<String>,
+    /// Output format: table, wide, name, json, yaml or jsonpath=TEMPLATE
+    /// (kubectl's syntax, e.g. 'jsonpath={.items[*].uid}').
+    #[arg(short = 'o', long = "output", default_value = "table", value_parser = clap::value_parser!(Format))]
     pub output: Format,
 }
 
@@ -356,6 +424,9 @@ pub enum DeploymentCommand {
         /// Include deleted deployments.
         #[arg(long)]
         include_deleted: bool,
+        /// After listing, keep printing deployments as they change (Ctrl-C stops).
+        #[arg(short = 'w', long)]
+        watch: bool,
         #[command(flatten)]
         page: PageArgs,
         #[command(flatten)]

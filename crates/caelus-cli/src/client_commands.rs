@@ -1,18 +1,49 @@
 //! Client commands: each performs API operations and prints the result.
 
 use crate::cli::{
-    ClientArgs, DeploymentCommand, PageArgs, ProductCommand, TemplateCommand, TemplateSpecArgs,
-    TokenCommand,
+    ClientArgs, ContextCommand, DeploymentCommand, LoginArgs, PageArgs, ProductCommand,
+    TemplateCommand, TemplateSpecArgs, TokenCommand,
 };
 use crate::client::Client;
-use crate::output::{self, Columns};
+use crate::config::{self, Config, Endpoint};
+use crate::outln;
+use crate::output::{self, Columns, Format};
 use anyhow::{Context, Result};
 use serde_json::{Map, Value, json};
 use std::path::Path;
 
-fn client(args: &ClientArgs) -> Result<Client> {
-    Ok(Client::new(&args.url, args.token.clone())?)
+/// Where this command sends requests: flags and environment over the config file's context.
+pub fn endpoint(args: &ClientArgs) -> Result<Endpoint> {
+    let explicit = args.url.is_some() && args.token.is_some() && args.context.is_none();
+    let config = if explicit {
+        Config::default()
+    } else {
+        Config::load(&config::path()?)?
+    };
+    let context = config.context(args.context.as_deref())?;
+    Ok(config::resolve(
+        args.url.as_deref(),
+        args.token.as_deref(),
+        context.map(|(_, c)| c),
+    ))
 }
+
+fn client(args: &ClientArgs) -> Result<Client> {
+    let e = endpoint(args)?;
+    Ok(Client::new(&e.url, e.token)?)
+}
+
+/// `--wait` ran out of time (exit status 4).
+#[derive(Debug)]
+pub struct WaitTimedOut(pub String);
+
+impl std::fmt::Display for WaitTimedOut {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for WaitTimedOut {}
 
 /// Reads a YAML or JSON file (YAML is a superset of JSON) into JSON.
 pub fn read_document(path: &Path) -> Result<Value> {
@@ -43,17 +74,18 @@ async fn run_op(
     body: Option<&Value>,
 ) -> Result<Value> {
     let v = client(args)?.call(op, params, query, body).await?;
-    output::print(args.output, columns, &v);
+    output::print(&args.output, columns, &v);
     Ok(v)
 }
 
 pub async fn status(args: &ClientArgs) -> Result<()> {
-    let c = client(args)?;
+    let e = endpoint(args)?;
+    let c = Client::new(&e.url, e.token)?;
     c.call("healthz", &[], &[], None).await?;
     let ready = c.call("readyz", &[], &[], None).await?;
     output::print_value(
-        args.output,
-        &json!({"url": args.url, "health": "ok", "ready": ready["status"]}),
+        &args.output,
+        &json!({"url": e.url, "health": "ok", "ready": ready["status"]}),
     );
     Ok(())
 }
@@ -270,9 +302,9 @@ pub async fn template(cmd: TemplateCommand) -> Result<()> {
                 Some(&body),
             )
             .await?;
-            match client.output {
-                output::Format::Table => {
-                    print!("{}", v["manifest"].as_str().unwrap_or_default());
+            match &client.output {
+                Format::Table | Format::Wide => {
+                    output::emit(v["manifest"].as_str().unwrap_or_default());
                     for violation in v["policy_violations"].as_array().into_iter().flatten() {
                         eprintln!("policy: {}", violation.as_str().unwrap_or_default());
                     }
@@ -328,6 +360,7 @@ pub async fn deployment(cmd: DeploymentCommand) -> Result<()> {
             product,
             tenant,
             include_deleted,
+            watch,
             page,
             client,
         } => {
@@ -344,6 +377,9 @@ pub async fn deployment(cmd: DeploymentCommand) -> Result<()> {
             if include_deleted {
                 q.push(("include_deleted", "true".into()));
             }
+            if watch {
+                return watch_deployments(&client, q).await;
+            }
             run_op(
                 &client,
                 output::DEPLOYMENT,
@@ -356,9 +392,9 @@ pub async fn deployment(cmd: DeploymentCommand) -> Result<()> {
         }
         Show { uid, client } => {
             let v = client_call(&client, "get_deployment", &[("uid", &uid)], &[], None).await?;
-            match client.output {
-                output::Format::Table => print_deployment(&v),
-                f => output::print_value(f, &v),
+            match &client.output {
+                f @ (Format::Table | Format::Wide) => print_deployment(&v, *f == Format::Wide),
+                f => output::print(f, output::DEPLOYMENT, &v),
             }
         }
         Update {
@@ -509,49 +545,53 @@ async fn client_call(
 }
 
 /// A readable summary of one deployment: identity, status, conditions, objects.
-fn print_deployment(v: &Value) {
+fn print_deployment(v: &Value, wide: bool) {
+    use output::{age, col};
+    let now = time::OffsetDateTime::now_utc();
     let s = |p: &str| match v.pointer(p) {
         Some(Value::String(s)) => s.clone(),
         Some(Value::Null) | None => "-".into(),
         Some(other) => other.to_string(),
     };
-    println!("Name:        {}", s("/name"));
-    println!("UID:         {}", s("/uid"));
-    println!("Tenant:      {}", s("/tenant"));
-    println!("Product:     {} {}", s("/product"), s("/version"));
-    println!("Namespace:   {}", s("/namespace"));
-    println!("Release:     {}", s("/release"));
-    println!(
+    outln!("Name:        {}", s("/name"));
+    outln!("UID:         {}", s("/uid"));
+    outln!("Tenant:      {}", s("/tenant"));
+    outln!("Product:     {} {}", s("/product"), s("/version"));
+    outln!("Namespace:   {}", s("/namespace"));
+    outln!("Release:     {}", s("/release"));
+    outln!(
         "Desired:     {} (generation {}, observed {})",
         s("/desired_state"),
         s("/generation"),
         s("/observed_generation")
     );
-    println!("Phase:       {}", s("/status/phase"));
-    println!("Message:     {}", s("/status/message"));
-    println!("Revision:    {}", s("/status/current_revision"));
-    println!("Last error:  {}", s("/status/last_error"));
-    println!("Attempts:    {}", s("/status/attempts"));
-    println!("Next:        {}", s("/status/next_attempt_at"));
-    println!("Values:      {}", v["values"]);
+    outln!("Phase:       {}", s("/status/phase"));
+    outln!("Message:     {}", s("/status/message"));
+    outln!("Revision:    {}", s("/status/current_revision"));
+    outln!("Last error:  {}", s("/status/last_error"));
+    outln!("Attempts:    {}", s("/status/attempts"));
+    outln!("Next:        {}", s("/status/next_attempt_at"));
+    outln!("Values:      {}", v["values"]);
     let conditions = v
         .pointer("/status/conditions")
         .and_then(Value::as_array)
         .cloned()
         .unwrap_or_default();
     if !conditions.is_empty() {
-        println!("Conditions:");
-        println!(
+        outln!("Conditions:");
+        outln!(
             "{}",
             output::table(
                 &[
-                    ("TYPE", "/type"),
-                    ("STATUS", "/status"),
-                    ("REASON", "/reason"),
-                    ("SINCE", "/last_transition_time"),
-                    ("MESSAGE", "/message")
+                    col("TYPE", "/type"),
+                    col("STATUS", "/status"),
+                    col("REASON", "/reason"),
+                    age("AGE", "/last_transition_time"),
+                    col("MESSAGE", "/message")
                 ],
-                &conditions
+                &conditions,
+                wide,
+                now
             )
         );
     }
@@ -561,17 +601,19 @@ fn print_deployment(v: &Value) {
         .cloned()
         .unwrap_or_default();
     if !objects.is_empty() {
-        println!("Objects:");
-        println!(
+        outln!("Objects:");
+        outln!(
             "{}",
             output::table(
                 &[
-                    ("KIND", "/kind"),
-                    ("NAME", "/name"),
-                    ("HEALTH", "/health"),
-                    ("MESSAGE", "/message")
+                    col("KIND", "/kind"),
+                    col("NAME", "/name"),
+                    col("HEALTH", "/health"),
+                    col("MESSAGE", "/message")
                 ],
-                &objects
+                &objects,
+                wide,
+                now
             )
         );
     }
@@ -590,15 +632,15 @@ pub async fn token(cmd: TokenCommand) -> Result<()> {
                 body["tenant"] = json!(t);
             }
             let v = client_call(&client, "create_token", &[], &[], Some(&body)).await?;
-            match client.output {
-                output::Format::Table => {
-                    println!("{}", output::table(output::TOKEN, std::slice::from_ref(&v)));
-                    println!(
+            match &client.output {
+                Format::Table | Format::Wide => {
+                    output::print(&client.output, output::TOKEN, &v);
+                    outln!(
                         "\nSecret (shown once, store it now):\n{}",
                         v["secret"].as_str().unwrap_or_default()
                     );
                 }
-                f => output::print_value(f, &v),
+                f => output::print(f, output::TOKEN, &v),
             }
         }
         TokenCommand::List { page, client } => {
@@ -614,7 +656,7 @@ pub async fn token(cmd: TokenCommand) -> Result<()> {
         }
         TokenCommand::Revoke { id, client } => {
             client_call(&client, "revoke_token", &[("id", &id)], &[], None).await?;
-            println!("token {id} revoked");
+            outln!("token {id} revoked");
         }
     }
     Ok(())
@@ -681,10 +723,11 @@ async fn follow(
             _ => {}
         }
         if std::time::Instant::now() > deadline {
-            anyhow::bail!(
+            return Err(WaitTimedOut(format!(
                 "gave up waiting after {}s: deployment {uid} is {phase}: {message}",
                 wait.timeout
-            );
+            ))
+            .into());
         }
         tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     }
@@ -699,13 +742,13 @@ async fn plan_or_follow(
     wait: crate::cli::WaitArgs,
 ) -> Result<()> {
     if dry_run {
-        match client.output {
-            output::Format::Table => print_plan(v),
+        match &client.output {
+            Format::Table | Format::Wide => print_plan(v),
             f => output::print_value(f, v),
         }
         return Ok(());
     }
-    output::print(client.output, output::DEPLOYMENT, v);
+    output::print(&client.output, output::DEPLOYMENT, v);
     print_warnings(v);
     if wait.wait {
         follow(client, v, wait, Goal::Ready).await?;
@@ -715,7 +758,7 @@ async fn plan_or_follow(
 
 /// A readable upgrade plan: what would change, field by field, and every policy result.
 fn print_plan(v: &Value) {
-    println!(
+    outln!(
         "Plan: {} -> {} ({})",
         v["from_version"].as_str().unwrap_or("-"),
         v["to_version"].as_str().unwrap_or("-"),
@@ -733,17 +776,17 @@ fn print_plan(v: &Value) {
             .filter_map(Value::as_str)
             .collect();
         if !items.is_empty() {
-            println!("{title}:");
+            outln!("{title}:");
             for i in items {
-                println!("  {i}");
+                outln!("  {i}");
             }
         }
     };
     list("Create", "create");
     if let Some(updates) = v["update"].as_array().filter(|u| !u.is_empty()) {
-        println!("Update:");
+        outln!("Update:");
         for u in updates {
-            println!("  {}", u["object"].as_str().unwrap_or_default());
+            outln!("  {}", u["object"].as_str().unwrap_or_default());
             for c in u["changes"].as_array().into_iter().flatten() {
                 let show = |x: &Value| {
                     if x.is_null() {
@@ -752,7 +795,7 @@ fn print_plan(v: &Value) {
                         x.to_string()
                     }
                 };
-                println!(
+                outln!(
                     "    {}: {} -> {}",
                     c["path"].as_str().unwrap_or_default(),
                     show(&c["from"]),
@@ -764,7 +807,7 @@ fn print_plan(v: &Value) {
     list("Delete", "delete");
     list("Keep (resource-policy keep)", "keep");
     list("Hooks", "hooks");
-    println!("Policy:");
+    outln!("Policy:");
     for p in v["policy"].as_array().into_iter().flatten() {
         let mark = if p["passed"].as_bool() == Some(true) {
             "ok  "
@@ -772,7 +815,7 @@ fn print_plan(v: &Value) {
             "FAIL"
         };
         let msg = p["message"].as_str().unwrap_or_default();
-        println!(
+        outln!(
             "  {mark} {}{}",
             p["rule"].as_str().unwrap_or_default(),
             if msg.is_empty() {
@@ -783,4 +826,182 @@ fn print_plan(v: &Value) {
         );
     }
     list("Warnings", "warnings");
+}
+
+/// Every item of a paged list, following `next_cursor`.
+async fn list_all(c: &Client, op: &str, query: &[(&'static str, String)]) -> Result<Vec<Value>> {
+    let mut items = Vec::new();
+    let mut query: Vec<(&str, String)> = query.to_vec();
+    loop {
+        let page = c.call(op, &[], &query, None).await?;
+        items.extend(page["items"].as_array().cloned().unwrap_or_default());
+        match page["next_cursor"].as_str() {
+            Some(next) => {
+                query.retain(|(k, _)| *k != "cursor");
+                query.push(("cursor", next.to_string()));
+            }
+            None => return Ok(items),
+        }
+    }
+}
+
+/// What a watch compares to decide a deployment changed.
+fn watched_fields(d: &Value) -> Value {
+    json!([
+        d["name"],
+        d["version"],
+        d["generation"],
+        d["observed_generation"],
+        d["status"]["phase"],
+        d["status"]["message"],
+        d["status"]["current_revision"],
+    ])
+}
+
+/// `deployment list -w`: the list, then each deployment again whenever it changes
+/// (polled once a second); one that leaves the list is shown once more as Deleted.
+async fn watch_deployments(args: &ClientArgs, query: Vec<(&'static str, String)>) -> Result<()> {
+    let c = client(args)?;
+    let mut table = output::Table::new(output::DEPLOYMENT.columns, args.output == Format::Wide);
+    let mut shown: std::collections::BTreeMap<String, Value> = Default::default();
+    let mut first = true;
+    loop {
+        let items = list_all(&c, "list_deployments", &query).await?;
+        let mut changed = Vec::new();
+        let mut present = std::collections::BTreeSet::new();
+        for item in items {
+            let uid = item["uid"].as_str().unwrap_or_default().to_string();
+            present.insert(uid.clone());
+            let is_new = shown
+                .get(&uid)
+                .is_none_or(|prev| watched_fields(prev) != watched_fields(&item));
+            if is_new {
+                changed.push(item.clone());
+                shown.insert(uid, item);
+            }
+        }
+        let gone: Vec<String> = shown
+            .keys()
+            .filter(|uid| !present.contains(*uid))
+            .cloned()
+            .collect();
+        for uid in gone {
+            if let Some(mut last) = shown.remove(&uid) {
+                last["status"]["phase"] = json!("Deleted");
+                changed.push(last);
+            }
+        }
+        if first || !changed.is_empty() {
+            let now = time::OffsetDateTime::now_utc();
+            let text = match &args.output {
+                Format::Table | Format::Wide => table
+                    .lines(&changed, first, now)
+                    .into_iter()
+                    .map(|l| l + "\n")
+                    .collect(),
+                Format::Yaml => changed
+                    .iter()
+                    .map(|d| format!("---\n{}", output::render_value(&Format::Yaml, d)))
+                    .collect(),
+                f => changed
+                    .iter()
+                    .map(|d| output::render(f, output::DEPLOYMENT, d, now))
+                    .collect::<String>(),
+            };
+            output::emit(&text);
+        }
+        first = false;
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    }
+}
+
+/// `caelus login`: checks the URL and token against the API, then saves them as a
+/// context and makes it current.
+pub async fn login(args: LoginArgs) -> Result<()> {
+    let c = Client::new(&args.url, Some(args.token.clone()))?;
+    c.call("healthz", &[], &[], None).await?;
+    c.call("list_products", &[], &[("limit", "1".into())], None)
+        .await
+        .context("the API did not accept the token")?;
+    let path = config::path()?;
+    let mut config = Config::load(&path)?;
+    let name = args.context.unwrap_or_else(|| config::name_for(&args.url));
+    config.contexts.insert(
+        name.clone(),
+        config::ContextEntry {
+            url: args.url.trim_end_matches('/').to_string(),
+            token: Some(args.token),
+        },
+    );
+    config.current_context = Some(name.clone());
+    config.save(&path)?;
+    outln!(
+        "Logged in to {}; context {name:?} is current ({}).",
+        args.url,
+        path.display()
+    );
+    Ok(())
+}
+
+pub fn context(cmd: ContextCommand) -> Result<()> {
+    let path = config::path()?;
+    let mut config = Config::load(&path)?;
+    match cmd {
+        ContextCommand::List => {
+            let rows: Vec<Value> = config
+                .contexts
+                .iter()
+                .map(|(name, c)| {
+                    let current = config.current_context.as_deref() == Some(name.as_str());
+                    json!({"current": if current { "*" } else { "" }, "name": name, "url": c.url})
+                })
+                .collect();
+            let columns = [
+                output::col("CURRENT", "/current"),
+                output::col("NAME", "/name"),
+                output::col("URL", "/url"),
+            ];
+            let now = time::OffsetDateTime::now_utc();
+            outln!("{}", output::table(&columns, &rows, false, now));
+        }
+        ContextCommand::Use { name } => {
+            if !config.contexts.contains_key(&name) {
+                anyhow::bail!(
+                    "no context {name:?} in {} (see `caelus context list`)",
+                    path.display()
+                );
+            }
+            config.current_context = Some(name.clone());
+            config.save(&path)?;
+            outln!("Switched to context {name:?}.");
+        }
+        ContextCommand::Current => match &config.current_context {
+            Some(name) => outln!("{name}"),
+            None => anyhow::bail!("no current context (`caelus login` sets one)"),
+        },
+        ContextCommand::Delete { name } => {
+            if config.contexts.remove(&name).is_none() {
+                anyhow::bail!("no context {name:?} in {}", path.display());
+            }
+            if config.current_context.as_deref() == Some(name.as_str()) {
+                config.current_context = None;
+            }
+            config.save(&path)?;
+            outln!("Deleted context {name:?}.");
+        }
+    }
+    Ok(())
+}
+
+/// `caelus completion SHELL`.
+pub fn completion(shell: clap_complete::Shell) {
+    use clap::CommandFactory;
+    let mut script = Vec::new();
+    clap_complete::generate(
+        shell,
+        &mut crate::cli::Cli::command(),
+        "caelus",
+        &mut script,
+    );
+    output::emit(&String::from_utf8_lossy(&script));
 }

@@ -3,7 +3,9 @@
 pub mod cli;
 pub mod client;
 pub mod client_commands;
+pub mod config;
 pub mod dev_catalog;
+pub mod jsonpath;
 pub mod ops;
 pub mod output;
 pub mod processes;

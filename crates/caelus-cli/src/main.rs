@@ -1,4 +1,6 @@
 use caelus_cli::cli::{AdminCommand, Cli, Command, LogFormat};
+use caelus_cli::client::ClientError;
+use caelus_cli::client_commands::WaitTimedOut;
 use caelus_cli::{client_commands, processes};
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
@@ -19,12 +21,14 @@ async fn main() -> std::process::ExitCode {
     // One TLS crypto provider for every client in the process (reqwest, kube).
     let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();
-    let is_process = matches!(
-        cli.command,
-        Command::Server(_) | Command::Worker(_) | Command::Dev(_)
-    );
-    if is_process {
-        init_logging(cli.log_format);
+    let log = match &cli.command {
+        Command::Server(a) => Some(a.log),
+        Command::Worker(a) => Some(a.log),
+        Command::Dev(a) => Some(a.log),
+        _ => None,
+    };
+    if let Some(log) = log {
+        init_logging(log.log_format);
     }
     let result = match cli.command {
         Command::Server(a) => processes::server(a).await,
@@ -37,12 +41,32 @@ async fn main() -> std::process::ExitCode {
         Command::Template(c) => client_commands::template(c).await,
         Command::Deployment(c) => client_commands::deployment(c).await,
         Command::Token(c) => client_commands::token(c).await,
+        Command::Login(a) => client_commands::login(a).await,
+        Command::Context(c) => client_commands::context(c),
+        Command::Completion { shell } => {
+            client_commands::completion(shell);
+            Ok(())
+        }
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
-            std::process::ExitCode::FAILURE
+            std::process::ExitCode::from(exit_status(&e))
         }
+    }
+}
+
+/// The exit status of a failed command, as `caelus --help` documents it.
+fn exit_status(e: &anyhow::Error) -> u8 {
+    if e.downcast_ref::<WaitTimedOut>().is_some() {
+        4
+    } else if matches!(
+        e.downcast_ref::<ClientError>(),
+        Some(ClientError::Transport(_))
+    ) {
+        3
+    } else {
+        1
     }
 }

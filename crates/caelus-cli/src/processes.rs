@@ -292,6 +292,8 @@ pub async fn dev(args: DevArgs) -> Result<()> {
         data_dir.join("admin-token").display()
     );
     println!("    export CAELUS_URL=http://{addr} CAELUS_TOKEN={token}");
+    println!("  or save it as a context, once:");
+    println!("    caelus login --url http://{addr} --token {token}");
 
     let server = tokio::spawn(caelus_api::serve(listener, state, shutdown_signal()));
     match &registry {

@@ -2,9 +2,12 @@
 
 #![allow(dead_code)]
 
-use std::path::PathBuf;
-use std::process::{Child, Command};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+pub const CAELUS: &str = env!("CARGO_BIN_EXE_caelus");
 
 /// A fresh, empty directory for one test (per process, so parallel runs never share).
 pub fn temp_dir(tag: &str) -> PathBuf {
@@ -38,4 +41,97 @@ pub fn stop_gracefully(child: &mut Child) {
     }
     let _ = child.kill();
     let _ = child.wait();
+}
+
+/// A running `caelus dev`, stopped on drop; `url` and `token` are what it printed.
+pub struct Running {
+    pub child: Child,
+    pub url: String,
+    pub token: String,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        stop_gracefully(&mut self.child);
+    }
+}
+
+/// `caelus dev` on `data_dir` (an empty one starts afresh), on free ports.
+pub fn start_dev(data_dir: &Path) -> Running {
+    let mut child = Command::new(CAELUS)
+        .args([
+            "dev",
+            "--listen",
+            "127.0.0.1:0",
+            "--registry-port",
+            &free_port().to_string(),
+            "--data-dir",
+        ])
+        .arg(data_dir)
+        .env("CAELUS_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start caelus dev");
+    let stdout = child.stdout.take().unwrap();
+    let mut url = None;
+    let mut token = None;
+    let mut lines = BufReader::new(stdout).lines();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        if let Some(rest) = line.trim().strip_prefix("export CAELUS_URL=") {
+            let (u, t) = rest.split_once(" CAELUS_TOKEN=").unwrap();
+            url = Some(u.to_string());
+            token = Some(t.to_string());
+            break;
+        }
+    }
+    // Keep reading what dev prints next, so it never writes into a closed pipe.
+    std::thread::spawn(move || lines.for_each(drop));
+    Running {
+        child,
+        url: url.expect("caelus dev printed its URL"),
+        token: token.expect("caelus dev printed a token"),
+    }
+}
+
+/// One CLI command against `r`: (success, stdout, stderr).
+pub fn cli(r: &Running, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(CAELUS)
+        .args(args)
+        .env("CAELUS_URL", &r.url)
+        .env("CAELUS_TOKEN", &r.token)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[track_caller]
+pub fn ok(r: &Running, args: &[&str]) -> String {
+    let (success, out, err) = cli(r, args);
+    assert!(success, "caelus {args:?} failed: {err}");
+    out
+}
+
+pub fn wait_ready(url: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let out = Command::new(CAELUS)
+            .args(["status", "--url", url, "-o", "json"])
+            .output()
+            .unwrap();
+        if out.status.success() {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not ready: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
