@@ -236,7 +236,7 @@ impl From<Revision> for RevisionView {
         let values_hash = caelus_helm::render::value_hash(&r.user_values);
         Self {
             number: r.number,
-            kind: r.kind,
+            kind: r.kind.as_str().to_string(),
             values_hash,
             duration_seconds: r.finished_at.map(|f| (f - r.started_at) as f64 / 1000.0),
             generation: r.generation,
@@ -244,7 +244,7 @@ impl From<Revision> for RevisionView {
             chart_digest: r.chart_digest,
             values: r.user_values,
             manifest_hash: r.manifest_hash,
-            outcome: r.outcome,
+            outcome: r.outcome.as_str().to_string(),
             requested_by: r.requested_by,
             error: r.error,
             started_at: rfc3339(r.started_at),

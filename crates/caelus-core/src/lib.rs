@@ -9,6 +9,7 @@ pub mod lifecycle;
 pub mod names;
 pub mod reconcile;
 pub mod render_policy;
+pub mod revision;
 pub mod status;
 pub mod template;
 pub mod upgrade;

@@ -126,6 +126,98 @@ pub const CONDITION_RECONCILING: &str = "Reconciling";
 pub const CONDITION_STALLED: &str = "Stalled";
 pub const CONDITION_DRIFTED: &str = "Drifted";
 
+/// Why `Ready` has its status. The status is derived from the reason (as
+/// Flux's helm-controller summarises its conditions into Ready), so a writer
+/// names what happened and can never pair a success reason with `False`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ReadyReason {
+    /// A revision was applied and became healthy.
+    Deployed,
+    /// Objects that were unhealthy after deploying are healthy again.
+    Healthy,
+    /// Objects that were healthy stopped being so (seen on a resync).
+    Unhealthy,
+    /// An upgrade failed and the last good revision was restored.
+    RolledBack,
+    /// Everything was removed.
+    Deleted,
+    /// Helm could not render the chart with these values.
+    RenderFailed,
+    /// The chart could not be fetched.
+    ChartUnavailable,
+    /// Policy refused the rendered objects.
+    PolicyViolation,
+    /// A Helm hook did not succeed.
+    HookFailed,
+    /// Objects did not become healthy in time, or failed.
+    HealthCheckFailed,
+    /// The API server refused or failed a write.
+    ApplyFailed,
+    /// The pass hit a state it cannot act on (recorded instead of crashing).
+    InternalError,
+}
+
+impl ReadyReason {
+    pub const ALL: [ReadyReason; 12] = [
+        ReadyReason::Deployed,
+        ReadyReason::Healthy,
+        ReadyReason::Unhealthy,
+        ReadyReason::RolledBack,
+        ReadyReason::Deleted,
+        ReadyReason::RenderFailed,
+        ReadyReason::ChartUnavailable,
+        ReadyReason::PolicyViolation,
+        ReadyReason::HookFailed,
+        ReadyReason::HealthCheckFailed,
+        ReadyReason::ApplyFailed,
+        ReadyReason::InternalError,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReadyReason::Deployed => "Deployed",
+            ReadyReason::Healthy => "Healthy",
+            ReadyReason::Unhealthy => "Unhealthy",
+            ReadyReason::RolledBack => "RolledBack",
+            ReadyReason::Deleted => "Deleted",
+            ReadyReason::RenderFailed => "RenderFailed",
+            ReadyReason::ChartUnavailable => "ChartUnavailable",
+            ReadyReason::PolicyViolation => "PolicyViolation",
+            ReadyReason::HookFailed => "HookFailed",
+            ReadyReason::HealthCheckFailed => "HealthCheckFailed",
+            ReadyReason::ApplyFailed => "ApplyFailed",
+            ReadyReason::InternalError => "InternalError",
+        }
+    }
+
+    /// Ready's status for this reason.
+    pub fn status(self) -> ConditionStatus {
+        match self {
+            ReadyReason::Deployed | ReadyReason::Healthy => ConditionStatus::True,
+            _ => ConditionStatus::False,
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<ReadyReason> {
+        ReadyReason::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+}
+
+/// Reasons of the other conditions (`Reconciling`, `Stalled`, `Drifted`).
+pub mod reason {
+    /// The pass reached what was asked.
+    pub const SUCCEEDED: &str = "Succeeded";
+    pub const ROLLED_BACK: &str = "RolledBack";
+    pub const STALLED: &str = "Stalled";
+    pub const RETRY_SCHEDULED: &str = "RetryScheduled";
+    pub const DELETED: &str = "Deleted";
+    pub const NAMESPACE_TERMINATING: &str = "NamespaceTerminating";
+    pub const IN_SYNC: &str = "InSync";
+    pub const DRIFT_DETECTED: &str = "DriftDetected";
+    pub const CORRECTED: &str = "Corrected";
+    pub const CORRECTION_FAILED: &str = "CorrectionFailed";
+}
+
 /// Sets a condition the way Kubernetes does: the transition time only moves
 /// when the status changes, so "since when" stays true.
 pub fn set_condition(conditions: &mut Vec<Condition>, new: Condition) {
@@ -180,6 +272,15 @@ mod tests {
         assert_eq!(cs[0].reason, "Waiting");
         set_condition(&mut cs, cond(ConditionStatus::True, "t3", "Ready"));
         assert_eq!(cs[0].last_transition_time, "t3");
+    }
+
+    #[test]
+    fn ready_is_true_only_for_success_reasons() {
+        for r in ReadyReason::ALL {
+            assert_eq!(ReadyReason::parse(r.as_str()), Some(r));
+            let success = matches!(r, ReadyReason::Deployed | ReadyReason::Healthy);
+            assert_eq!(r.status() == ConditionStatus::True, success, "{r:?}");
+        }
     }
 
     #[test]

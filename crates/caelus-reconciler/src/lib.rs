@@ -3,8 +3,13 @@
 //! then one action), writes the outcome fenced by the lease, and schedules the
 //! next pass: a resync after success, a backoff after failure.
 
+mod commit;
+mod deploy;
+mod drift;
 mod pass;
+mod progress;
 mod status;
+mod uninstall;
 
 use caelus_core::reconcile::Backoff;
 use caelus_engine::Engine;

@@ -1,6 +1,8 @@
 //! Conditions written at the end of a pass, Kubernetes style.
 
-use caelus_core::status::{Condition, ConditionStatus, set_condition};
+use caelus_core::status::{
+    CONDITION_READY, CONDITION_STALLED, Condition, ConditionStatus, ReadyReason, set_condition,
+};
 
 pub fn now_rfc3339() -> String {
     time::OffsetDateTime::now_utc()
@@ -8,46 +10,50 @@ pub fn now_rfc3339() -> String {
         .unwrap_or_default()
 }
 
-fn cond(
+/// Sets one condition; its transition time moves only when its status does.
+pub fn set(
+    conditions: &mut Vec<Condition>,
     type_: &str,
     status: ConditionStatus,
     reason: &str,
     message: &str,
     generation: i64,
-) -> Condition {
-    Condition {
-        type_: type_.to_string(),
-        status,
-        reason: reason.to_string(),
-        message: message.to_string(),
-        last_transition_time: now_rfc3339(),
-        observed_generation: generation,
-    }
+) {
+    set_condition(
+        conditions,
+        Condition {
+            type_: type_.to_string(),
+            status,
+            reason: reason.to_string(),
+            message: message.to_string(),
+            last_transition_time: now_rfc3339(),
+            observed_generation: generation,
+        },
+    );
 }
 
-/// Sets one condition on a copy of `current`.
-pub fn with(
-    mut current: Vec<Condition>,
-    type_: &str,
-    status: ConditionStatus,
-    reason: &str,
+/// Sets `Ready`, its status derived from the reason.
+pub fn set_ready(
+    conditions: &mut Vec<Condition>,
+    reason: ReadyReason,
     message: &str,
     generation: i64,
-) -> Vec<Condition> {
-    set_condition(
-        &mut current,
-        cond(type_, status, reason, message, generation),
+) {
+    set(
+        conditions,
+        CONDITION_READY,
+        reason.status(),
+        reason.as_str(),
+        message,
+        generation,
     );
-    current
 }
 
 /// The Stalled condition's generation, if it is True: policy refused that generation.
 pub fn stalled_generation(conditions: &[Condition]) -> Option<i64> {
     conditions
         .iter()
-        .find(|c| {
-            c.type_ == caelus_core::status::CONDITION_STALLED && c.status == ConditionStatus::True
-        })
+        .find(|c| c.type_ == CONDITION_STALLED && c.status == ConditionStatus::True)
         .map(|c| c.observed_generation)
 }
 
@@ -55,4 +61,12 @@ pub fn is_true(conditions: &[Condition], type_: &str) -> bool {
     conditions
         .iter()
         .any(|c| c.type_ == type_ && c.status == ConditionStatus::True)
+}
+
+/// Why Ready has its status now, if it is set with a reason Caelus writes.
+pub fn ready_reason(conditions: &[Condition]) -> Option<ReadyReason> {
+    conditions
+        .iter()
+        .find(|c| c.type_ == CONDITION_READY)
+        .and_then(|c| ReadyReason::parse(&c.reason))
 }

@@ -244,7 +244,7 @@ async fn hooks_run_and_are_cleaned_and_a_failing_hook_fails_the_pass_with_retrie
     assert_eq!(d.phase, Phase::Failed);
     let revisions = h.revisions(&uid).await;
     assert_eq!(revisions.iter().filter(|r| r.generation == 2).count(), 1);
-    assert_eq!(revisions[0].outcome, "failed");
+    assert_eq!(revisions[0].outcome.as_str(), "failed");
     let failures = h
         .events(&uid)
         .await
@@ -561,7 +561,7 @@ async fn a_killed_worker_s_deployment_is_taken_over_after_its_lease_expires() {
         1,
         "exactly one revision for the one generation: {revisions:?}"
     );
-    assert_eq!(revisions[0].outcome, "deployed");
+    assert_eq!(revisions[0].outcome.as_str(), "deployed");
     h.stop().await;
 }
 

@@ -3,6 +3,7 @@ use crate::dynamic;
 
 use crate::error::{json_col, to_json};
 use crate::{Conn, Result, StoreError};
+pub use caelus_core::revision::{RevisionKind, RevisionOutcome};
 use serde_json::Value;
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -19,14 +20,12 @@ pub struct Revision {
     pub user_values: Value,
     pub manifest_hash: Option<String>,
     pub inventory: Value,
-    /// pending | deployed | failed | superseded | rolled-back
-    pub outcome: String,
+    pub outcome: RevisionOutcome,
     pub requested_by: String,
     pub error: Option<String>,
     pub started_at: i64,
     pub finished_at: Option<i64>,
-    /// install | upgrade | rollback
-    pub kind: String,
+    pub kind: RevisionKind,
 }
 
 const SELECT: &str =
@@ -46,13 +45,18 @@ fn from_row(r: &AnyRow) -> Result<Revision> {
         user_values: json_col("user_values", &r.try_get::<String, _>("user_values")?)?,
         manifest_hash: r.try_get("manifest_hash")?,
         inventory: json_col("inventory", &r.try_get::<String, _>("inventory")?)?,
-        outcome: r.try_get("outcome")?,
+        outcome: word("outcome", r.try_get("outcome")?)?,
         requested_by: r.try_get("requested_by")?,
         error: r.try_get("error")?,
         started_at: r.try_get("started_at")?,
         finished_at: r.try_get("finished_at")?,
-        kind: r.try_get("kind")?,
+        kind: word("kind", r.try_get("kind")?)?,
     })
+}
+
+fn word<T: std::str::FromStr<Err = String>>(column: &str, text: String) -> Result<T> {
+    text.parse()
+        .map_err(|e| StoreError::Corrupt(format!("column {column}: {e}")))
 }
 
 #[derive(Debug, Clone)]
@@ -63,8 +67,7 @@ pub struct NewRevision<'a> {
     pub user_values: &'a Value,
     pub requested_by: &'a str,
     pub started_at: i64,
-    /// install | upgrade | rollback
-    pub kind: &'a str,
+    pub kind: RevisionKind,
 }
 
 /// Appends the next revision (number = last + 1) in state `pending`; returns its number.
@@ -82,7 +85,7 @@ pub async fn insert_next(conn: &mut Conn, r: &NewRevision<'_>) -> Result<i64> {
     .bind(to_json(r.user_values))
     .bind(r.requested_by)
     .bind(r.started_at)
-    .bind(r.kind)
+    .bind(r.kind.as_str())
     .fetch_one(conn)
     .await
     .map_err(StoreError::unique(format!("a revision of {}", r.deployment_uid)))?;
@@ -140,9 +143,8 @@ pub async fn last_deployed(conn: &mut Conn, uid: &str) -> Result<Option<Revision
 }
 
 #[derive(Debug, Clone)]
-pub struct RevisionOutcome<'a> {
-    /// deployed | failed | rolled-back
-    pub outcome: &'a str,
+pub struct FinishedRevision<'a> {
+    pub outcome: RevisionOutcome,
     pub manifest_hash: Option<&'a str>,
     pub inventory: &'a Value,
     pub error: Option<&'a str>,
@@ -154,9 +156,9 @@ pub async fn finish(
     conn: &mut Conn,
     uid: &str,
     number: i64,
-    o: &RevisionOutcome<'_>,
+    o: &FinishedRevision<'_>,
 ) -> Result<()> {
-    if o.outcome == "deployed" {
+    if o.outcome == RevisionOutcome::Deployed {
         sqlx::query(
             "UPDATE revisions SET outcome = 'superseded' WHERE deployment_uid = $1 AND number <> $2 AND outcome = 'deployed'",
         )
@@ -169,7 +171,7 @@ pub async fn finish(
         "UPDATE revisions SET outcome = $1, manifest_hash = $2, inventory = $3, error = $4, finished_at = $5
          WHERE deployment_uid = $6 AND number = $7",
     )
-    .bind(o.outcome)
+    .bind(o.outcome.as_str())
     .bind(o.manifest_hash)
     .bind(to_json(o.inventory))
     .bind(o.error)

@@ -372,7 +372,7 @@ async fn revisions_number_themselves(b: Backend) {
                 user_values: &values,
                 requested_by: "token:ops",
                 started_at: expected,
-                kind: "upgrade",
+                kind: revisions::RevisionKind::Upgrade,
             },
         )
         .await
@@ -382,7 +382,7 @@ async fn revisions_number_themselves(b: Backend) {
     let list = revisions::list(&mut c, &d.uid, None, 10).await.unwrap();
     assert_eq!(list.iter().map(|r| r.number).collect::<Vec<_>>(), [3, 2, 1]);
     assert_eq!(list[0].version, "1.0.0");
-    assert_eq!(list[0].outcome, "pending");
+    assert_eq!(list[0].outcome, revisions::RevisionOutcome::Pending);
     assert_eq!(
         revisions::list(&mut c, &d.uid, Some(2), 10)
             .await

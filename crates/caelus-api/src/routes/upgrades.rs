@@ -591,7 +591,7 @@ pub async fn rollback_deployment(
                 format!("deployment {uid} has no revision {}", req.revision),
             ))
         })?;
-    if !matches!(rev.outcome.as_str(), "deployed" | "superseded") {
+    if !rev.outcome.has_run() {
         return Err(ApiError::invalid(FieldError::new(
             "revision",
             format!(

@@ -1,0 +1,124 @@
+//! The one way a pass writes what it did: the revision's outcome, the
+//! timeline events and the pass result, in one transaction fenced by the
+//! lease, so a worker that lost its lease writes nothing at all.
+
+use crate::Reconciler;
+use crate::pass::{PassResultOf, SYSTEM};
+use caelus_store::deployments::Deployment;
+use caelus_store::events::{self, NewEvent};
+use caelus_store::now_ms;
+use caelus_store::queue::{self, Lease, PassResult};
+use caelus_store::revisions::{self, FinishedRevision};
+use serde_json::Value;
+
+/// What one fenced write contains; each part is optional.
+#[derive(Default)]
+pub(crate) struct Commit<'a> {
+    revision: Option<(i64, FinishedRevision<'a>)>,
+    events: Vec<(&'static str, String, Value)>,
+    result: Option<PassResult>,
+}
+
+impl<'a> Commit<'a> {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Records how revision `number` ended.
+    pub fn revision(mut self, number: i64, outcome: FinishedRevision<'a>) -> Self {
+        self.revision = Some((number, outcome));
+        self
+    }
+
+    /// Appends a system event to the deployment's timeline.
+    pub fn event(mut self, action: &'static str, message: String, details: Value) -> Self {
+        self.events.push((action, message, details));
+        self
+    }
+
+    /// Appends `event` only when `when` holds.
+    pub fn event_if(
+        self,
+        when: bool,
+        action: &'static str,
+        message: String,
+        details: Value,
+    ) -> Self {
+        if when {
+            self.event(action, message, details)
+        } else {
+            self
+        }
+    }
+
+    /// Writes the pass result and releases the lease.
+    pub fn result(mut self, result: PassResult) -> Self {
+        self.result = Some(result);
+        self
+    }
+}
+
+impl Reconciler {
+    pub(crate) async fn commit(
+        &self,
+        lease: &Lease,
+        d: &Deployment,
+        c: Commit<'_>,
+    ) -> PassResultOf<()> {
+        let mut tx = self.store.begin().await?;
+        queue::hold(&mut tx, lease).await?;
+        if let Some((number, outcome)) = &c.revision {
+            revisions::finish(&mut tx, &d.uid, *number, outcome).await?;
+        }
+        let subject = format!("deployment/{}", d.uid);
+        for (action, message, details) in c.events {
+            events::insert(
+                &mut tx,
+                &NewEvent {
+                    deployment_uid: Some(&d.uid),
+                    tenant: Some(&d.tenant),
+                    subject: subject.clone(),
+                    action,
+                    actor: SYSTEM,
+                    message,
+                    details,
+                },
+                now_ms(),
+            )
+            .await?;
+        }
+        if let Some(result) = &c.result {
+            queue::finish(&mut tx, lease, result, now_ms()).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Writes the row back as it is, with a new due time.
+    pub(crate) async fn finish_unchanged(
+        &self,
+        lease: &Lease,
+        d: &Deployment,
+        next_due: Option<i64>,
+    ) -> PassResultOf<()> {
+        self.commit(lease, d, Commit::new().result(unchanged(d, next_due)))
+            .await
+    }
+}
+
+/// The deployment's current status, kept as it is.
+pub(crate) fn unchanged(d: &Deployment, next_due: Option<i64>) -> PassResult {
+    PassResult {
+        phase: d.phase,
+        message: d.message.clone(),
+        conditions: d.conditions.clone(),
+        object_health: d.object_health.clone(),
+        observed_generation: d.observed_generation,
+        current_revision: d.current_revision,
+        last_error: d.last_error.clone(),
+        attempts: d.attempts,
+        next_due,
+        deleted: d.desired_state == caelus_core::status::DesiredState::Absent
+            && d.phase == caelus_core::status::Phase::Deleted,
+    }
+}

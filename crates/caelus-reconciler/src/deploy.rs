@@ -1,0 +1,540 @@
+//! The deploy action: render, check policy, apply a new revision (install,
+//! upgrade, explicit rollback, or a retry of the current generation), and on
+//! failure either retry, stall, or roll back to the last good revision.
+
+use crate::Reconciler;
+use crate::commit::Commit;
+use crate::pass::{
+    Loaded, PassError, PassResultOf, SYSTEM, inventory_from, inventory_json, objects_of, rfc3339,
+    union,
+};
+use crate::status::{set, set_ready};
+use caelus_core::render_policy::{RenderCapabilities, check_rendered, describe};
+use caelus_core::revision::{RevisionKind, RevisionOutcome};
+use caelus_core::status::{
+    CONDITION_DRIFTED, CONDITION_RECONCILING, CONDITION_STALLED, ConditionStatus, ObjectHealth,
+    Phase, ReadyReason, reason,
+};
+use caelus_engine::{ApplyRequest, EngineError, NamespaceTarget, ObjectRef};
+use caelus_helm::{HelmError, HookEvent};
+use caelus_store::deployments::Deployment;
+use caelus_store::events;
+use caelus_store::now_ms;
+use caelus_store::queue::{self, Lease, PassResult};
+use caelus_store::revisions::{self, FinishedRevision, NewRevision, Revision};
+use caelus_store::templates::TemplateVersion;
+use serde_json::json;
+use std::time::Duration;
+
+/// Why a deploy attempt did not succeed.
+pub(crate) enum Failure {
+    /// Retrying cannot help until the desired state changes (policy, render).
+    Stall {
+        reason: ReadyReason,
+        message: String,
+    },
+    /// Worth retrying with backoff.
+    Retry {
+        reason: ReadyReason,
+        message: String,
+        health: Option<Vec<ObjectHealth>>,
+    },
+}
+
+fn helm_failure(e: HelmError) -> Failure {
+    if matches!(
+        e,
+        HelmError::Render { .. } | HelmError::BadManifest { .. } | HelmError::InvalidValues { .. }
+    ) {
+        Failure::Stall {
+            reason: ReadyReason::RenderFailed,
+            message: e.to_string(),
+        }
+    } else {
+        Failure::Retry {
+            reason: ReadyReason::ChartUnavailable,
+            message: e.to_string(),
+            health: None,
+        }
+    }
+}
+
+fn engine_failure(e: EngineError) -> Failure {
+    let reason = match &e {
+        EngineError::HookFailed { .. } => ReadyReason::HookFailed,
+        EngineError::HealthTimeout { .. } | EngineError::Unhealthy { .. } => {
+            ReadyReason::HealthCheckFailed
+        }
+        EngineError::Policy(_) => ReadyReason::PolicyViolation,
+        _ => ReadyReason::ApplyFailed,
+    };
+    if let EngineError::Policy(m) = &e {
+        return Failure::Stall {
+            reason,
+            message: m.clone(),
+        };
+    }
+    Failure::Retry {
+        reason,
+        health: e.health().map(<[ObjectHealth]>::to_vec),
+        message: e.to_string(),
+    }
+}
+
+fn hook_events(kind: RevisionKind) -> (HookEvent, HookEvent) {
+    match kind {
+        RevisionKind::Rollback => (HookEvent::PreRollback, HookEvent::PostRollback),
+        RevisionKind::Upgrade => (HookEvent::PreUpgrade, HookEvent::PostUpgrade),
+        RevisionKind::Install => (HookEvent::PreInstall, HookEvent::PostInstall),
+    }
+}
+
+fn health_timeout(version: &TemplateVersion) -> Duration {
+    Duration::from_secs(u64::from(version.capabilities.health_timeout_seconds))
+}
+
+impl Reconciler {
+    /// The revision of this generation: created by the first attempt, reused by retries.
+    async fn revision_for(
+        &self,
+        lease: &Lease,
+        d: &Deployment,
+        kind: RevisionKind,
+    ) -> PassResultOf<i64> {
+        let mut tx = self.store.begin().await?;
+        queue::hold(&mut tx, lease).await?;
+        let number = match revisions::for_generation(&mut tx, &d.uid, d.generation).await? {
+            Some(r) => r.number,
+            None => {
+                // Who asked for this generation: the actor of the newest API event.
+                let requested_by = events::latest_actor(&mut tx, &d.uid, SYSTEM)
+                    .await?
+                    .unwrap_or_else(|| SYSTEM.to_string());
+                revisions::insert_next(
+                    &mut tx,
+                    &NewRevision {
+                        deployment_uid: &d.uid,
+                        generation: d.generation,
+                        template_version_id: &d.template_version_id,
+                        user_values: &d.user_values,
+                        requested_by: &requested_by,
+                        started_at: now_ms(),
+                        kind,
+                    },
+                )
+                .await?
+            }
+        };
+        tx.commit().await?;
+        Ok(number)
+    }
+
+    pub(crate) async fn deploy(&self, lease: &Lease, l: Loaded) -> PassResultOf<&'static str> {
+        let Loaded {
+            d,
+            version,
+            last_deployed,
+        } = l;
+        let upgrading = last_deployed.is_some();
+        // A generation made by an explicit rollback restores an earlier revision.
+        let rolling_back = d.rollback_to.is_some() && upgrading;
+        let (phase, kind) = match (rolling_back, upgrading) {
+            (true, _) => (Phase::RollingBack, RevisionKind::Rollback),
+            (false, true) => (Phase::Upgrading, RevisionKind::Upgrade),
+            (false, false) => (Phase::Installing, RevisionKind::Install),
+        };
+        let number = self.revision_for(lease, &d, kind).await?;
+        queue::report_progress(
+            &self.store,
+            lease,
+            phase,
+            &format!("Applying revision {number}"),
+            None,
+            now_ms(),
+        )
+        .await?;
+        let last = last_deployed.as_ref();
+
+        let rendered = match self.render(&d, &version, &d.user_values, number).await {
+            Ok(r) => r,
+            Err(e) => {
+                return self
+                    .record_failure(lease, &d, number, last, &[], helm_failure(e))
+                    .await;
+            }
+        };
+        let objects = objects_of(&rendered);
+        let caps = RenderCapabilities {
+            allow_cluster_scoped: version.capabilities.allow_cluster_scoped,
+        };
+        let violations = check_rendered(&objects, &d.namespace_name, &caps);
+        if !violations.is_empty() {
+            let failure = Failure::Stall {
+                reason: ReadyReason::PolicyViolation,
+                message: format!(
+                    "the rendered chart is refused by policy: {}",
+                    describe(&violations)
+                ),
+            };
+            return self
+                .record_failure(lease, &d, number, last, &[], failure)
+                .await;
+        }
+
+        let target = NamespaceTarget {
+            name: d.namespace_name.clone(),
+            deployment_uid: d.uid.clone(),
+            pod_security: version.capabilities.pod_security,
+        };
+        if let Err(e) = self.engine.ensure_namespace(&target).await {
+            return self
+                .record_failure(lease, &d, number, last, &[], engine_failure(e))
+                .await;
+        }
+        let new_inventory = caelus_engine::inventory_of(&objects).unwrap_or_default();
+        let (pre_event, post_event) = hook_events(kind);
+        let request = ApplyRequest {
+            namespace: d.namespace_name.clone(),
+            deployment_uid: d.uid.clone(),
+            objects,
+            hooks: rendered.hooks.clone(),
+            pre_event,
+            post_event,
+            previous_inventory: inventory_from(last),
+            health_timeout: health_timeout(&version),
+        };
+        let result = self
+            .apply_with_progress(lease, &d, phase, number, request)
+            .await?;
+        let outcome = match result {
+            Ok(outcome) => outcome,
+            Err(e) => {
+                let failure = engine_failure(e);
+                return match (last, &failure) {
+                    // A failed upgrade goes back to the last good revision when the
+                    // template says so; a failed rollback does not roll back again.
+                    (Some(last), Failure::Retry { .. })
+                        if kind == RevisionKind::Upgrade
+                            && version.capabilities.rollback_on_failure =>
+                    {
+                        self.roll_back(lease, &d, &version, number, last, &new_inventory, failure)
+                            .await
+                    }
+                    _ => {
+                        self.record_failure(lease, &d, number, last, &new_inventory, failure)
+                            .await
+                    }
+                };
+            }
+        };
+        let message = format!(
+            "Revision {number} ({} {}) deployed: {} objects healthy",
+            d.product_slug,
+            version.version,
+            outcome.health.len()
+        );
+        let g = d.generation;
+        let mut conditions = d.conditions.clone();
+        set_ready(&mut conditions, ReadyReason::Deployed, &message, g);
+        set(
+            &mut conditions,
+            CONDITION_RECONCILING,
+            ConditionStatus::False,
+            reason::SUCCEEDED,
+            "",
+            g,
+        );
+        set(
+            &mut conditions,
+            CONDITION_STALLED,
+            ConditionStatus::False,
+            reason::SUCCEEDED,
+            "",
+            g,
+        );
+        set(
+            &mut conditions,
+            CONDITION_DRIFTED,
+            ConditionStatus::False,
+            reason::IN_SYNC,
+            "",
+            g,
+        );
+        let inventory = inventory_json(&outcome.inventory);
+        let commit = Commit::new()
+            .revision(
+                number,
+                FinishedRevision {
+                    outcome: RevisionOutcome::Deployed,
+                    manifest_hash: Some(&rendered.manifest_hash),
+                    inventory: &inventory,
+                    error: None,
+                    finished_at: now_ms(),
+                },
+            )
+            .event(
+                "reconcile.deployed",
+                message.clone(),
+                json!({"revision": number, "generation": g, "pruned": outcome.pruned.len(), "kept": outcome.kept.len()}),
+            )
+            .result(PassResult {
+                phase: Phase::Ready,
+                message,
+                conditions,
+                object_health: outcome.health,
+                observed_generation: g,
+                current_revision: Some(number),
+                last_error: None,
+                attempts: 0,
+                next_due: Some(self.resync_at()),
+                deleted: false,
+            });
+        self.commit(lease, &d, commit).await?;
+        Ok(if upgrading { "upgraded" } else { "installed" })
+    }
+
+    /// After a failed upgrade to revision `failed`: re-apply the last good revision
+    /// with pre/post-rollback hooks. The deployment ends Degraded, saying what failed
+    /// and that it was rolled back; the failed revision is marked failed.
+    #[allow(clippy::too_many_arguments)]
+    async fn roll_back(
+        &self,
+        lease: &Lease,
+        d: &Deployment,
+        target_version: &TemplateVersion,
+        failed: i64,
+        last: &Revision,
+        attempted: &[ObjectRef],
+        failure: Failure,
+    ) -> PassResultOf<&'static str> {
+        let (ready_reason, cause, health) = match failure {
+            Failure::Retry {
+                reason,
+                message,
+                health,
+            } => (reason, message, health),
+            Failure::Stall { reason, message } => (reason, message, None),
+        };
+        let restore_version = self
+            .version_of(last)
+            .await?
+            .ok_or_else(|| PassError::MissingVersion(d.uid.clone()))?;
+        queue::report_progress(
+            &self.store,
+            lease,
+            Phase::RollingBack,
+            &format!(
+                "Revision {failed} failed ({}); rolling back to revision {}",
+                ready_reason.as_str(),
+                last.number
+            ),
+            health.as_deref(),
+            now_ms(),
+        )
+        .await?;
+        let rollback = async {
+            let rendered = self
+                .render(d, &restore_version, &last.user_values, last.number)
+                .await
+                .map_err(|e| e.to_string())?;
+            let request = ApplyRequest {
+                namespace: d.namespace_name.clone(),
+                deployment_uid: d.uid.clone(),
+                objects: objects_of(&rendered),
+                hooks: rendered.hooks.clone(),
+                pre_event: HookEvent::PreRollback,
+                post_event: HookEvent::PostRollback,
+                // Prune what the failed revision added: the previous inventory is the union.
+                previous_inventory: union(inventory_from(Some(last)), attempted),
+                health_timeout: health_timeout(&restore_version),
+            };
+            self.apply_with_progress(lease, d, Phase::RollingBack, last.number, request)
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| e.to_string())
+        }
+        .await;
+        let outcome = match rollback {
+            Ok(outcome) => outcome,
+            Err(rollback_error) => {
+                let failure = Failure::Retry {
+                    reason: ready_reason,
+                    message: format!(
+                        "{cause}; rolling back to revision {} also failed: {rollback_error}",
+                        last.number
+                    ),
+                    health,
+                };
+                return self
+                    .record_failure(lease, d, failed, Some(last), attempted, failure)
+                    .await;
+            }
+        };
+        let g = d.generation;
+        let message = format!(
+            "Upgrade to {} {} (revision {failed}) failed: {cause}. Rolled back to revision {} ({} {}).",
+            d.product_slug,
+            target_version.version,
+            last.number,
+            d.product_slug,
+            restore_version.version
+        );
+        let mut conditions = d.conditions.clone();
+        set_ready(&mut conditions, ReadyReason::RolledBack, &message, g);
+        set(
+            &mut conditions,
+            CONDITION_RECONCILING,
+            ConditionStatus::False,
+            reason::ROLLED_BACK,
+            "",
+            g,
+        );
+        set(
+            &mut conditions,
+            CONDITION_STALLED,
+            ConditionStatus::False,
+            reason::ROLLED_BACK,
+            "",
+            g,
+        );
+        let inventory = inventory_json(attempted);
+        let commit = Commit::new()
+            .revision(
+                failed,
+                FinishedRevision {
+                    outcome: RevisionOutcome::Failed,
+                    manifest_hash: None,
+                    inventory: &inventory,
+                    error: Some(&cause),
+                    finished_at: now_ms(),
+                },
+            )
+            .event(
+                "reconcile.rolled-back",
+                message.clone(),
+                json!({"failed_revision": failed, "restored_revision": last.number, "reason": ready_reason.as_str()}),
+            )
+            .result(PassResult {
+                phase: Phase::Degraded,
+                message,
+                conditions,
+                object_health: outcome.health,
+                observed_generation: g,
+                current_revision: Some(last.number),
+                last_error: Some(cause.clone()),
+                attempts: 0,
+                next_due: Some(self.resync_at()),
+                deleted: false,
+            });
+        self.commit(lease, d, commit).await?;
+        Ok("rolled-back")
+    }
+
+    /// Records a failed attempt: the revision failed, the deployment Failed, and
+    /// either a retry after backoff or (stalled) no retry until the next change.
+    async fn record_failure(
+        &self,
+        lease: &Lease,
+        d: &Deployment,
+        number: i64,
+        last_deployed: Option<&Revision>,
+        attempted: &[ObjectRef],
+        failure: Failure,
+    ) -> PassResultOf<&'static str> {
+        let g = d.generation;
+        let attempts = if d.observed_generation == g {
+            d.attempts + 1
+        } else {
+            1
+        };
+        // What may now exist in the cluster: the previous inventory plus what this
+        // attempt tried to apply, so a later pass can still prune all of it.
+        let inventory = inventory_json(&union(inventory_from(last_deployed), attempted));
+        let (ready_reason, message, health, next_due, stalled, outcome) = match failure {
+            Failure::Stall { reason, message } => (reason, message, None, None, true, "stalled"),
+            Failure::Retry {
+                reason,
+                message,
+                health,
+            } => {
+                let at = self.retry_at(attempts);
+                (reason, message, health, Some(at), false, "failed")
+            }
+        };
+        let detail = match next_due {
+            Some(at) => format!(
+                "attempt {attempts} failed ({}): {message}; retrying at {}",
+                ready_reason.as_str(),
+                rfc3339(at)
+            ),
+            None => format!(
+                "{}: {message}; waiting for a change to the deployment",
+                ready_reason.as_str()
+            ),
+        };
+        let mut conditions = d.conditions.clone();
+        set_ready(&mut conditions, ready_reason, &message, g);
+        set(
+            &mut conditions,
+            CONDITION_STALLED,
+            if stalled {
+                ConditionStatus::True
+            } else {
+                ConditionStatus::False
+            },
+            ready_reason.as_str(),
+            if stalled { &message } else { "" },
+            g,
+        );
+        set(
+            &mut conditions,
+            CONDITION_RECONCILING,
+            if stalled {
+                ConditionStatus::False
+            } else {
+                ConditionStatus::True
+            },
+            if stalled {
+                reason::STALLED
+            } else {
+                reason::RETRY_SCHEDULED
+            },
+            "",
+            g,
+        );
+        let commit = Commit::new()
+            .revision(
+                number,
+                FinishedRevision {
+                    outcome: RevisionOutcome::Failed,
+                    manifest_hash: None,
+                    inventory: &inventory,
+                    error: Some(&message),
+                    finished_at: now_ms(),
+                },
+            )
+            .event(
+                if stalled {
+                    "reconcile.stalled"
+                } else {
+                    "reconcile.failed"
+                },
+                detail,
+                json!({"revision": number, "generation": g, "attempts": attempts, "reason": ready_reason.as_str()}),
+            )
+            .result(PassResult {
+                phase: Phase::Failed,
+                message: message.clone(),
+                conditions,
+                object_health: health.unwrap_or_else(|| d.object_health.clone()),
+                observed_generation: g,
+                current_revision: last_deployed.map(|r| r.number),
+                last_error: Some(message.clone()),
+                attempts: if stalled { 0 } else { attempts },
+                next_due,
+                deleted: false,
+            });
+        self.commit(lease, d, commit).await?;
+        Ok(outcome)
+    }
+}

@@ -1,0 +1,256 @@
+//! The drift action on a deployed release: compare the live objects with
+//! what the running revision applied, report or correct per the template's
+//! drift mode, and follow object health between deploys.
+
+use crate::Reconciler;
+use crate::commit::{Commit, unchanged};
+use crate::pass::{Loaded, PassError, PassResultOf, inventory_from, objects_of};
+use crate::status::{self, ready_reason, set, set_ready};
+use caelus_core::reconcile::{DriftResponse, drift_response};
+use caelus_core::status::{
+    CONDITION_DRIFTED, ConditionStatus, ObjectHealth, Phase, ReadyReason, reason,
+};
+use caelus_core::template::DriftMode;
+use caelus_engine::{ApplyRequest, Drift};
+use caelus_helm::HookEvent;
+use caelus_store::deployments::Deployment;
+use caelus_store::queue::{Lease, PassResult};
+use serde_json::json;
+use std::time::Duration;
+
+fn describe_drift(drifts: &[Drift]) -> String {
+    drifts
+        .iter()
+        .map(|d| {
+            let what = if d.missing {
+                "deleted".to_string()
+            } else {
+                format!("changed {}", d.fields.join(", "))
+            };
+            format!("{}/{}: {what}", d.object.kind, d.object.name)
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+impl Reconciler {
+    pub(crate) async fn check_drift(&self, lease: &Lease, l: Loaded) -> PassResultOf<&'static str> {
+        let d = l.d;
+        let last = l.last_deployed.expect("classified as deployed");
+        let mode = l.version.capabilities.drift_mode;
+        if mode == DriftMode::Off {
+            self.finish_unchanged(lease, &d, Some(self.resync_at()))
+                .await?;
+            return Ok("in-sync");
+        }
+        let version = if last.template_version_id == l.version.id {
+            l.version
+        } else {
+            self.version_of(&last)
+                .await?
+                .ok_or_else(|| PassError::MissingVersion(d.uid.clone()))?
+        };
+        let rendered = match self
+            .render(&d, &version, &last.user_values, last.number)
+            .await
+        {
+            Ok(r) => r,
+            Err(e) => {
+                // Cannot know what was applied: try again later without touching anything.
+                tracing::warn!(error = %e, "cannot render the deployed revision for a drift check");
+                self.finish_unchanged(lease, &d, Some(self.retry_at(1)))
+                    .await?;
+                return Ok("drift-check-deferred");
+            }
+        };
+        let objects = objects_of(&rendered);
+        let (drifts, health) = match self.engine.inspect_live(&d.namespace_name, &objects).await {
+            Ok(live) => (live.drifts, live.health),
+            Err(e) => {
+                tracing::warn!(error = %e, "drift check failed");
+                self.finish_unchanged(lease, &d, Some(self.retry_at(1)))
+                    .await?;
+                return Ok("drift-check-deferred");
+            }
+        };
+        let g = d.generation;
+        match drift_response(mode, !drifts.is_empty()) {
+            DriftResponse::Nothing => {
+                let mut r = unchanged(&d, Some(self.resync_at()));
+                if status::is_true(&d.conditions, CONDITION_DRIFTED) {
+                    set(
+                        &mut r.conditions,
+                        CONDITION_DRIFTED,
+                        ConditionStatus::False,
+                        reason::IN_SYNC,
+                        "",
+                        g,
+                    );
+                }
+                let change = settle_health(&d, &mut r, health);
+                let mut commit = Commit::new();
+                if let Some((action, message)) = change {
+                    commit = commit.event(action, message, json!({"generation": g}));
+                }
+                self.commit(lease, &d, commit.result(r)).await?;
+                Ok("in-sync")
+            }
+            DriftResponse::Report => {
+                let description = describe_drift(&drifts);
+                let already = d.conditions.iter().any(|c| {
+                    c.type_ == CONDITION_DRIFTED
+                        && c.status == ConditionStatus::True
+                        && c.message == description
+                });
+                let mut r = unchanged(&d, Some(self.resync_at()));
+                r.object_health = health;
+                set(
+                    &mut r.conditions,
+                    CONDITION_DRIFTED,
+                    ConditionStatus::True,
+                    reason::DRIFT_DETECTED,
+                    &description,
+                    g,
+                );
+                r.message = format!("Drifted (not corrected, drift mode warn): {description}");
+                let commit = Commit::new()
+                    .event_if(
+                        !already,
+                        "drift.detected",
+                        format!("drift found (mode warn, not corrected): {description}"),
+                        json!({"objects": drifts.len()}),
+                    )
+                    .result(r);
+                self.commit(lease, &d, commit).await?;
+                Ok("drift-reported")
+            }
+            DriftResponse::Correct => {
+                let description = describe_drift(&drifts);
+                let found = Commit::new().event(
+                    "drift.detected",
+                    format!("drift found: {description}"),
+                    json!({"objects": drifts.len()}),
+                );
+                self.commit(lease, &d, found).await?;
+                let request = ApplyRequest {
+                    namespace: d.namespace_name.clone(),
+                    deployment_uid: d.uid.clone(),
+                    objects,
+                    // Hooks belong to install/upgrade; correcting drift re-applies objects only.
+                    hooks: Vec::new(),
+                    pre_event: HookEvent::PreUpgrade,
+                    post_event: HookEvent::PostUpgrade,
+                    previous_inventory: inventory_from(Some(&last)),
+                    health_timeout: Duration::from_secs(u64::from(
+                        version.capabilities.health_timeout_seconds,
+                    )),
+                };
+                match self.engine.apply(request, |_| {}).await {
+                    Ok(outcome) => {
+                        let mut r = unchanged(&d, Some(self.resync_at()));
+                        set(
+                            &mut r.conditions,
+                            CONDITION_DRIFTED,
+                            ConditionStatus::False,
+                            reason::CORRECTED,
+                            &description,
+                            g,
+                        );
+                        r.object_health = outcome.health;
+                        let commit = Commit::new()
+                            .event(
+                                "drift.corrected",
+                                format!("re-applied revision {}: {description}", last.number),
+                                json!({"revision": last.number}),
+                            )
+                            .result(r);
+                        self.commit(lease, &d, commit).await?;
+                        caelus_metrics::global().drift_corrected();
+                        Ok("drift-corrected")
+                    }
+                    Err(e) => {
+                        let attempts = d.attempts + 1;
+                        let at = self.retry_at(attempts);
+                        let mut r = unchanged(&d, Some(at));
+                        set(
+                            &mut r.conditions,
+                            CONDITION_DRIFTED,
+                            ConditionStatus::True,
+                            reason::CORRECTION_FAILED,
+                            &description,
+                            g,
+                        );
+                        r.attempts = attempts;
+                        r.last_error = Some(e.to_string());
+                        let commit = Commit::new()
+                            .event(
+                                "drift.correction-failed",
+                                format!("could not correct drift: {e}"),
+                                json!({"attempts": attempts}),
+                            )
+                            .result(r);
+                        self.commit(lease, &d, commit).await?;
+                        Ok("drift-correction-failed")
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Applies the health a resync read to the status. A deployment whose objects
+/// stopped being healthy is Degraded (and Ready again when they recover); one
+/// that is Degraded because an upgrade was rolled back stays so until it changes.
+/// Returns the event to record when the phase moved.
+fn settle_health(
+    d: &Deployment,
+    r: &mut PassResult,
+    health: Vec<ObjectHealth>,
+) -> Option<(&'static str, String)> {
+    let rolled_back = ready_reason(&d.conditions) == Some(ReadyReason::RolledBack);
+    let total = health.len();
+    let unhealthy: Vec<String> = health
+        .iter()
+        .filter(|h| h.health != caelus_engine::HEALTHY)
+        .map(|h| {
+            if h.message.is_empty() {
+                format!("{}/{} {}", h.kind, h.name, h.health)
+            } else {
+                format!("{}/{} {} ({})", h.kind, h.name, h.health, h.message)
+            }
+        })
+        .collect();
+    r.object_health = health;
+    if rolled_back {
+        return None;
+    }
+    let g = d.generation;
+    let degraded_message = || {
+        format!(
+            "{} of {total} objects healthy: {}",
+            total - unhealthy.len(),
+            unhealthy.join("; ")
+        )
+    };
+    match (d.phase, unhealthy.is_empty()) {
+        (Phase::Ready, false) => {
+            let message = degraded_message();
+            r.phase = Phase::Degraded;
+            r.message = message.clone();
+            set_ready(&mut r.conditions, ReadyReason::Unhealthy, &message, g);
+            Some(("health.degraded", message))
+        }
+        (Phase::Degraded, true) => {
+            let message = format!("All {total} objects healthy again");
+            r.phase = Phase::Ready;
+            r.message = message.clone();
+            set_ready(&mut r.conditions, ReadyReason::Healthy, &message, g);
+            Some(("health.recovered", message))
+        }
+        (Phase::Degraded, false) => {
+            r.message = degraded_message();
+            None
+        }
+        _ => None,
+    }
+}
