@@ -71,6 +71,9 @@ pub enum Command {
     /// API tokens (admin).
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Helm charts in OCI registries.
+    #[command(subcommand)]
+    Chart(ChartCommand),
     /// Save an API URL and token as a context in the config file, and make it current.
     Login(LoginArgs),
     /// Named contexts (API URL and token) in the config file.
@@ -94,6 +97,44 @@ pub struct LoginArgs {
     /// Name of the context (default: the URL's host and port).
     #[arg(long = "context")]
     pub context: Option<String>,
+    /// Where `template publish --chart ./DIR` pushes charts for this context
+    /// (oci://HOST/REPO; `caelus dev` prints its own).
+    #[arg(long)]
+    pub chart_repository: Option<String>,
+}
+
+/// How the CLI reaches a registry to push charts (it runs the Helm engine itself).
+#[derive(Debug, Args, Clone, Default)]
+pub struct PushArgs {
+    /// Plain HTTP to the registry (default: only for loopback registries).
+    #[arg(long)]
+    pub plain_http: bool,
+    /// Per-registry settings (YAML or JSON), the server's format: `{"HOST": {"credentials":
+    /// {"username": "…", "password": "…"}, "plain_http": false}}`. Without credentials for
+    /// the registry there, the docker config's (`$DOCKER_CONFIG/config.json`, else
+    /// `~/.docker/config.json`, `auths` entries) are used.
+    #[arg(long, env = "CAELUS_REGISTRIES")]
+    pub registries: Option<PathBuf>,
+    /// The Helm engine library (default: CAELUS_HELM_LIB, then .tools/helm/libhelm_c.so).
+    #[arg(long, env = "CAELUS_HELM_LIB")]
+    pub helm_lib: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ChartCommand {
+    /// Package a chart directory (or take a .tgz) and push it; prints its reference and
+    /// manifest digest. The chart's name and version become repository and tag.
+    Push {
+        /// A chart directory or a packaged chart (.tgz).
+        chart: PathBuf,
+        /// oci://HOST[:PORT]/REPO
+        repository: String,
+        #[command(flatten)]
+        push: PushArgs,
+        /// Output format: table, json or yaml.
+        #[arg(short = 'o', long = "output", default_value = "table", value_parser = clap::value_parser!(Format))]
+        output: Format,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -311,8 +352,14 @@ pub enum ProductCommand {
 pub struct TemplateSpecArgs {
     /// Chart: oci://host[:port]/path/chart:TAG (resolved to its digest once, now)
     /// or oci://…/chart@sha256:<64 hex>. Defaults, schema and metadata come from it.
+    /// A chart directory or .tgz is pushed to --chart-repository first.
     #[arg(long)]
     pub chart: Option<String>,
+    /// Where a local --chart is pushed (oci://HOST/REPO; default: the context's).
+    #[arg(long, env = "CAELUS_CHART_REPOSITORY")]
+    pub chart_repository: Option<String>,
+    #[command(flatten)]
+    pub push: PushArgs,
     /// A value path users may set (repeatable): `replicaCount`, `resources.*`.
     #[arg(long = "allow")]
     pub allow: Vec<String>,

@@ -1,8 +1,9 @@
 //! Client commands: each performs API operations and prints the result.
 
+use crate::chart_push;
 use crate::cli::{
-    ClientArgs, ContextCommand, DeploymentCommand, LoginArgs, PageArgs, ProductCommand,
-    TemplateCommand, TemplateSpecArgs, TokenCommand,
+    ChartCommand, ClientArgs, ContextCommand, DeploymentCommand, LoginArgs, PageArgs,
+    ProductCommand, TemplateCommand, TemplateSpecArgs, TokenCommand,
 };
 use crate::client::Client;
 use crate::config::{self, Config, Endpoint};
@@ -135,9 +136,28 @@ pub async fn product(cmd: ProductCommand) -> Result<()> {
     Ok(())
 }
 
-fn spec_body(spec: &TemplateSpecArgs) -> Result<Map<String, Value>> {
+/// The request body of a template version from its flags. A local `--chart` (a
+/// directory or .tgz) is pushed first and named by the pushed digest.
+async fn spec_body(spec: &TemplateSpecArgs, client: &ClientArgs) -> Result<Map<String, Value>> {
     let mut body = Map::new();
     if let Some(chart) = &spec.chart {
+        let chart = if chart_push::is_remote(chart) {
+            chart.clone()
+        } else {
+            let repository = match &spec.chart_repository {
+                Some(r) => r.clone(),
+                None => endpoint(client)?.chart_repository.with_context(|| {
+                    format!(
+                        "{chart} is a local chart: say where to push it with --chart-repository \
+                         oci://HOST/REPO (or CAELUS_CHART_REPOSITORY, or the context's: \
+                         `caelus login --chart-repository …`)"
+                    )
+                })?,
+            };
+            let pushed = chart_push::push(Path::new(chart), &repository, &spec.push).await?;
+            eprintln!("pushed {} ({})", pushed.reference, pushed.digest);
+            pushed.pinned
+        };
         body.insert("chart".into(), json!(chart));
     }
     if !spec.allow.is_empty() {
@@ -158,7 +178,7 @@ pub async fn template(cmd: TemplateCommand) -> Result<()> {
             spec,
             client,
         } => {
-            let mut body = spec_body(&spec)?;
+            let mut body = spec_body(&spec, &client).await?;
             body.insert("version".into(), json!(version));
             let body = Value::Object(body);
             run_op(
@@ -178,7 +198,7 @@ pub async fn template(cmd: TemplateCommand) -> Result<()> {
             client,
         } => {
             if spec.chart.is_some() {
-                let mut body = spec_body(&spec)?;
+                let mut body = spec_body(&spec, &client).await?;
                 body.insert("version".into(), json!(version));
                 body.insert("publish".into(), json!(true));
                 let body = Value::Object(body);
@@ -210,7 +230,7 @@ pub async fn template(cmd: TemplateCommand) -> Result<()> {
             spec,
             client,
         } => {
-            let body = Value::Object(spec_body(&spec)?);
+            let body = Value::Object(spec_body(&spec, &client).await?);
             let params = [("product", product.as_str()), ("version", version.as_str())];
             run_op(
                 &client,
@@ -931,6 +951,7 @@ pub async fn login(args: LoginArgs) -> Result<()> {
         config::ContextEntry {
             url: args.url.trim_end_matches('/').to_string(),
             token: Some(args.token),
+            chart_repository: args.chart_repository,
         },
     );
     config.current_context = Some(name.clone());
@@ -1004,4 +1025,28 @@ pub fn completion(shell: clap_complete::Shell) {
         &mut script,
     );
     output::emit(&String::from_utf8_lossy(&script));
+}
+
+pub async fn chart(cmd: ChartCommand) -> Result<()> {
+    match cmd {
+        ChartCommand::Push {
+            chart,
+            repository,
+            push,
+            output,
+        } => {
+            let pushed = chart_push::push(&chart, &repository, &push).await?;
+            match output {
+                Format::Table | Format::Wide | Format::Name => {
+                    outln!("Pushed: {}", pushed.reference);
+                    outln!("Digest: {}", pushed.digest);
+                }
+                f => output::print_value(
+                    &f,
+                    &json!({"reference": pushed.reference, "digest": pushed.digest, "pinned": pushed.pinned}),
+                ),
+            }
+        }
+    }
+    Ok(())
 }

@@ -28,6 +28,9 @@ pub struct ContextEntry {
     pub url: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token: Option<String>,
+    /// Where `template publish --chart ./DIR` pushes charts (oci://HOST/REPO).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chart_repository: Option<String>,
 }
 
 /// The config file's path, from the environment.
@@ -106,6 +109,8 @@ impl Config {
 pub struct Endpoint {
     pub url: String,
     pub token: Option<String>,
+    /// The context's chart repository (flags and environment override it where used).
+    pub chart_repository: Option<String>,
 }
 
 /// Applies the precedence: explicit (flag or environment) over the context over the default.
@@ -120,7 +125,12 @@ pub fn resolve(url: Option<&str>, token: Option<&str>, context: Option<&ContextE
             .filter(|c| c.url.trim_end_matches('/') == url.trim_end_matches('/'))
             .and_then(|c| c.token.clone())
     });
-    Endpoint { url, token }
+    let chart_repository = context.and_then(|c| c.chart_repository.clone());
+    Endpoint {
+        url,
+        token,
+        chart_repository,
+    }
 }
 
 /// A context name for a URL: its host and port (`127.0.0.1:8080`).
@@ -137,6 +147,7 @@ mod tests {
         ContextEntry {
             url: url.into(),
             token: Some(token.into()),
+            chart_repository: None,
         }
     }
 
@@ -147,14 +158,16 @@ mod tests {
             resolve(None, None, Some(&c)),
             Endpoint {
                 url: "http://ctx:1".into(),
-                token: Some("ctx-token".into())
+                token: Some("ctx-token".into()),
+                chart_repository: None,
             }
         );
         assert_eq!(
             resolve(Some("http://flag:2"), Some("t"), Some(&c)),
             Endpoint {
                 url: "http://flag:2".into(),
-                token: Some("t".into())
+                token: Some("t".into()),
+                chart_repository: None,
             }
         );
         assert_eq!(

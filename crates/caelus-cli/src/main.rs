@@ -41,6 +41,7 @@ async fn main() -> std::process::ExitCode {
         Command::Template(c) => client_commands::template(c).await,
         Command::Deployment(c) => client_commands::deployment(c).await,
         Command::Token(c) => client_commands::token(c).await,
+        Command::Chart(c) => client_commands::chart(c).await,
         Command::Login(a) => client_commands::login(a).await,
         Command::Context(c) => client_commands::context(c),
         Command::Completion { shell } => {

@@ -78,15 +78,7 @@ pub async fn admin_create_token(args: AdminCreateTokenArgs) -> Result<()> {
 pub fn load_helm_with(args: &HelmArgs) -> Result<caelus_helm::HelmEngine> {
     let helm = load_helm(&args.data_dir, args.helm_lib.as_deref())?;
     if let Some(path) = &args.registries {
-        let doc = crate::client_commands::read_document(path)?;
-        let settings: std::collections::BTreeMap<String, caelus_helm::RegistrySettings> =
-            serde_json::from_value(doc).with_context(|| {
-                format!(
-                    "{} is not a map of registry host to settings",
-                    path.display()
-                )
-            })?;
-        for (host, s) in settings {
+        for (host, s) in crate::chart_push::read_registries(path)? {
             helm.set_registry(&host, s);
         }
     }
@@ -287,18 +279,28 @@ pub async fn dev(args: DevArgs) -> Result<()> {
         ),
         None => println!("  cluster:  {}", kubeconfig.display()),
     }
+    if let Ok(registry) = &registry {
+        println!("  registry: oci://{}/charts", registry.host());
+    }
     println!(
         "  admin token (also in {}):",
         data_dir.join("admin-token").display()
     );
     println!("    export CAELUS_URL=http://{addr} CAELUS_TOKEN={token}");
-    println!("  or save it as a context, once:");
-    println!("    caelus login --url http://{addr} --token {token}");
+    println!(
+        "  or save it as a context, once (then `template publish --chart ./DIR` pushes here):"
+    );
+    match &registry {
+        Ok(registry) => println!(
+            "    caelus login --url http://{addr} --token {token} --chart-repository oci://{}/charts",
+            registry.host()
+        ),
+        Err(_) => println!("    caelus login --url http://{addr} --token {token}"),
+    }
 
     let server = tokio::spawn(caelus_api::serve(listener, state, shutdown_signal()));
     match &registry {
         Ok(registry) => {
-            println!("  registry: oci://{}/charts", registry.host());
             let client =
                 crate::client::Client::new(&format!("http://{addr}"), Some(token.clone()))?;
             if let Err(e) = crate::dev_catalog::seed(&client, &helm, registry).await {

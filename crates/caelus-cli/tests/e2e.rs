@@ -158,6 +158,7 @@ fn dev_starts_on_an_empty_data_dir_and_the_cli_tour_works() {
         child: Command::new("true").spawn().unwrap(),
         url: r.url.clone(),
         token: tok["secret"].as_str().unwrap().to_string(),
+        chart_repository: None,
     };
     let (success, _, err) = cli(&tenant, &["deployment", "show", uid]);
     assert!(
@@ -236,6 +237,7 @@ fn server_on_postgres_with_an_offline_bootstrap_token() {
         child,
         url: format!("http://127.0.0.1:{port}"),
         token,
+        chart_repository: None,
     };
     wait_ready(&r.url);
     ok(&r, &["product", "create", "db", "--name", "Postgres"]);
@@ -297,6 +299,7 @@ fn registry_credentials_come_from_the_registries_file() {
             child: cmd.spawn().unwrap(),
             url: format!("http://127.0.0.1:{port}"),
             token: token.clone(),
+            chart_repository: None,
         };
         wait_ready(&r.url);
         r

@@ -48,6 +48,8 @@ pub struct Running {
     pub child: Child,
     pub url: String,
     pub token: String,
+    /// `oci://HOST/charts` of the registry `caelus dev` runs.
+    pub chart_repository: Option<String>,
 }
 
 impl Drop for Running {
@@ -76,9 +78,13 @@ pub fn start_dev(data_dir: &Path) -> Running {
     let stdout = child.stdout.take().unwrap();
     let mut url = None;
     let mut token = None;
+    let mut chart_repository = None;
     let mut lines = BufReader::new(stdout).lines();
     for line in lines.by_ref() {
         let line = line.unwrap();
+        if let Some(repository) = line.trim().strip_prefix("registry: ") {
+            chart_repository = Some(repository.to_string());
+        }
         if let Some(rest) = line.trim().strip_prefix("export CAELUS_URL=") {
             let (u, t) = rest.split_once(" CAELUS_TOKEN=").unwrap();
             url = Some(u.to_string());
@@ -92,6 +98,7 @@ pub fn start_dev(data_dir: &Path) -> Running {
         child,
         url: url.expect("caelus dev printed its URL"),
         token: token.expect("caelus dev printed a token"),
+        chart_repository,
     }
 }
 
