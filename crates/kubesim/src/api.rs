@@ -26,6 +26,8 @@ pub struct WriteOptions {
     pub dry_run: bool,
     /// `force` for server-side apply.
     pub force: bool,
+    /// Admission warnings, sent back as `Warning` headers.
+    pub warnings: crate::admission::Warnings,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -305,6 +307,7 @@ impl Api {
         info: &ResourceInfo,
         ns: &str,
         mut obj: Value,
+        opts: &WriteOptions,
     ) -> ApiResult<Value> {
         if !obj.is_object() {
             return Err(ApiError::bad_request(
@@ -407,6 +410,9 @@ impl Api {
         if info.group == "apiextensions.k8s.io" {
             crd_status(&mut obj);
         }
+        for w in crate::admission::admit_create(g, info, ns, &mut obj)? {
+            opts.warnings.push(w);
+        }
         Ok(obj)
     }
 
@@ -419,7 +425,7 @@ impl Api {
         opts: &WriteOptions,
     ) -> ApiResult<Value> {
         let mut g = self.lock();
-        let mut obj = self.prepare_create(&g, info, ns, obj)?;
+        let mut obj = self.prepare_create(&g, info, ns, obj, opts)?;
         let now = now_rfc3339();
         let manager = opts.field_manager.clone().unwrap_or_default();
         let scope = if info.has_status {
@@ -454,8 +460,9 @@ impl Api {
         old: &Value,
         mut new: Value,
         sub: Option<&str>,
-        dry_run: bool,
+        opts: &WriteOptions,
     ) -> ApiResult<Value> {
+        let dry_run = opts.dry_run;
         let name = name_of(old).to_string();
         if !new.is_object() {
             return Err(ApiError::bad_request(
@@ -531,6 +538,11 @@ impl Api {
             // Nothing changed: no write, no new resourceVersion, no event.
             return Ok(Self::with_version(info, old));
         }
+        if sub.is_none() {
+            for w in crate::admission::admit_update(g, info, old, &mut new)? {
+                opts.warnings.push(w);
+            }
+        }
         if dry_run {
             return Ok(new);
         }
@@ -564,6 +576,12 @@ impl Api {
             EventType::Added
         };
         let stored = g.put(info, new, kind);
+        if old.is_none() && info.group.is_empty() && info.resource == "namespaces" {
+            seed_namespace(g, &name);
+        }
+        if !ns.is_empty() && crate::admission::quota::is_counted(&info.group, &info.resource) {
+            crate::admission::refresh_quotas(g, &ns);
+        }
         if info.group == "apiextensions.k8s.io" && info.resource == "customresourcedefinitions" {
             let infos = ResourceInfo::from_crd(&stored);
             g.registry.set_crd(name_of(&stored), infos);
@@ -572,6 +590,10 @@ impl Api {
     }
 
     fn after_remove(&self, g: &mut StoreGuard, info: &ResourceInfo, gone: &Value) {
+        let ns = meta::namespace_of(gone);
+        if !ns.is_empty() && crate::admission::quota::is_counted(&info.group, &info.resource) {
+            crate::admission::refresh_quotas(g, ns);
+        }
         if info.group == "apiextensions.k8s.io" && info.resource == "customresourcedefinitions" {
             // A deleted CRD takes its custom resources with it.
             let crd_name = name_of(gone).to_string();
@@ -625,7 +647,7 @@ impl Api {
             old["metadata"]["managedFields"].clone(),
         );
         self.track(info, &old, &mut new, sub, opts);
-        self.finish_update(&mut g, info, &old, new, sub, opts.dry_run)
+        self.finish_update(&mut g, info, &old, new, sub, opts)
     }
 
     fn track(
@@ -697,7 +719,7 @@ impl Api {
             )));
         }
         self.track(info, &old, &mut new, sub, opts);
-        let out = self.finish_update(&mut g, info, &old, new, sub, opts.dry_run)?;
+        let out = self.finish_update(&mut g, info, &old, new, sub, opts)?;
         Ok((out, false))
     }
 
@@ -793,7 +815,7 @@ impl Api {
                 let mut merged = managed_fields::apply(&skeleton, cfg, opts.force, &w)
                     .map_err(|c| ApiError::apply_conflict(&c))?;
                 let mf = merged["metadata"]["managedFields"].clone();
-                let mut created = self.prepare_create(g, info, ns, merged.clone())?;
+                let mut created = self.prepare_create(g, info, ns, merged.clone(), opts)?;
                 meta::meta_mut(&mut created).insert("managedFields".into(), mf);
                 merged = created;
                 if opts.dry_run {
@@ -810,7 +832,7 @@ impl Api {
                 }
                 let merged = managed_fields::apply(old, cfg, opts.force, &w)
                     .map_err(|c| ApiError::apply_conflict(&c))?;
-                let out = self.finish_update(g, info, old, merged, sub, opts.dry_run)?;
+                let out = self.finish_update(g, info, old, merged, sub, opts)?;
                 Ok((out, false))
             }
         }
@@ -986,8 +1008,41 @@ impl Api {
             ..Default::default()
         };
         self.track(info, &old, &mut new, sub, &opts);
-        self.finish_update(&mut g, info, &old, new, sub, false)
+        self.finish_update(&mut g, info, &old, new, sub, &opts)
             .map(Some)
+    }
+}
+
+/// What the ServiceAccount controller and the root-CA publisher put in every
+/// new namespace: the `default` ServiceAccount and the `kube-root-ca.crt`
+/// ConfigMap. Done with the namespace's creation so a Pod created right
+/// after it finds its ServiceAccount (on a real cluster this races).
+fn seed_namespace(g: &mut StoreGuard, ns: &str) {
+    let now = now_rfc3339();
+    let seeds = [
+        (
+            "serviceaccounts",
+            json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default"}}),
+        ),
+        (
+            "configmaps",
+            json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "kube-root-ca.crt", "annotations": {"kubernetes.io/description": "Contains a CA bundle that can be used to verify the kube-apiserver when using internal endpoints such as the internal service IP or kubernetes.default.svc. No other usage is guaranteed across distributions of Kubernetes clusters."}},
+            "data": {"ca.crt": "-----BEGIN CERTIFICATE-----\nMIIBkubesimSimulatedClusterCA\n-----END CERTIFICATE-----\n"}}),
+        ),
+    ];
+    for (resource, mut obj) in seeds {
+        let Some(info) = g.registry.find("", "v1", resource).cloned() else {
+            continue;
+        };
+        if g.get(&info, ns, name_of(&obj)).is_some() {
+            continue;
+        }
+        let m = meta::meta_mut(&mut obj);
+        m.insert("namespace".into(), json!(ns));
+        m.insert("uid".into(), json!(meta::new_uid()));
+        m.insert("creationTimestamp".into(), json!(now));
+        g.put(&info, obj, EventType::Added);
     }
 }
 

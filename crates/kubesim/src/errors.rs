@@ -142,6 +142,23 @@ impl ApiError {
         }
     }
 
+    /// `admission.NewForbidden`: `pods "x" is forbidden: <reason>` (403).
+    pub fn forbidden(info: &ResourceInfo, name: &str, reason: &str) -> ApiError {
+        ApiError {
+            details: Some(details(info, name)),
+            ..ApiError::new(
+                403,
+                "Forbidden",
+                format!(
+                    "{} \"{}\" is forbidden: {}",
+                    info.group_resource(),
+                    name,
+                    reason
+                ),
+            )
+        }
+    }
+
     /// Optimistic-concurrency failure.
     pub fn conflict(info: &ResourceInfo, name: &str) -> ApiError {
         ApiError {

@@ -230,6 +230,7 @@ async fn handle(State(s): State<Arc<Shared>>, req: Request) -> Response {
         Err(e) => return error_response(&ApiError::bad_request(e.to_string())),
     };
     let s2 = s.clone();
+    let warnings = crate::admission::Warnings::default();
     let run = || {
         serve(
             &s2,
@@ -239,6 +240,7 @@ async fn handle(State(s): State<Arc<Shared>>, req: Request) -> Response {
             &content_type,
             &user_agent,
             &body,
+            &warnings,
         )
     };
     if let Some((after, commit)) = decision.timeout {
@@ -262,10 +264,18 @@ async fn handle(State(s): State<Arc<Shared>>, req: Request) -> Response {
             Err(e) => error_response(&e),
         };
     }
-    match run() {
+    let mut resp = match run() {
         Ok((code, v)) => json_response(code, &v),
         Err(e) => error_response(&e),
+    };
+    for w in warnings.take() {
+        // `Warning: 299 - "text"`, as the API server sends admission warnings.
+        let text = w.replace('"', "\\\"");
+        if let Ok(v) = HeaderValue::from_str(&format!("299 - \"{text}\"")) {
+            resp.headers_mut().append(header::WARNING, v);
+        }
     }
+    resp
 }
 
 fn parse_body(body: &Bytes, content_type: &str) -> ApiResult<Value> {
@@ -286,7 +296,11 @@ fn parse_body(body: &Bytes, content_type: &str) -> ApiResult<Value> {
 }
 
 /// The default field manager is the user agent's product name, as in the API server.
-fn write_options(q: &HashMap<String, String>, user_agent: &str) -> WriteOptions {
+fn write_options(
+    q: &HashMap<String, String>,
+    user_agent: &str,
+    warnings: &crate::admission::Warnings,
+) -> WriteOptions {
     let manager = q.get("fieldManager").cloned().or_else(|| {
         let p = user_agent.split('/').next().unwrap_or_default();
         Some(if p.is_empty() {
@@ -299,6 +313,7 @@ fn write_options(q: &HashMap<String, String>, user_agent: &str) -> WriteOptions 
         field_manager: manager,
         dry_run: q.get("dryRun").is_some_and(|v| v == "All"),
         force: is_true(q, "force"),
+        warnings: warnings.clone(),
     }
 }
 
@@ -359,6 +374,7 @@ fn success_status(info: &ResourceInfo, obj: &Value) -> Value {
 }
 
 /// Serves a non-watch resource request; returns (HTTP code, body).
+#[allow(clippy::too_many_arguments)]
 fn serve(
     s: &Shared,
     verb: &str,
@@ -367,6 +383,7 @@ fn serve(
     content_type: &str,
     user_agent: &str,
     body: &Bytes,
+    warnings: &crate::admission::Warnings,
 ) -> ApiResult<(u16, Value)> {
     let api = &s.api;
     let ns = t.namespace.as_deref().unwrap_or_default();
@@ -384,7 +401,7 @@ fn serve(
                 return Err(ApiError::method_not_allowed());
             }
             let obj = parse_body(body, content_type)?;
-            let opts = write_options(q, user_agent);
+            let opts = write_options(q, user_agent, warnings);
             let created = api.create(info, ns, obj, &opts)?;
             Ok((201, add_stuck_finalizers(s, info, created, opts.dry_run)))
         }
@@ -392,7 +409,14 @@ fn serve(
             let obj = parse_body(body, content_type)?;
             Ok((
                 200,
-                api.update(info, ns, name, obj, sub, &write_options(q, user_agent))?,
+                api.update(
+                    info,
+                    ns,
+                    name,
+                    obj,
+                    sub,
+                    &write_options(q, user_agent, warnings),
+                )?,
             ))
         }
         "patch" => {
@@ -403,7 +427,7 @@ fn serve(
             } else {
                 parse_body(body, content_type)?
             };
-            let opts = write_options(q, user_agent);
+            let opts = write_options(q, user_agent, warnings);
             if ptype != PatchType::Apply && q.contains_key("force") {
                 return Err(ApiError::bad_request(
                     "force: Forbidden: may not be specified for non-apply patch",

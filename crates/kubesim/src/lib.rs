@@ -17,8 +17,10 @@
 //! (server-side apply), [`patch`], [`discovery`], [`openapi`], [`controllers`]
 //! (workloads, namespaces, garbage collection), [`faults`] and [`http`].
 
+pub mod admission;
 pub mod api;
 pub mod controllers;
+pub mod defaults;
 pub mod discovery;
 pub mod errors;
 pub mod faults;
@@ -27,6 +29,7 @@ pub mod managed_fields;
 pub mod meta;
 pub mod openapi;
 pub mod patch;
+pub mod quantity;
 pub mod resources;
 pub mod schema;
 pub mod selector;

@@ -40,7 +40,12 @@ pub fn apply_defaults(info: &ResourceInfo, obj: &mut Value) {
     if !info.group.is_empty() && info.crd.is_some() {
         return;
     }
+    if let Some(spec) = crate::defaults::template_spec(&info.group, &info.resource, obj) {
+        crate::defaults::pod_spec(spec);
+    }
     match (info.group.as_str(), info.resource.as_str()) {
+        ("", "pods") => crate::defaults::pod(obj),
+        ("", "limitranges") => crate::defaults::limit_range(obj),
         ("", "namespaces") => {
             default_if_missing(obj, &["spec", "finalizers"], json!(["kubernetes"]));
             let name = crate::meta::name_of(obj).to_string();
@@ -53,6 +58,7 @@ pub fn apply_defaults(info: &ResourceInfo, obj: &mut Value) {
         ("", "services") => {
             default_if_missing(obj, &["spec", "type"], json!("ClusterIP"));
             default_if_missing(obj, &["spec", "sessionAffinity"], json!("None"));
+            crate::defaults::service(obj);
             if let Some(ports) = obj["spec"]["ports"].as_array_mut() {
                 for p in ports {
                     if p.get("targetPort").is_none() {

@@ -313,8 +313,10 @@ async fn get_watch_sees_events() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let lines: Vec<String> = serde_json::Deserializer::from_str(&stdout)
         .into_iter::<Value>()
+        .map(|e| e.unwrap())
+        // Every namespace also holds `kube-root-ca.crt`, as on a real cluster.
+        .filter(|e| e["object"]["metadata"]["name"] != "kube-root-ca.crt")
         .map(|e| {
-            let e = e.unwrap();
             format!(
                 "{} configmap/{}",
                 e["type"].as_str().unwrap(),
