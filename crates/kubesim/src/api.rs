@@ -332,6 +332,7 @@ impl Api {
         }
         obj["apiVersion"] = json!(info.api_version());
         obj["kind"] = json!(info.kind);
+        let mut generated_from = None;
         let m = meta::meta_mut(&mut obj);
         if info.namespaced {
             match m.get("namespace").and_then(Value::as_str) {
@@ -354,6 +355,7 @@ impl Api {
         {
             match m.get("generateName").and_then(Value::as_str) {
                 Some(prefix) if !prefix.is_empty() => {
+                    generated_from = Some(prefix.to_string());
                     let n = format!("{prefix}{}", meta::random_suffix(5));
                     m.insert("name".into(), json!(n));
                 }
@@ -410,7 +412,10 @@ impl Api {
         if info.group == "apiextensions.k8s.io" {
             crd_status(&mut obj);
         }
-        for w in crate::admission::admit_create(g, info, ns, &mut obj)? {
+        // Admission errors name a generated object by its prefix: the
+        // API server generates names after admission (admission/errors.go).
+        let display = generated_from.unwrap_or_else(|| name.clone());
+        for w in crate::admission::admit_create(g, info, ns, &display, &mut obj)? {
             opts.warnings.push(w);
         }
         Ok(obj)

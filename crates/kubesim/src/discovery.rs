@@ -96,6 +96,31 @@ pub fn resource_list(reg: &Registry, group: &str, version: &str) -> Option<Value
                 "verbs": ["get", "patch", "update"],
             }));
         }
+        let scaled = matches!(
+            (r.group.as_str(), r.resource.as_str()),
+            ("apps", "deployments" | "statefulsets" | "replicasets")
+                | ("", "replicationcontrollers")
+        ) || r.crd.is_some() && r.scale;
+        if scaled {
+            resources.push(json!({
+                "name": format!("{}/scale", r.resource),
+                "singularName": "",
+                "namespaced": r.namespaced,
+                "group": "autoscaling",
+                "version": "v1",
+                "kind": "Scale",
+                "verbs": ["get", "patch", "update"],
+            }));
+        }
+        if r.group.is_empty() && r.resource == "pods" {
+            resources.push(json!({
+                "name": "pods/log",
+                "singularName": "",
+                "namespaced": true,
+                "kind": "Pod",
+                "verbs": ["get"],
+            }));
+        }
         if r.group.is_empty() && r.resource == "namespaces" {
             resources.push(json!({
                 "name": "namespaces/finalize",

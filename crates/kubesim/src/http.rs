@@ -123,6 +123,13 @@ async fn handle(State(s): State<Arc<Shared>>, req: Request) -> Response {
         "/kubesim/faults" | "/kubesim/faults/drop-watches" | "/kubesim/stats" => {
             return admin(&s, req, &path).await;
         }
+        "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews"
+        | "/apis/authorization.k8s.io/v1/selfsubjectrulesreviews"
+        | "/apis/authentication.k8s.io/v1/selfsubjectreviews"
+            if req.method() == Method::POST =>
+        {
+            return self_review(req, &path).await;
+        }
         _ => {}
     }
     if let Some(rest) = path.strip_prefix("/openapi/v3/") {
@@ -175,7 +182,9 @@ async fn handle(State(s): State<Arc<Shared>>, req: Request) -> Response {
     let sub = rest.get(2).cloned();
     if let Some(sb) = &sub {
         let ok = (sb == "status" && info.has_status)
-            || (sb == "finalize" && info.resource == "namespaces" && info.group.is_empty());
+            || (sb == "finalize" && info.resource == "namespaces" && info.group.is_empty())
+            || (sb == "scale" && crate::subresources::scale_paths(&s.api.lock(), &info).is_some())
+            || (sb == "log" && info.resource == "pods" && info.group.is_empty());
         if !ok {
             return error_response(&ApiError::no_route());
         }
@@ -208,6 +217,9 @@ async fn handle(State(s): State<Arc<Shared>>, req: Request) -> Response {
     }
     if verb == "watch" {
         return watch(s, target, &query);
+    }
+    if target.sub.as_deref() == Some("log") {
+        return pod_log(&s, &target, &query);
     }
     let content_type = req
         .headers()
@@ -390,6 +402,9 @@ fn serve(
     let name = t.name.as_deref().unwrap_or_default();
     let sub = t.sub.as_deref();
     let info = &t.info;
+    if sub == Some("scale") {
+        return scale(s, verb, t, q, content_type, user_agent, body, warnings);
+    }
     match verb {
         "get" => Ok((200, api.get(info, ns, name)?)),
         "list" => Ok((
@@ -461,6 +476,106 @@ fn serve(
             ))
         }
         _ => Err(ApiError::method_not_allowed()),
+    }
+}
+
+/// `/scale` of a workload or a custom resource that declares it.
+#[allow(clippy::too_many_arguments)]
+fn scale(
+    s: &Shared,
+    verb: &str,
+    t: &Target,
+    q: &HashMap<String, String>,
+    content_type: &str,
+    user_agent: &str,
+    body: &Bytes,
+    warnings: &crate::admission::Warnings,
+) -> ApiResult<(u16, Value)> {
+    use crate::subresources::{ScaleChange, get_scale, write_scale};
+    let ns = t.namespace.as_deref().unwrap_or_default();
+    let name = t.name.as_deref().unwrap_or_default();
+    let mut opts = write_options(q, user_agent, warnings);
+    let change_body;
+    let change = match verb {
+        "get" => return Ok((200, get_scale(&s.api, &t.info, ns, name)?)),
+        "update" => {
+            change_body = parse_body(body, content_type)?;
+            ScaleChange::Replace(&change_body)
+        }
+        "patch" => {
+            let ptype = PatchType::from_content_type(content_type)
+                .filter(|p| *p != PatchType::Apply)
+                .ok_or_else(|| ApiError::unsupported_media_type(content_type))?;
+            change_body = parse_body(body, content_type)?;
+            ScaleChange::Patch(ptype, &change_body)
+        }
+        _ => return Err(ApiError::method_not_allowed()),
+    };
+    opts.force = false;
+    Ok((200, write_scale(&s.api, &t.info, ns, name, change, &opts)?))
+}
+
+/// kubesim has no authentication or authorization: every request is
+/// allowed, and `kubectl auth can-i` / `auth whoami` say so.
+async fn self_review(req: Request, path: &str) -> Response {
+    let body = axum::body::to_bytes(req.into_body(), 1 << 20)
+        .await
+        .unwrap_or_default();
+    let mut review: Value = serde_json::from_slice(&body).unwrap_or_else(|_| json!({}));
+    let (api_version, kind, status) = if path.ends_with("selfsubjectaccessreviews") {
+        (
+            "authorization.k8s.io/v1",
+            "SelfSubjectAccessReview",
+            json!({"allowed": true, "reason": "kubesim authorizes every request"}),
+        )
+    } else if path.ends_with("selfsubjectrulesreviews") {
+        (
+            "authorization.k8s.io/v1",
+            "SelfSubjectRulesReview",
+            json!({
+                "resourceRules": [{"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}],
+                "nonResourceRules": [{"verbs": ["*"], "nonResourceURLs": ["*"]}],
+                "incomplete": false,
+            }),
+        )
+    } else {
+        (
+            "authentication.k8s.io/v1",
+            "SelfSubjectReview",
+            json!({"userInfo": {"username": "kubesim-admin", "groups": ["system:masters", "system:authenticated"]}}),
+        )
+    };
+    if !review.is_object() {
+        review = json!({});
+    }
+    review["apiVersion"] = json!(api_version);
+    review["kind"] = json!(kind);
+    if !review["metadata"].is_object() {
+        review["metadata"] = json!({});
+    }
+    review["metadata"]["creationTimestamp"] = Value::Null;
+    review["status"] = status;
+    json_response(201, &review)
+}
+
+/// `pods/{name}/log` as text.
+fn pod_log(s: &Shared, t: &Target, q: &HashMap<String, String>) -> Response {
+    let res = crate::subresources::pod_log(
+        &s.api,
+        &t.info,
+        t.namespace.as_deref().unwrap_or_default(),
+        t.name.as_deref().unwrap_or_default(),
+        q.get("container").map(String::as_str),
+        q.get("tailLines").and_then(|n| n.parse().ok()),
+        is_true(q, "timestamps"),
+    );
+    match res {
+        Ok(text) => Response::builder()
+            .status(200)
+            .header(header::CONTENT_TYPE, "text/plain")
+            .body(Body::from(text))
+            .unwrap(),
+        Err(e) => error_response(&e),
     }
 }
 

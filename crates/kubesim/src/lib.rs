@@ -36,6 +36,7 @@ pub mod selector;
 pub mod server;
 pub mod stats;
 pub mod store;
+pub mod subresources;
 pub mod validation;
 pub mod wire;
 

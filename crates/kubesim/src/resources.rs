@@ -28,6 +28,8 @@ pub struct ResourceInfo {
     pub crd: Option<String>,
     /// The CRD's OpenAPI schema for this version, if any.
     pub schema: Option<Value>,
+    /// Whether a CRD version declares `subresources.scale`.
+    pub scale: bool,
 }
 
 impl ResourceInfo {
@@ -113,6 +115,7 @@ impl ResourceInfo {
                 short_names: strings(&names["shortNames"]),
                 categories: strings(&names["categories"]),
                 has_status: v["subresources"]["status"].is_object(),
+                scale: v["subresources"]["scale"].is_object(),
                 has_generation: true,
                 crd: crd_name.clone(),
                 schema: v["schema"]["openAPIV3Schema"]
@@ -373,6 +376,7 @@ pub fn builtins() -> Vec<ResourceInfo> {
                     has_generation: has_status && resource != "namespaces" && resource != "nodes",
                     crd: None,
                     schema: None,
+                    scale: false,
                 }
             },
         )

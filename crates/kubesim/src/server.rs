@@ -68,6 +68,26 @@ fn seed(api: &Api) {
         let _ = api.create(&ns, "", json!({"metadata": {"name": name}}), &opts);
         let _ = api.create(&sa, name, json!({"metadata": {"name": "default"}}), &opts);
     }
+    // A default StorageClass that allows volume expansion and one that does not.
+    if let Some(sc) = api.info_for("storage.k8s.io", "storageclasses") {
+        for (name, default, expand) in [
+            (crate::admission::storage::DEFAULT_CLASS, true, true),
+            (crate::admission::storage::FIXED_CLASS, false, false),
+        ] {
+            let mut obj = json!({
+                "metadata": {"name": name},
+                "provisioner": "kubesim.caelus.io/simulated",
+                "reclaimPolicy": "Delete",
+                "volumeBindingMode": "Immediate",
+                "allowVolumeExpansion": expand,
+            });
+            if default {
+                obj["metadata"]["annotations"] =
+                    json!({"storageclass.kubernetes.io/is-default-class": "true"});
+            }
+            let _ = api.create(&sc, "", obj, &opts);
+        }
+    }
     if let Some(node) = api.info_for("", "nodes") {
         let _ = api.create(
             &node,

@@ -238,6 +238,21 @@ pub fn validate_update(info: &ResourceInfo, old: &Value, new: &Value) -> Vec<Cau
                     ] {
                         m.remove(k);
                     }
+                    // Templates are PersistentVolumeClaims whose TypeMeta and
+                    // status the API server does not compare (they do not
+                    // survive conversion to the internal type).
+                    if let Some(ts) = m
+                        .get_mut("volumeClaimTemplates")
+                        .and_then(Value::as_array_mut)
+                    {
+                        for t in ts {
+                            if let Some(t) = t.as_object_mut() {
+                                t.remove("apiVersion");
+                                t.remove("kind");
+                                t.remove("status");
+                            }
+                        }
+                    }
                 }
                 s
             };

@@ -8,6 +8,7 @@
 pub mod limit_range;
 pub mod pod_security;
 pub mod quota;
+pub mod storage;
 
 use std::sync::{Arc, Mutex};
 
@@ -70,7 +71,13 @@ fn namespace_usage(g: &Inner, ns: &str) -> quota::Usage {
 /// ServiceAccount admission: the pod runs as its namespace's `default`
 /// ServiceAccount unless it names one, which must exist, and gets the
 /// projected API token volume (`kube-api-access-*`) unless automount is off.
-fn service_account(g: &Inner, info: &ResourceInfo, ns: &str, pod: &mut Value) -> ApiResult<()> {
+fn service_account(
+    g: &Inner,
+    info: &ResourceInfo,
+    ns: &str,
+    display_name: &str,
+    pod: &mut Value,
+) -> ApiResult<()> {
     let sa_name = pod["spec"]["serviceAccountName"]
         .as_str()
         .or(pod["spec"]["serviceAccount"].as_str())
@@ -87,7 +94,7 @@ fn service_account(g: &Inner, info: &ResourceInfo, ns: &str, pod: &mut Value) ->
     let Some(sa) = sa else {
         return Err(ApiError::forbidden(
             info,
-            meta::name_of(pod),
+            display_name,
             &format!(
                 "error looking up service account {ns}/{sa_name}: serviceaccount \"{sa_name}\" not found"
             ),
@@ -145,16 +152,17 @@ pub fn admit_create(
     g: &Inner,
     info: &ResourceInfo,
     ns: &str,
+    display_name: &str,
     obj: &mut Value,
 ) -> ApiResult<Vec<String>> {
     if !info.namespaced {
         return Ok(vec![]);
     }
-    let name = meta::name_of(obj).to_string();
+    let name = display_name.to_string();
     let forbid = |msg: &str| ApiError::forbidden(info, &name, msg);
     let ranges = objects_in(g, "limitranges", ns);
     if is_pod(info) {
-        service_account(g, info, ns, obj)?;
+        service_account(g, info, ns, &name, obj)?;
         limit_range::default_pod(&ranges, obj);
         let errs = limit_range::validate_pod(&ranges, obj);
         if !errs.is_empty() {
@@ -162,6 +170,7 @@ pub fn admit_create(
         }
     }
     if info.group.is_empty() && info.resource == "persistentvolumeclaims" {
+        storage::default_class(g, obj);
         let errs = limit_range::validate_pvc(&ranges, obj);
         if !errs.is_empty() {
             return Err(forbid(&aggregate(&errs)));
@@ -245,6 +254,12 @@ pub fn admit_update(
     let ns = meta::namespace_of(old).to_string();
     let name = meta::name_of(old).to_string();
     let forbid = |msg: &str| ApiError::forbidden(info, &name, msg);
+    if info.group.is_empty()
+        && info.resource == "persistentvolumeclaims"
+        && let Some(msg) = storage::check_resize(g, old, new)
+    {
+        return Err(forbid(&msg));
+    }
     let mut warnings = Vec::new();
     if let Some(template) = pod_security::pod_template(&info.group, &info.resource, new)
         && let Some(nso) = namespace(g, &ns)

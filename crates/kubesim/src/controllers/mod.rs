@@ -111,8 +111,46 @@ pub async fn run(
     }
 }
 
+/// The owning controller of an object (its `controller: true` owner
+/// reference), as a key to reconcile when the object changes.
+fn controller_of(obj: &serde_json::Value, ns: &str) -> Option<Key> {
+    let r = obj["metadata"]["ownerReferences"]
+        .as_array()?
+        .iter()
+        .find(|r| r["controller"] == true)?;
+    let (group, resource) = match r["kind"].as_str()? {
+        "ReplicaSet" => ("apps", "replicasets"),
+        "Deployment" => ("apps", "deployments"),
+        "StatefulSet" => ("apps", "statefulsets"),
+        "DaemonSet" => ("apps", "daemonsets"),
+        "Job" => ("batch", "jobs"),
+        _ => return None,
+    };
+    Some((
+        group.to_string(),
+        resource.to_string(),
+        ns.to_string(),
+        r["name"].as_str()?.to_string(),
+    ))
+}
+
 fn handle_event(ctx: &mut Ctx, e: &Event) {
     let key = key_of(e);
+    if let Some(owner) = controller_of(&e.object, &e.namespace) {
+        // Dependents changed: the owner's status (or its pod count) follows.
+        let owner = owner.clone();
+        let res = e.kind;
+        handle_kind(ctx, e, &key);
+        if res == EventType::Deleted || !crate::meta::is_deleting(&e.object) {
+            reconcile(ctx, &owner);
+        }
+        return;
+    }
+    handle_kind(ctx, e, &key);
+}
+
+fn handle_kind(ctx: &mut Ctx, e: &Event, key: &Key) {
+    let key = key.clone();
     match e.kind {
         EventType::Deleted => {
             gc::on_deleted(ctx, &e.object);

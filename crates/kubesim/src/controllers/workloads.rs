@@ -1,6 +1,7 @@
 //! Workload controllers: Deployments (via ReplicaSets), StatefulSets (and
-//! their PVCs), DaemonSets, Jobs, PVC binding and Pods. No pods are created
-//! for workloads; their status is reported as if the pods were running.
+//! their PVCs), DaemonSets and Jobs create Pods through the API (so
+//! admission applies to them as on a real cluster), PVCs bind, and a
+//! simulated kubelet runs Pods. Workload status is computed from the Pods.
 
 use serde_json::{Value, json};
 
@@ -93,6 +94,149 @@ fn owned_by(obj: &Value, uid: &str) -> bool {
         .is_some_and(|r| r.iter().any(|r| r["uid"] == uid))
 }
 
+/// Pods a controller owns (by controller reference), oldest name first.
+fn owned_pods(ctx: &Ctx, ns: &str, uid: &str) -> Vec<Value> {
+    let Some(pod_info) = ctx.info("", "pods") else {
+        return vec![];
+    };
+    ctx.api
+        .lock()
+        .range(&pod_info, Some(ns), None)
+        .filter(|(_, o)| owned_by(o, uid) && !is_deleting(o))
+        .map(|(_, o)| (**o).clone())
+        .collect()
+}
+
+fn pod_ready(pod: &Value) -> bool {
+    pod["status"]["conditions"].as_array().is_some_and(|cs| {
+        cs.iter()
+            .any(|c| c["type"] == "Ready" && c["status"] == "True")
+    })
+}
+
+fn pod_phase(pod: &Value) -> &str {
+    pod["status"]["phase"].as_str().unwrap_or("Pending")
+}
+
+/// The controller a Pod is created for.
+#[derive(Clone, Copy)]
+struct Owner<'a> {
+    obj: &'a Value,
+    kind: &'a str,
+    api_version: &'a str,
+}
+
+/// Creates a Pod from a template through the API (so admission applies).
+/// `name` is a fixed name or a `generateName` prefix (ending in `-`).
+fn create_pod(
+    ctx: &Ctx,
+    ns: &str,
+    owner: Owner<'_>,
+    template: &Value,
+    name: &str,
+    extra_labels: &[(&str, String)],
+    node: Option<&str>,
+) -> ApiResult<Value> {
+    let Some(pod_info) = ctx.info("", "pods") else {
+        return Err(crate::errors::ApiError::internal("pods are not served"));
+    };
+    let mut labels = template["metadata"]["labels"].clone();
+    if !labels.is_object() {
+        labels = json!({});
+    }
+    for (k, v) in extra_labels {
+        labels[*k] = json!(v);
+    }
+    let mut metadata = json!({
+        "namespace": ns,
+        "labels": labels,
+        "ownerReferences": [owner_ref(owner.obj, owner.kind, owner.api_version)],
+    });
+    if let Some(a) = template["metadata"]["annotations"].as_object() {
+        metadata["annotations"] = json!(a);
+    }
+    // The simulator's own annotations also work on the owning object.
+    for a in [NEVER_READY, JOB_FAIL] {
+        if annotated(owner.obj, a) {
+            metadata["annotations"][a] = json!("true");
+        }
+    }
+    if name.ends_with('-') {
+        metadata["generateName"] = json!(name);
+    } else {
+        metadata["name"] = json!(name);
+    }
+    let mut spec = template["spec"].clone();
+    if let Some(n) = node {
+        spec["nodeName"] = json!(n);
+    }
+    let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": spec});
+    let opts = WriteOptions {
+        field_manager: Some(MANAGER.into()),
+        ..Default::default()
+    };
+    ctx.api.create(&pod_info, ns, pod, &opts)
+}
+
+fn delete_pod(ctx: &Ctx, pod: &Value) {
+    if let Some(pod_info) = ctx.info("", "pods") {
+        let _ = ctx.api.delete(
+            &pod_info,
+            meta::namespace_of(pod),
+            meta::name_of(pod),
+            &Default::default(),
+        );
+    }
+}
+
+/// Records an Event about `obj`, as controllers do (`kubectl describe` shows them).
+fn event(ctx: &Ctx, obj: &Value, kind: &str, type_: &str, reason: &str, message: &str) {
+    let Some(info) = ctx.info("", "events") else {
+        return;
+    };
+    let ns = meta::namespace_of(obj);
+    let now = now_rfc3339();
+    let ev = json!({
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {"generateName": format!("{}.", meta::name_of(obj)), "namespace": ns},
+        "involvedObject": {
+            "apiVersion": obj["apiVersion"], "kind": kind, "name": meta::name_of(obj),
+            "namespace": ns, "uid": meta::uid_of(obj),
+            "resourceVersion": obj["metadata"]["resourceVersion"],
+        },
+        "type": type_,
+        "reason": reason,
+        "message": message,
+        "source": {"component": "kube-controller-manager"},
+        "reportingComponent": "kube-controller-manager",
+        "firstTimestamp": now,
+        "lastTimestamp": now,
+        "count": 1,
+    });
+    let opts = WriteOptions {
+        field_manager: Some(MANAGER.into()),
+        ..Default::default()
+    };
+    let _ = ctx.api.create(&info, ns, ev, &opts);
+}
+
+/// The revision annotation of a ReplicaSet (0 when absent).
+fn revision(rs: &Value) -> i64 {
+    rs["metadata"]["annotations"][REVISION]
+        .as_str()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(0)
+}
+
+const REVISION: &str = "deployment.kubernetes.io/revision";
+
+/// The Deployment controller: one ReplicaSet per pod template (named by its
+/// hash, the `pod-template-hash` label), older ones scaled to zero, and
+/// `deployment.kubernetes.io/revision` on the Deployment and its ReplicaSets
+/// (a rollback to an older template gives its ReplicaSet the next revision,
+/// as pkg/controller/deployment/sync.go does). Status comes from the
+/// ReplicaSets, including their `ReplicaFailure` condition.
 pub fn deployment(ctx: &mut Ctx, key: &Key) -> ApiResult<()> {
     let Some((info, d)) = load(ctx, key) else {
         return Ok(());
@@ -104,7 +248,6 @@ pub fn deployment(ctx: &mut Ctx, key: &Key) -> ApiResult<()> {
     let hash = short_hash(&d["spec"]["template"]);
     let rs_name = format!("{}-{}", key.3, hash);
     let uid = meta::uid_of(&d).to_string();
-    // Scale down ReplicaSets of older templates, ensure the current one.
     let owned: Vec<Value> = ctx
         .api
         .lock()
@@ -112,18 +255,46 @@ pub fn deployment(ctx: &mut Ctx, key: &Key) -> ApiResult<()> {
         .filter(|(_, o)| owned_by(o, &uid))
         .map(|(_, o)| (**o).clone())
         .collect();
+    let max_rev = owned.iter().map(revision).max().unwrap_or(0);
+    let current = owned.iter().find(|rs| meta::name_of(rs) == rs_name);
+    let cur_rev = match current {
+        Some(rs) if revision(rs) == max_rev => max_rev,
+        _ => max_rev + 1,
+    };
     for rs in &owned {
-        let want = if meta::name_of(rs) == rs_name { n } else { 0 };
-        if replicas(rs) != want {
+        let is_current = meta::name_of(rs) == rs_name;
+        let want = if is_current { n } else { 0 };
+        let want_rev = if is_current { cur_rev } else { revision(rs) };
+        if replicas(rs) != want || revision(rs) != want_rev {
             ctx.api
                 .modify(&rs_info, &key.2, meta::name_of(rs), None, MANAGER, |o| {
                     let mut x = o.clone();
                     x["spec"]["replicas"] = json!(want);
+                    x["metadata"]["annotations"][REVISION] = json!(want_rev.to_string());
+                    x["metadata"]["annotations"]["deployment.kubernetes.io/desired-replicas"] =
+                        json!(n.to_string());
                     Some(x)
                 })?;
         }
     }
-    if !owned.iter().any(|rs| meta::name_of(rs) == rs_name) {
+    // Old, scaled-down ReplicaSets beyond revisionHistoryLimit are deleted.
+    let limit = d["spec"]["revisionHistoryLimit"]
+        .as_i64()
+        .unwrap_or(10)
+        .max(0) as usize;
+    let mut old: Vec<&Value> = owned
+        .iter()
+        .filter(|rs| meta::name_of(rs) != rs_name && replicas(rs) == 0)
+        .collect();
+    old.sort_by_key(|rs| revision(rs));
+    if old.len() > limit {
+        for rs in &old[..old.len() - limit] {
+            let _ = ctx
+                .api
+                .delete(&rs_info, &key.2, meta::name_of(rs), &Default::default());
+        }
+    }
+    if current.is_none() {
         let mut template = d["spec"]["template"].clone();
         template["metadata"]["labels"]["pod-template-hash"] = json!(hash);
         let mut selector = d["spec"]["selector"].clone();
@@ -140,48 +311,125 @@ pub fn deployment(ctx: &mut Ctx, key: &Key) -> ApiResult<()> {
                 "name": rs_name,
                 "namespace": key.2,
                 "labels": labels,
-                "annotations": {"deployment.kubernetes.io/desired-replicas": n.to_string(), "deployment.kubernetes.io/revision": (owned.len() + 1).to_string()},
+                "annotations": {
+                    "deployment.kubernetes.io/desired-replicas": n.to_string(),
+                    "deployment.kubernetes.io/max-replicas": (n + 1).to_string(),
+                    REVISION: cur_rev.to_string(),
+                },
                 "ownerReferences": [owner_ref(&d, "Deployment", "apps/v1")],
             },
             "spec": {"replicas": n, "selector": selector, "template": template},
         });
+        let mut rs = rs;
+        for a in [NEVER_READY, JOB_FAIL] {
+            if d["metadata"]["annotations"][a] == "true" {
+                rs["metadata"]["annotations"][a] = json!("true");
+            }
+        }
         let opts = WriteOptions {
             field_manager: Some(MANAGER.into()),
             ..Default::default()
         };
         match ctx.api.create(&rs_info, &key.2, rs, &opts) {
-            Ok(_) => {}
+            Ok(_) => event(
+                ctx,
+                &d,
+                "Deployment",
+                "Normal",
+                "ScalingReplicaSet",
+                &format!("Scaled up replica set {rs_name} from 0 to {n}"),
+            ),
             Err(e) if e.code == 409 => {}
             Err(e) => return Err(e),
         }
     }
-    let generation = d["metadata"]["generation"].as_i64().unwrap_or(1);
-    let ready = !annotated(&d, NEVER_READY) && ctx.rollout_done(key, &d);
-    let status = if ready {
-        json!({
-            "observedGeneration": generation,
-            "replicas": n,
-            "updatedReplicas": n,
-            "readyReplicas": n,
-            "availableReplicas": n,
-            "conditions": [
-                cond("Available", true, "MinimumReplicasAvailable", "Deployment has minimum availability."),
-                cond("Progressing", true, "NewReplicaSetAvailable", &format!("ReplicaSet \"{rs_name}\" has successfully progressed.")),
-            ],
-        })
-    } else {
-        json!({
-            "observedGeneration": generation,
-            "replicas": n,
-            "updatedReplicas": n,
-            "unavailableReplicas": n,
-            "conditions": [
-                cond("Available", n == 0, if n == 0 { "MinimumReplicasAvailable" } else { "MinimumReplicasUnavailable" },
-                    if n == 0 { "Deployment has minimum availability." } else { "Deployment does not have minimum availability." }),
-                cond("Progressing", true, "ReplicaSetUpdated", &format!("ReplicaSet \"{rs_name}\" is progressing.")),
-            ],
-        })
+    if d["metadata"]["annotations"][REVISION] != json!(cur_rev.to_string()) {
+        ctx.api.modify(&info, &key.2, &key.3, None, MANAGER, |o| {
+            let mut x = o.clone();
+            if !x["metadata"]["annotations"].is_object() {
+                x["metadata"]["annotations"] = json!({});
+            }
+            x["metadata"]["annotations"][REVISION] = json!(cur_rev.to_string());
+            Some(x)
+        })?;
+    }
+    // Status from the ReplicaSets as they are now.
+    let sets: Vec<Value> = ctx
+        .api
+        .lock()
+        .range(&rs_info, Some(&key.2), None)
+        .filter(|(_, o)| owned_by(o, &uid))
+        .map(|(_, o)| (**o).clone())
+        .collect();
+    let sum = |f: &str| -> i64 {
+        sets.iter()
+            .map(|rs| rs["status"][f].as_i64().unwrap_or(0))
+            .sum()
     };
+    let new_rs = sets.iter().find(|rs| meta::name_of(rs) == rs_name);
+    let updated = new_rs.map_or(0, |rs| rs["status"]["replicas"].as_i64().unwrap_or(0));
+    let new_ready = new_rs.map_or(0, |rs| rs["status"]["readyReplicas"].as_i64().unwrap_or(0));
+    let failure = new_rs.and_then(|rs| {
+        rs["status"]["conditions"]
+            .as_array()?
+            .iter()
+            .find(|c| c["type"] == "ReplicaFailure" && c["status"] == "True")
+            .cloned()
+    });
+    let generation = d["metadata"]["generation"].as_i64().unwrap_or(1);
+    let total = sum("replicas");
+    let ready = sum("readyReplicas");
+    let available = sum("availableReplicas");
+    let complete = new_ready >= n && updated == n && total == n;
+    let mut conditions = vec![
+        if available >= n {
+            cond(
+                "Available",
+                true,
+                "MinimumReplicasAvailable",
+                "Deployment has minimum availability.",
+            )
+        } else {
+            cond(
+                "Available",
+                false,
+                "MinimumReplicasUnavailable",
+                "Deployment does not have minimum availability.",
+            )
+        },
+        if complete {
+            cond(
+                "Progressing",
+                true,
+                "NewReplicaSetAvailable",
+                &format!("ReplicaSet \"{rs_name}\" has successfully progressed."),
+            )
+        } else {
+            cond(
+                "Progressing",
+                true,
+                "ReplicaSetUpdated",
+                &format!("ReplicaSet \"{rs_name}\" is progressing."),
+            )
+        },
+    ];
+    if let Some(f) = failure {
+        conditions.push(cond(
+            "ReplicaFailure",
+            true,
+            "FailedCreate",
+            f["message"].as_str().unwrap_or_default(),
+        ));
+    }
+    let status = json!({
+        "observedGeneration": generation,
+        "replicas": total,
+        "updatedReplicas": updated,
+        "readyReplicas": ready,
+        "availableReplicas": available,
+        "unavailableReplicas": (n - available).max(0),
+        "conditions": conditions,
+    });
     set_status(ctx, &info, key, strip_zero(status))
 }
 
@@ -193,23 +441,86 @@ fn strip_zero(mut v: Value) -> Value {
     v
 }
 
+/// The ReplicaSet controller: `spec.replicas` Pods named `<rs>-<random>`;
+/// a refused Pod create becomes the `ReplicaFailure` condition with reason
+/// `FailedCreate` and the API server's message (and a FailedCreate event).
 pub fn replicaset(ctx: &mut Ctx, key: &Key) -> ApiResult<()> {
     let Some((info, rs)) = load(ctx, key) else {
         return Ok(());
     };
     let n = replicas(&rs);
-    let ready = if annotated(&rs, NEVER_READY) || !ctx.rollout_done(key, &rs) {
-        0
-    } else {
-        n
-    };
-    let status = json!({
+    let uid = meta::uid_of(&rs).to_string();
+    let mut pods = owned_pods(ctx, &key.2, &uid);
+    let mut failure = None;
+    while (pods.len() as i64) < n {
+        match create_pod(
+            ctx,
+            &key.2,
+            Owner {
+                obj: &rs,
+                kind: "ReplicaSet",
+                api_version: "apps/v1",
+            },
+            &rs["spec"]["template"],
+            &format!("{}-", key.3),
+            &[],
+            None,
+        ) {
+            Ok(p) => {
+                event(
+                    ctx,
+                    &rs,
+                    "ReplicaSet",
+                    "Normal",
+                    "SuccessfulCreate",
+                    &format!("Created pod: {}", meta::name_of(&p)),
+                );
+                pods.push(p);
+            }
+            Err(e) => {
+                event(
+                    ctx,
+                    &rs,
+                    "ReplicaSet",
+                    "Warning",
+                    "FailedCreate",
+                    &format!("Error creating: {}", e.message),
+                );
+                failure = Some(e.message);
+                break;
+            }
+        }
+    }
+    while pods.len() as i64 > n {
+        if let Some(p) = pods.pop() {
+            delete_pod(ctx, &p);
+            event(
+                ctx,
+                &rs,
+                "ReplicaSet",
+                "Normal",
+                "SuccessfulDelete",
+                &format!("Deleted pod: {}", meta::name_of(&p)),
+            );
+        }
+    }
+    let ready = pods.iter().filter(|p| pod_ready(p)).count() as i64;
+    let mut status = json!({
         "observedGeneration": rs["metadata"]["generation"],
-        "replicas": n,
-        "fullyLabeledReplicas": n,
+        "replicas": pods.len(),
+        "fullyLabeledReplicas": pods.len(),
         "readyReplicas": ready,
         "availableReplicas": ready,
     });
+    if let Some(msg) = failure {
+        status["conditions"] = json!([cond("ReplicaFailure", true, "FailedCreate", &msg)]);
+    } else if let Some(c) = rs["status"]["conditions"]
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["type"] == "ReplicaFailure"))
+        && (pods.len() as i64) < n
+    {
+        status["conditions"] = json!([c]);
+    }
     set_status(ctx, &info, key, strip_zero(status))
 }
 
@@ -269,17 +580,91 @@ pub fn statefulset(ctx: &mut Ctx, key: &Key) -> ApiResult<()> {
         }
     }
     let revision = format!("{}-{}", key.3, &short_hash(&sts["spec"]["template"])[..8]);
-    let ready = if annotated(&sts, NEVER_READY) || !ctx.rollout_done(key, &sts) {
-        0
-    } else {
-        n
-    };
+    // Pods <sts>-<ordinal>; pods of an older revision are replaced.
+    let uid = meta::uid_of(&sts).to_string();
+    let pods = owned_pods(ctx, &key.2, &uid);
+    let mut failure = None;
+    for p in &pods {
+        let ordinal = meta::name_of(p)
+            .rsplit('-')
+            .next()
+            .and_then(|o| o.parse::<i64>().ok())
+            .unwrap_or(-1);
+        let stale = p["metadata"]["labels"]["controller-revision-hash"] != json!(revision);
+        if ordinal < start || ordinal >= start + n || stale {
+            delete_pod(ctx, p);
+        }
+    }
+    for i in start..start + n {
+        let name = format!("{}-{}", key.3, i);
+        if pods.iter().any(|p| meta::name_of(p) == name) {
+            continue;
+        }
+        let mut template = sts["spec"]["template"].clone();
+        // Claims from volumeClaimTemplates are mounted by name.
+        for tmpl in sts["spec"]["volumeClaimTemplates"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            let claim = format!("{}-{}-{}", meta::name_of(tmpl), key.3, i);
+            if !template["spec"]["volumes"].is_array() {
+                template["spec"]["volumes"] = json!([]);
+            }
+            if let Some(vs) = template["spec"]["volumes"].as_array_mut() {
+                vs.push(json!({"name": meta::name_of(tmpl), "persistentVolumeClaim": {"claimName": claim}}));
+            }
+        }
+        template["spec"]["hostname"] = json!(name);
+        if let Some(svc) = sts["spec"]["serviceName"].as_str() {
+            template["spec"]["subdomain"] = json!(svc);
+        }
+        let labels = [
+            ("controller-revision-hash", revision.clone()),
+            ("statefulset.kubernetes.io/pod-name", name.clone()),
+            ("apps.kubernetes.io/pod-index", i.to_string()),
+        ];
+        match create_pod(
+            ctx,
+            &key.2,
+            Owner {
+                obj: &sts,
+                kind: "StatefulSet",
+                api_version: "apps/v1",
+            },
+            &template,
+            &name,
+            &labels,
+            None,
+        ) {
+            Ok(_) => {}
+            Err(e) if e.code == 409 => {}
+            Err(e) => {
+                event(
+                    ctx,
+                    &sts,
+                    "StatefulSet",
+                    "Warning",
+                    "FailedCreate",
+                    &format!(
+                        "create Pod {name} in StatefulSet {} failed error: {}",
+                        key.3, e.message
+                    ),
+                );
+                failure = Some(e.message);
+                break;
+            }
+        }
+    }
+    let pods = owned_pods(ctx, &key.2, &uid);
+    let ready = pods.iter().filter(|p| pod_ready(p)).count() as i64;
+    let current = pods.len() as i64;
     let status = json!({
         "observedGeneration": sts["metadata"]["generation"],
-        "replicas": n,
+        "replicas": current,
         "readyReplicas": ready,
-        "currentReplicas": n,
-        "updatedReplicas": n,
+        "currentReplicas": current,
+        "updatedReplicas": current,
         "availableReplicas": ready,
         "currentRevision": revision,
         "updateRevision": revision,
@@ -287,38 +672,105 @@ pub fn statefulset(ctx: &mut Ctx, key: &Key) -> ApiResult<()> {
     });
     let mut status = strip_zero(status);
     status["collisionCount"] = json!(0);
+    if failure.is_some() {
+        tracing::debug!(?key, ?failure, "statefulset pod refused");
+    }
     set_status(ctx, &info, key, status)
 }
 
+/// The DaemonSet controller: one Pod per simulated Node.
 pub fn daemonset(ctx: &mut Ctx, key: &Key) -> ApiResult<()> {
     let Some((info, ds)) = load(ctx, key) else {
         return Ok(());
     };
-    // One simulated node.
-    let ready = if annotated(&ds, NEVER_READY) || !ctx.rollout_done(key, &ds) {
-        0
-    } else {
-        1
+    let nodes: Vec<String> = match ctx.info("", "nodes") {
+        Some(ni) => ctx
+            .api
+            .lock()
+            .range(&ni, None, None)
+            .map(|(_, o)| meta::name_of(o).to_string())
+            .collect(),
+        None => vec![],
     };
-    let status = json!({
+    let hash = short_hash(&ds["spec"]["template"])[..10].to_string();
+    let uid = meta::uid_of(&ds).to_string();
+    let pods = owned_pods(ctx, &key.2, &uid);
+    for p in &pods {
+        let node = p["spec"]["nodeName"].as_str().unwrap_or_default();
+        if !nodes.iter().any(|n| n == node)
+            || p["metadata"]["labels"]["controller-revision-hash"] != json!(hash)
+        {
+            delete_pod(ctx, p);
+        }
+    }
+    for node in &nodes {
+        let has = pods.iter().any(|p| {
+            p["spec"]["nodeName"] == json!(node)
+                && p["metadata"]["labels"]["controller-revision-hash"] == json!(hash)
+        });
+        if has {
+            continue;
+        }
+        let labels = [
+            ("controller-revision-hash", hash.clone()),
+            (
+                "pod-template-generation",
+                ds["metadata"]["generation"]
+                    .as_i64()
+                    .unwrap_or(1)
+                    .to_string(),
+            ),
+        ];
+        if let Err(e) = create_pod(
+            ctx,
+            &key.2,
+            Owner {
+                obj: &ds,
+                kind: "DaemonSet",
+                api_version: "apps/v1",
+            },
+            &ds["spec"]["template"],
+            &format!("{}-", key.3),
+            &labels,
+            Some(node),
+        ) {
+            event(
+                ctx,
+                &ds,
+                "DaemonSet",
+                "Warning",
+                "FailedCreate",
+                &format!("Error creating: {}", e.message),
+            );
+            break;
+        }
+    }
+    let pods = owned_pods(ctx, &key.2, &uid);
+    let ready = pods.iter().filter(|p| pod_ready(p)).count() as i64;
+    let desired = nodes.len() as i64;
+    let mut status = json!({
         "observedGeneration": ds["metadata"]["generation"],
-        "desiredNumberScheduled": 1,
-        "currentNumberScheduled": 1,
-        "updatedNumberScheduled": 1,
+        "desiredNumberScheduled": desired,
+        "currentNumberScheduled": pods.len(),
+        "updatedNumberScheduled": pods.len(),
         "numberMisscheduled": 0,
         "numberReady": ready,
         "numberAvailable": ready,
-        "numberUnavailable": 1 - ready,
+        "numberUnavailable": desired - ready,
     });
-    let mut s = status;
-    if ready == 1 {
-        s.as_object_mut().unwrap().remove("numberUnavailable");
-    } else {
-        s.as_object_mut().unwrap().remove("numberAvailable");
+    if let Some(m) = status.as_object_mut() {
+        if ready == 0 {
+            m.remove("numberAvailable");
+        }
+        if desired - ready <= 0 {
+            m.remove("numberUnavailable");
+        }
     }
-    set_status(ctx, &info, key, s)
+    set_status(ctx, &info, key, status)
 }
 
+/// The Job controller: runs `parallelism` Pods at a time until
+/// `completions` succeeded, or fails past `backoffLimit`.
 pub fn job(ctx: &mut Ctx, key: &Key) -> ApiResult<()> {
     let Some((info, job)) = load(ctx, key) else {
         return Ok(());
@@ -335,26 +787,43 @@ pub fn job(ctx: &mut Ctx, key: &Key) -> ApiResult<()> {
         .map(String::from)
         .unwrap_or_else(now_rfc3339);
     let completions = job["spec"]["completions"].as_i64().unwrap_or(1);
-    let status = if !ctx.rollout_done(key, &job) {
-        json!({"startTime": start, "active": job["spec"]["parallelism"].as_i64().unwrap_or(1), "ready": 0, "terminating": 0})
-    } else if annotated(&job, JOB_FAIL) {
+    let parallelism = job["spec"]["parallelism"].as_i64().unwrap_or(1);
+    let backoff = job["spec"]["backoffLimit"].as_i64().unwrap_or(6);
+    let uid = meta::uid_of(&job).to_string();
+    let pods = owned_pods(ctx, &key.2, &uid);
+    let succeeded = pods.iter().filter(|p| pod_phase(p) == "Succeeded").count() as i64;
+    let failed = pods.iter().filter(|p| pod_phase(p) == "Failed").count() as i64;
+    let mut active = pods
+        .iter()
+        .filter(|p| !matches!(pod_phase(p), "Succeeded" | "Failed"))
+        .count() as i64;
+    let status = if failed > backoff {
         let msg = "Job has reached the specified backoff limit";
+        for p in pods
+            .iter()
+            .filter(|p| !matches!(pod_phase(p), "Succeeded" | "Failed"))
+        {
+            delete_pod(ctx, p);
+        }
         json!({
             "startTime": start,
-            "failed": job["spec"]["backoffLimit"].as_i64().unwrap_or(6) + 1,
+            "failed": failed,
+            "succeeded": succeeded,
             "ready": 0,
             "terminating": 0,
+            "uncountedTerminatedPods": {},
             "conditions": [
                 cond("FailureTarget", true, "BackoffLimitExceeded", msg),
                 cond("Failed", true, "BackoffLimitExceeded", msg),
             ],
         })
-    } else {
+    } else if succeeded >= completions {
         let msg = "Reached expected number of succeeded pods";
         json!({
             "startTime": start,
             "completionTime": now_rfc3339(),
-            "succeeded": completions,
+            "succeeded": succeeded,
+            "failed": failed,
             "ready": 0,
             "terminating": 0,
             "uncountedTerminatedPods": {},
@@ -363,7 +832,61 @@ pub fn job(ctx: &mut Ctx, key: &Key) -> ApiResult<()> {
                 cond("Complete", true, "CompletionsReached", msg),
             ],
         })
+    } else {
+        let want = parallelism.min(completions - succeeded);
+        let labels = [
+            ("batch.kubernetes.io/controller-uid", uid.clone()),
+            ("batch.kubernetes.io/job-name", key.3.clone()),
+            ("controller-uid", uid.clone()),
+            ("job-name", key.3.clone()),
+        ];
+        while active < want {
+            match create_pod(
+                ctx,
+                &key.2,
+                Owner {
+                    obj: &job,
+                    kind: "Job",
+                    api_version: "batch/v1",
+                },
+                &job["spec"]["template"],
+                &format!("{}-", key.3),
+                &labels,
+                None,
+            ) {
+                Ok(p) => {
+                    event(
+                        ctx,
+                        &job,
+                        "Job",
+                        "Normal",
+                        "SuccessfulCreate",
+                        &format!("Created pod: {}", meta::name_of(&p)),
+                    );
+                    active += 1;
+                }
+                Err(e) => {
+                    event(
+                        ctx,
+                        &job,
+                        "Job",
+                        "Warning",
+                        "FailedCreate",
+                        &format!("Error creating: {}", e.message),
+                    );
+                    break;
+                }
+            }
+        }
+        let ready = pods.iter().filter(|p| pod_ready(p)).count() as i64;
+        json!({"startTime": start, "active": active, "succeeded": succeeded, "failed": failed, "ready": ready, "terminating": 0, "uncountedTerminatedPods": {}})
     };
+    let mut status = status;
+    if let Some(m) = status.as_object_mut() {
+        m.retain(|k, v| {
+            !matches!(k.as_str(), "succeeded" | "failed" | "active") || v.as_i64() != Some(0)
+        });
+    }
     set_status(ctx, &info, key, status)
 }
 
@@ -372,6 +895,16 @@ pub fn pvc(ctx: &mut Ctx, key: &Key) -> ApiResult<()> {
         return Ok(());
     };
     if pvc["status"]["phase"] == "Bound" {
+        // An allowed expansion completes: the capacity follows the request.
+        let want = pvc["spec"]["resources"]["requests"]["storage"].clone();
+        if !want.is_null() && pvc["status"]["capacity"]["storage"] != want {
+            ctx.api
+                .modify(&info, &key.2, &key.3, Some("status"), MANAGER, |o| {
+                    let mut n = o.clone();
+                    n["status"]["capacity"]["storage"] = want;
+                    Some(n)
+                })?;
+        }
         return Ok(());
     }
     let volume = format!("pvc-{}", meta::uid_of(&pvc));
@@ -396,27 +929,74 @@ pub fn pvc(ctx: &mut Ctx, key: &Key) -> ApiResult<()> {
     Ok(())
 }
 
+/// The kubelet, simulated: a scheduled Pod starts, its containers run and it
+/// becomes Ready (unless annotated never-ready); Pods of Jobs run to
+/// completion (`Succeeded`, or `Failed` with the job-fail annotation).
 pub fn pod(ctx: &mut Ctx, key: &Key) -> ApiResult<()> {
     let Some((info, pod)) = load(ctx, key) else {
         return Ok(());
     };
-    if pod["status"]["phase"] == "Running" || !ctx.rollout_done(key, &pod) {
+    let phase = pod_phase(&pod).to_string();
+    if matches!(phase.as_str(), "Running" | "Succeeded" | "Failed") || !ctx.rollout_done(key, &pod)
+    {
         return Ok(());
     }
-    let ready = pod["metadata"]["annotations"][NEVER_READY] != "true";
+    let job_pod = pod["metadata"]["ownerReferences"]
+        .as_array()
+        .is_some_and(|r| r.iter().any(|r| r["kind"] == "Job"));
+    let never_ready = pod["metadata"]["annotations"][NEVER_READY] == "true";
+    let fails = pod["metadata"]["annotations"][JOB_FAIL] == "true";
     let now = now_rfc3339();
+    let (phase, ready) = match (job_pod, fails) {
+        (true, true) => ("Failed", false),
+        (true, false) => ("Succeeded", false),
+        _ => ("Running", !never_ready),
+    };
+    let t = |b: bool| if b { "True" } else { "False" };
+    let statuses: Vec<Value> = pod["spec"]["containers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|c| {
+            let state = match phase {
+                "Running" => json!({"running": {"startedAt": now}}),
+                _ => json!({"terminated": {
+                    "exitCode": if phase == "Failed" { 1 } else { 0 },
+                    "reason": if phase == "Failed" { "Error" } else { "Completed" },
+                    "startedAt": now, "finishedAt": now}}),
+            };
+            json!({
+                "name": c["name"], "image": c["image"],
+                "imageID": format!("docker.io/library/{}@sha256:{}", c["image"].as_str().unwrap_or_default(), short_hash(&c["image"])),
+                "containerID": format!("containerd://{}", short_hash(&json!([c["name"], now]))),
+                "ready": ready, "started": phase == "Running", "restartCount": 0, "state": state,
+            })
+        })
+        .collect();
     let status = json!({
-        "phase": "Running",
+        "phase": phase,
         "podIP": "10.244.0.10",
+        "podIPs": [{"ip": "10.244.0.10"}],
         "hostIP": "10.0.0.1",
+        "hostIPs": [{"ip": "10.0.0.1"}],
         "startTime": now,
+        "qosClass": qos_class(&pod),
         "conditions": [
-            {"type": "PodScheduled", "status": "True", "lastTransitionTime": now},
+            {"type": "PodReadyToStartContainers", "status": t(phase == "Running"), "lastTransitionTime": now},
             {"type": "Initialized", "status": "True", "lastTransitionTime": now},
-            {"type": "ContainersReady", "status": if ready { "True" } else { "False" }, "lastTransitionTime": now},
-            {"type": "Ready", "status": if ready { "True" } else { "False" }, "lastTransitionTime": now},
+            {"type": "Ready", "status": t(ready), "lastTransitionTime": now},
+            {"type": "ContainersReady", "status": t(ready), "lastTransitionTime": now},
+            {"type": "PodScheduled", "status": "True", "lastTransitionTime": now},
         ],
+        "containerStatuses": statuses,
     });
+    if pod["spec"]["nodeName"].is_null() {
+        ctx.api.modify(&info, &key.2, &key.3, None, MANAGER, |o| {
+            let mut n = o.clone();
+            n["spec"]["nodeName"] = json!("kubesim-node");
+            Some(n)
+        })?;
+    }
     ctx.api
         .modify(&info, &key.2, &key.3, Some("status"), MANAGER, |o| {
             let mut n = o.clone();
@@ -424,4 +1004,36 @@ pub fn pod(ctx: &mut Ctx, key: &Key) -> ApiResult<()> {
             Some(n)
         })?;
     Ok(())
+}
+
+/// `Guaranteed` when every container's requests equal its limits for cpu and
+/// memory, `BestEffort` when none sets any, else `Burstable`.
+fn qos_class(pod: &Value) -> &'static str {
+    let cs: Vec<&Value> = pod["spec"]["containers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .collect();
+    let none = cs.iter().all(|c| {
+        c["resources"]["requests"]
+            .as_object()
+            .is_none_or(|m| m.is_empty())
+            && c["resources"]["limits"]
+                .as_object()
+                .is_none_or(|m| m.is_empty())
+    });
+    if none {
+        return "BestEffort";
+    }
+    let guaranteed = cs.iter().all(|c| {
+        ["cpu", "memory"].iter().all(|r| {
+            let l = &c["resources"]["limits"][*r];
+            !l.is_null() && c["resources"]["requests"][*r] == *l
+        })
+    });
+    if guaranteed {
+        "Guaranteed"
+    } else {
+        "Burstable"
+    }
 }
