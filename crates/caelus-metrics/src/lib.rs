@@ -69,6 +69,7 @@ pub struct Metrics {
     reconcile: HistogramFamily<OutcomeLabels>,
     retries: Counter,
     drift_corrections: Counter,
+    queue_polls: Counter,
     kube_requests: Family<KubeLabels, Counter>,
     http: HistogramFamily<HttpLabels>,
 }
@@ -85,6 +86,7 @@ impl Metrics {
             reconcile: Family::new_with_constructor(reconcile_histogram),
             retries: Counter::default(),
             drift_corrections: Counter::default(),
+            queue_polls: Counter::default(),
             kube_requests: Family::default(),
             http: Family::new_with_constructor(http_histogram),
         }
@@ -108,6 +110,15 @@ impl Metrics {
     /// Drift was found and corrected by re-applying.
     pub fn drift_corrected(&self) {
         self.drift_corrections.inc();
+    }
+
+    /// A worker asked the work queue for a due deployment (one claim query).
+    pub fn queue_poll(&self) {
+        self.queue_polls.inc();
+    }
+
+    pub fn queue_polls(&self) -> u64 {
+        self.queue_polls.get()
     }
 
     /// One request to the Kubernetes API answered with `code` (`error` when none came back).
@@ -156,6 +167,11 @@ impl Metrics {
             "caelus_drift_corrections",
             "Drifted deployments re-applied to match the database",
             self.drift_corrections.clone(),
+        );
+        r.register(
+            "caelus_queue_polls",
+            "Claim queries workers sent to the work queue",
+            self.queue_polls.clone(),
         );
         r.register(
             "caelus_kube_requests",

@@ -66,6 +66,9 @@ pub struct Reconciler {
     pub engine: Engine,
     pub config: WorkerConfig,
     /// Woken by in-process API writes (and by PostgreSQL notifications).
+    /// Wakers call [`Notify::notify_one`]: it leaves a permit when the worker
+    /// is busy, so a wake-up that arrives mid-claim is not lost (one from
+    /// `notify_waiters` would be).
     pub wake: Arc<Notify>,
 }
 
@@ -86,6 +89,7 @@ impl Reconciler {
             while passes.len() < self.config.concurrency {
                 let owner = format!("{}:{}", self.config.id, uuid::Uuid::new_v4().simple());
                 let lease_ms = self.config.lease.as_millis() as i64;
+                caelus_metrics::global().queue_poll();
                 match queue::claim_one(&self.store, &owner, now_ms(), lease_ms).await {
                     Ok(Some(lease)) => {
                         let me = self.clone();
@@ -120,7 +124,10 @@ impl Reconciler {
 
     async fn sleep_until_next_due(&self) -> Duration {
         let next = match self.store.conn().await {
-            Ok(mut conn) => queue::next_due_at(&mut conn).await.ok().flatten(),
+            Ok(mut conn) => queue::next_claimable_at(&mut conn, now_ms())
+                .await
+                .ok()
+                .flatten(),
             Err(_) => None,
         };
         match next {
@@ -190,7 +197,7 @@ pub async fn forward_pg_notifications(
                         tokio::select! {
                             _ = stop.changed() => return,
                             n = listener.recv() => match n {
-                                Ok(_) => wake.notify_waiters(),
+                                Ok(_) => wake.notify_one(),
                                 Err(e) => { tracing::warn!(error = %e, "notification stream broke"); break; }
                             }
                         }

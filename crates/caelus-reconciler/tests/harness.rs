@@ -216,7 +216,7 @@ impl Harness {
             .unwrap();
         }
         self.audit(&uid, "deployment.create").await;
-        self.wake.notify_waiters();
+        self.wake.notify_one();
         uid
     }
 
@@ -229,7 +229,7 @@ impl Harness {
                 .unwrap();
         }
         self.audit(uid, "deployment.update").await;
-        self.wake.notify_waiters();
+        self.wake.notify_one();
     }
 
     pub async fn delete(&self, uid: &str) {
@@ -239,7 +239,7 @@ impl Harness {
                 .await
                 .unwrap();
         }
-        self.wake.notify_waiters();
+        self.wake.notify_one();
     }
 
     pub async fn get(&self, uid: &str) -> Deployment {

@@ -64,6 +64,24 @@ pub async fn next_due_at(conn: &mut Conn) -> Result<Option<i64>> {
     Ok(row.try_get("next")?)
 }
 
+/// When a worker could next claim something: the earliest due time among
+/// deployments nobody holds, or the expiry of a lease on a due deployment
+/// (it is taken over then if its holder stops renewing). A deployment in
+/// flight is not "due now" for the others, or idle workers would poll it in
+/// a tight loop for as long as its pass runs.
+pub async fn next_claimable_at(conn: &mut Conn, now: i64) -> Result<Option<i64>> {
+    let row = sqlx::query(
+        "SELECT MIN(CASE WHEN lease_expires_at IS NOT NULL AND lease_expires_at >= $1
+                              AND lease_expires_at > due_at
+                         THEN lease_expires_at + 1 ELSE due_at END) AS next
+         FROM deployments WHERE due_at IS NOT NULL",
+    )
+    .bind(now)
+    .fetch_one(conn)
+    .await?;
+    Ok(row.try_get("next")?)
+}
+
 fn lost(lease: &Lease) -> StoreError {
     StoreError::LeaseLost(lease.uid.clone())
 }

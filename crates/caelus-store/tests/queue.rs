@@ -18,6 +18,7 @@ on_both_backends!(
     an_expired_lease_is_taken_over_and_the_old_holder_is_fenced_out,
     a_generation_change_during_a_pass_keeps_the_deployment_due,
     released_leases_are_due_again_at_once,
+    a_deployment_in_flight_is_not_claimable_until_its_lease_ends,
 );
 
 async fn seed(store: &Store, due: &[i64]) -> Vec<String> {
@@ -216,4 +217,31 @@ async fn released_leases_are_due_again_at_once(b: Backend) {
         .unwrap()
         .unwrap();
     assert_eq!(again.uid, lease.uid);
+}
+
+async fn a_deployment_in_flight_is_not_claimable_until_its_lease_ends(b: Backend) {
+    let db = TestDb::new(b).await;
+    seed(&db.store, &[100, 10_000]).await;
+    let s = &db.store;
+    // SQLite has one connection: take it for each read only.
+    let next = |now: i64| async move {
+        let mut conn = s.conn().await.unwrap();
+        queue::next_claimable_at(&mut conn, now).await.unwrap()
+    };
+    assert_eq!(next(1000).await, Some(100));
+    // Held until 6000: idle workers sleep until the lease could be taken
+    // over (6001), not "due since 100" in a loop.
+    let lease = queue::claim_one(s, "w1", 1000, 5000)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(next(1000).await, Some(6001));
+    // Renewed past the other's due time: that one comes first.
+    queue::renew(s, &lease, 20_000).await.unwrap();
+    assert_eq!(next(1000).await, Some(10_000));
+    // An expired lease no longer hides the deployment's own due time.
+    assert_eq!(
+        queue::next_claimable_at(&mut conn, 30_000).await.unwrap(),
+        Some(100)
+    );
 }

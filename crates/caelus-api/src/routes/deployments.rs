@@ -196,7 +196,7 @@ pub async fn create_deployment(
     let created = reload(&mut tx, &uid).await?;
     queue::notify_workers(&mut tx, state.store.backend()).await?;
     tx.commit().await.map_err(StoreError::from)?;
-    state.wake_workers.notify_waiters();
+    state.wake_workers.notify_one();
     let mut view = DeploymentView::from(created);
     view.warnings = warnings;
     Ok((StatusCode::CREATED, Json(view)))
@@ -329,7 +329,7 @@ pub async fn update_deployment(
     }
     tx.commit().await.map_err(StoreError::from)?;
     if changes.contains(&"values") {
-        state.wake_workers.notify_waiters();
+        state.wake_workers.notify_one();
     }
     Ok(Json(updated.into()))
 }
@@ -364,7 +364,7 @@ pub async fn delete_deployment(
     .await?;
     queue::notify_workers(&mut tx, state.store.backend()).await?;
     tx.commit().await.map_err(StoreError::from)?;
-    state.wake_workers.notify_waiters();
+    state.wake_workers.notify_one();
     Ok((StatusCode::ACCEPTED, Json(updated.into())))
 }
 

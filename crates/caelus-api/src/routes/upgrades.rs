@@ -383,7 +383,7 @@ async fn commit_change(
     .await?;
     queue::notify_workers(&mut tx, state.store.backend()).await?;
     tx.commit().await.map_err(StoreError::from)?;
-    state.wake_workers.notify_waiters();
+    state.wake_workers.notify_one();
     let mut view = DeploymentView::from(updated);
     view.warnings = warnings;
     Ok(view)
