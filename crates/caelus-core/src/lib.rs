@@ -3,10 +3,13 @@
 
 pub mod allowlist;
 pub mod chart_ref;
+pub mod drift;
 pub mod field_error;
 pub mod identity;
 pub mod lifecycle;
+pub mod list_keys;
 pub mod names;
+pub mod quantity;
 pub mod reconcile;
 pub mod render_policy;
 pub mod revision;

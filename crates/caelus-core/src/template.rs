@@ -37,6 +37,21 @@ fn default_health_timeout() -> u32 {
     300
 }
 
+/// Fields of a template's objects that others legitimately own (an
+/// autoscaler's `/spec/replicas`, a webhook's injected annotation): neither
+/// reported as drift nor reverted by a correction. Like Flux's
+/// `driftDetection.ignore`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DriftIgnoreRule {
+    /// The kind the rule applies to (`Deployment`); every kind when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// JSON pointers (RFC 6901) into the object as rendered, like
+    /// `/spec/replicas`; a `*` segment matches any one field or list position.
+    pub paths: Vec<String>,
+}
+
 /// Capability flags of a template version: what deployments of it may do and need.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -58,6 +73,9 @@ pub struct Capabilities {
     /// How long a revision may take to become healthy.
     #[serde(default = "default_health_timeout")]
     pub health_timeout_seconds: u32,
+    /// Fields drift detection leaves alone.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub drift_ignore: Vec<DriftIgnoreRule>,
 }
 
 impl Default for Capabilities {
@@ -69,6 +87,7 @@ impl Default for Capabilities {
             drift_mode: DriftMode::default(),
             rollback_on_failure: true,
             health_timeout_seconds: default_health_timeout(),
+            drift_ignore: Vec::new(),
         }
     }
 }
@@ -80,6 +99,25 @@ impl Capabilities {
                 format!("{field}.health_timeout_seconds"),
                 "must be between 1 and 86400 seconds",
             ));
+        }
+        for (i, rule) in self.drift_ignore.iter().enumerate() {
+            let at = format!("{field}.drift_ignore[{i}]");
+            if rule.paths.is_empty() {
+                return Err(FieldError::new(
+                    format!("{at}.paths"),
+                    "must name at least one field (a JSON pointer like /spec/replicas)",
+                ));
+            }
+            if rule.kind.as_deref() == Some("") {
+                return Err(FieldError::new(
+                    format!("{at}.kind"),
+                    "must be a kind (like Deployment) or left out for every kind",
+                ));
+            }
+            for (j, path) in rule.paths.iter().enumerate() {
+                crate::drift::validate_ignore_pointer(path)
+                    .map_err(|reason| FieldError::new(format!("{at}.paths[{j}]"), reason))?;
+            }
         }
         Ok(())
     }
@@ -193,6 +231,44 @@ mod tests {
         assert_eq!(
             c.validate("capabilities").unwrap_err().field,
             "capabilities.health_timeout_seconds"
+        );
+    }
+
+    #[test]
+    fn drift_ignore_rules_name_json_pointers() {
+        let with = |kind: Option<&str>, paths: &[&str]| Capabilities {
+            drift_ignore: vec![DriftIgnoreRule {
+                kind: kind.map(str::to_string),
+                paths: paths.iter().map(|p| p.to_string()).collect(),
+            }],
+            ..Default::default()
+        };
+        assert!(
+            with(Some("Deployment"), &["/spec/replicas"])
+                .validate("capabilities")
+                .is_ok()
+        );
+        let e = with(Some("Deployment"), &["/spec/replicas", "spec.replicas"])
+            .validate("capabilities")
+            .unwrap_err();
+        assert_eq!(e.field, "capabilities.drift_ignore[0].paths[1]");
+        let e = with(None, &[]).validate("capabilities").unwrap_err();
+        assert_eq!(e.field, "capabilities.drift_ignore[0].paths");
+        let e = with(Some(""), &["/a"])
+            .validate("capabilities")
+            .unwrap_err();
+        assert_eq!(e.field, "capabilities.drift_ignore[0].kind");
+        // Stored and read back as part of the version's capabilities.
+        let caps = with(Some("Deployment"), &["/spec/replicas"]);
+        let json = serde_json::to_value(&caps).unwrap();
+        assert_eq!(
+            json["drift_ignore"],
+            serde_json::json!([{"kind": "Deployment", "paths": ["/spec/replicas"]}])
+        );
+        assert_eq!(serde_json::from_value::<Capabilities>(json).unwrap(), caps);
+        assert!(
+            serde_json::to_value(Capabilities::default()).unwrap()["drift_ignore"].is_null(),
+            "no rules: not written, so older rows read the same"
         );
     }
 

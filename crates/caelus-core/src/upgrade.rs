@@ -2,6 +2,7 @@
 //! and the data-continuity preflight compares two renders object by object.
 
 use crate::lifecycle::Lifecycle;
+use crate::list_keys::ListKeys;
 use crate::status::DesiredState;
 use serde::Serialize;
 use serde_json::Value;
@@ -173,28 +174,9 @@ fn index(objects: &[Value]) -> BTreeMap<(String, String), &Value> {
         .collect()
 }
 
-/// Parses a Kubernetes quantity into bytes (enough for storage sizes).
+/// Parses a Kubernetes quantity into bytes (for storage sizes).
 pub fn quantity_bytes(q: &str) -> Option<f64> {
-    let q = q.trim();
-    let split = q.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(q.len());
-    let (num, unit) = q.split_at(split);
-    let n: f64 = num.parse().ok()?;
-    let mult = match unit {
-        "" => 1.0,
-        "k" => 1e3,
-        "M" => 1e6,
-        "G" => 1e9,
-        "T" => 1e12,
-        "P" => 1e15,
-        "Ki" => 1024.0,
-        "Mi" => 1024f64.powi(2),
-        "Gi" => 1024f64.powi(3),
-        "Ti" => 1024f64.powi(4),
-        "Pi" => 1024f64.powi(5),
-        "m" => 1e-3,
-        _ => return None,
-    };
-    Some(n * mult)
+    crate::quantity::parse(q).map(crate::quantity::Quantity::as_f64)
 }
 
 /// StatefulSet spec fields the API server refuses to change.
@@ -308,65 +290,27 @@ pub fn data_continuity(current: &[Value], target: &[Value]) -> Vec<DataRisk> {
 }
 
 /// One changed field of an object, for a dry-run plan.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct FieldChange {
     pub path: String,
     pub from: Option<Value>,
     pub to: Option<Value>,
 }
 
-fn walk(path: &str, a: Option<&Value>, b: Option<&Value>, out: &mut Vec<FieldChange>) {
-    match (a, b) {
-        (Some(Value::Object(x)), Some(Value::Object(y))) => {
-            let keys: std::collections::BTreeSet<&String> = x.keys().chain(y.keys()).collect();
-            for k in keys {
-                let p = if path.is_empty() {
-                    k.clone()
-                } else {
-                    format!("{path}.{k}")
-                };
-                walk(&p, x.get(k), y.get(k), out);
-            }
-        }
-        // Lists of named items (containers, ports, env, volumes) are compared by
-        // name, so a diff says `containers[name=web].image`, not "the whole list".
-        (Some(Value::Array(x)), Some(Value::Array(y))) if named(x) && named(y) => {
-            let by_name = |items: &Vec<Value>| -> BTreeMap<String, Value> {
-                items
-                    .iter()
-                    .map(|i| {
-                        (
-                            i["name"].as_str().unwrap_or_default().to_string(),
-                            i.clone(),
-                        )
-                    })
-                    .collect()
-            };
-            let (xs, ys) = (by_name(x), by_name(y));
-            let names: std::collections::BTreeSet<&String> = xs.keys().chain(ys.keys()).collect();
-            for n in names {
-                walk(&format!("{path}[name={n}]"), xs.get(n), ys.get(n), out);
-            }
-        }
-        (x, y) if x != y => out.push(FieldChange {
-            path: path.to_string(),
-            from: x.cloned(),
-            to: y.cloned(),
-        }),
-        _ => {}
-    }
-}
-
-fn named(items: &[Value]) -> bool {
-    !items.is_empty() && items.iter().all(|i| i["name"].is_string())
-}
-
-/// Leaf-level differences between two versions of one object.
+/// Leaf-level differences between two versions of one object. List items
+/// are paired by the API server's keys (the built-in table: a plan is made
+/// before anything reaches a cluster), so a diff says
+/// `containers[name=web].image` or `volumeMounts[mountPath=/data].subPath`,
+/// not "the whole list".
 pub fn field_diff(current: &Value, target: &Value) -> Vec<FieldChange> {
-    let mut out = Vec::new();
-    walk("", Some(current), Some(target), &mut out);
+    field_diff_with(current, target, &ListKeys::fallback())
+}
+
+/// [`field_diff`] with list keys read from a cluster's schema.
+pub fn field_diff_with(current: &Value, target: &Value, keys: &ListKeys) -> Vec<FieldChange> {
+    let mut out = crate::drift::object_diff(current, target, keys);
     // Server-owned or Caelus-owned metadata says nothing about the change.
-    out.retain(|c| !c.path.starts_with("status") && c.path != "metadata.labels.helm.sh/chart");
+    out.retain(|c| !c.path.starts_with("status") && c.path != "metadata.labels[\"helm.sh/chart\"]");
     out
 }
 
@@ -596,6 +540,19 @@ mod tests {
         assert_eq!(field_diff(&a, &c)[0].path, "spec.containers[name=side]");
         let args = field_diff(&json!({"args": ["a"]}), &json!({"args": ["b"]}));
         assert_eq!(args[0].path, "args");
+        // Mounts of one volume at several paths are items of their own.
+        let mounts = |sub: &str| {
+            json!({"spec": {"containers": [{"name": "web", "volumeMounts": [
+            {"name": "v", "mountPath": "/a", "subPath": "a"},
+            {"name": "v", "mountPath": "/b", "subPath": sub}]}]}})
+        };
+        let d = field_diff(&mounts("b"), &mounts("c"));
+        assert_eq!(
+            d.iter().map(|c| c.path.as_str()).collect::<Vec<_>>(),
+            ["spec.containers[name=web].volumeMounts[mountPath=/b].subPath"]
+        );
+        let chart = |v: &str| json!({"metadata": {"labels": {"helm.sh/chart": v}}});
+        assert!(field_diff(&chart("web-1"), &chart("web-2")).is_empty());
     }
 
     #[test]
