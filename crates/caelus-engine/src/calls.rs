@@ -75,6 +75,23 @@ impl Engine {
         let obj = retry(|| api.patch(&t.oref.name, &params, &patch))
             .await
             .map_err(|e| EngineError::object("apply", &t.oref, e))?;
+        let obj = serde_json::to_value(obj).unwrap_or_default();
+        self.inner.watches.applied(&t.kind, &obj);
+        Ok(obj)
+    }
+
+    /// What [`Engine::ssa`] of `body` would make of the object, from the
+    /// API server (`dryRun=All`: admission and defaulting run, nothing is
+    /// stored).
+    pub(crate) async fn ssa_dry_run(&self, t: &Target, body: &Value) -> Result<Value> {
+        let api = self.api_for(t);
+        let params = PatchParams::apply(&self.inner.config.field_manager)
+            .force()
+            .dry_run();
+        let patch = Patch::Apply(body);
+        let obj = retry(|| api.patch(&t.oref.name, &params, &patch))
+            .await
+            .map_err(|e| EngineError::object("dry-run apply", &t.oref, e))?;
         Ok(serde_json::to_value(obj).unwrap_or_default())
     }
 
@@ -93,6 +110,9 @@ impl Engine {
     pub(crate) async fn delete(&self, t: &Target) -> Result<bool> {
         let api = self.api_for(t);
         let params = DeleteParams::background();
+        self.inner
+            .watches
+            .deleted(&t.kind, t.oref.namespace.as_deref(), &t.oref.name);
         match retry(|| api.delete(&t.oref.name, &params)).await {
             Ok(_) => Ok(true),
             Err(e) if is_not_found(&e) => Ok(false),

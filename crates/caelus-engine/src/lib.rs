@@ -16,9 +16,11 @@ mod health;
 mod hooks;
 mod namespace;
 mod object;
+mod openapi;
 mod prune;
 mod resolve;
 mod uninstall;
+mod watches;
 
 use std::sync::Arc;
 
@@ -47,7 +49,8 @@ struct Inner {
     client: kube::Client,
     config: EngineConfig,
     resolver: resolve::Resolver,
-    watches: drift::Watches,
+    watches: watches::Watches,
+    openapi: openapi::OpenApiKeys,
 }
 
 impl Engine {
@@ -55,11 +58,20 @@ impl Engine {
         Engine {
             inner: Arc::new(Inner {
                 resolver: resolve::Resolver::new(client.clone()),
-                watches: drift::Watches::new(client.clone()),
+                watches: watches::Watches::new(client.clone()),
+                openapi: openapi::OpenApiKeys::new(client.clone()),
                 client,
                 config,
             }),
         }
+    }
+
+    /// Deployment uids whose objects (or namespace) someone else changed,
+    /// as the shared watches see it: a change to anything but status, a
+    /// deletion, an object gone after a re-list. Debounce before acting; a
+    /// new subscription replaces the previous one.
+    pub fn subscribe_changes(&self) -> tokio::sync::mpsc::Receiver<String> {
+        self.inner.watches.subscribe()
     }
 
     pub fn config(&self) -> &EngineConfig {
