@@ -137,6 +137,9 @@ pub enum ReadyReason {
     Healthy,
     /// Objects that were healthy stopped being so (seen on a resync).
     Unhealthy,
+    /// Live objects no longer hold what Caelus applied (being corrected, or
+    /// reported under drift mode warn).
+    Drifted,
     /// An upgrade failed and the last good revision was restored.
     RolledBack,
     /// Everything was removed.
@@ -158,10 +161,11 @@ pub enum ReadyReason {
 }
 
 impl ReadyReason {
-    pub const ALL: [ReadyReason; 12] = [
+    pub const ALL: [ReadyReason; 13] = [
         ReadyReason::Deployed,
         ReadyReason::Healthy,
         ReadyReason::Unhealthy,
+        ReadyReason::Drifted,
         ReadyReason::RolledBack,
         ReadyReason::Deleted,
         ReadyReason::RenderFailed,
@@ -178,6 +182,7 @@ impl ReadyReason {
             ReadyReason::Deployed => "Deployed",
             ReadyReason::Healthy => "Healthy",
             ReadyReason::Unhealthy => "Unhealthy",
+            ReadyReason::Drifted => "Drifted",
             ReadyReason::RolledBack => "RolledBack",
             ReadyReason::Deleted => "Deleted",
             ReadyReason::RenderFailed => "RenderFailed",

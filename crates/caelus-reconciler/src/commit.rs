@@ -4,6 +4,7 @@
 
 use crate::Reconciler;
 use crate::pass::{PassResultOf, SYSTEM};
+use caelus_core::status::{Condition, Phase};
 use caelus_store::deployments::Deployment;
 use caelus_store::events::{self, NewEvent};
 use caelus_store::now_ms;
@@ -16,6 +17,7 @@ use serde_json::Value;
 pub(crate) struct Commit<'a> {
     revision: Option<(i64, FinishedRevision<'a>)>,
     events: Vec<(&'static str, String, Value)>,
+    status: Option<(Phase, String, Vec<Condition>)>,
     result: Option<PassResult>,
 }
 
@@ -49,6 +51,12 @@ impl<'a> Commit<'a> {
         } else {
             self
         }
+    }
+
+    /// Shows a status while the pass goes on (the lease stays held).
+    pub fn status(mut self, phase: Phase, message: String, conditions: Vec<Condition>) -> Self {
+        self.status = Some((phase, message, conditions));
+        self
     }
 
     /// Writes the pass result and releases the lease.
@@ -86,6 +94,9 @@ impl Reconciler {
                 now_ms(),
             )
             .await?;
+        }
+        if let Some((phase, message, conditions)) = &c.status {
+            queue::report_status(&mut tx, lease, *phase, message, conditions, now_ms()).await?;
         }
         if let Some(result) = &c.result {
             queue::finish(&mut tx, lease, result, now_ms()).await?;

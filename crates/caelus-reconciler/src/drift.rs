@@ -6,12 +6,13 @@ use crate::Reconciler;
 use crate::commit::{Commit, unchanged};
 use crate::pass::{Loaded, PassError, PassResultOf, inventory_from, objects_of};
 use crate::status::{self, ready_reason, set, set_ready};
+use caelus_core::drift::{ignored_pointers, strip_ignored};
 use caelus_core::reconcile::{DriftResponse, drift_response};
 use caelus_core::status::{
     CONDITION_DRIFTED, ConditionStatus, ObjectHealth, Phase, ReadyReason, reason,
 };
 use caelus_core::template::DriftMode;
-use caelus_engine::{ApplyRequest, Drift};
+use caelus_engine::{ApplyRequest, Drift, NamespaceTarget};
 use caelus_helm::HookEvent;
 use caelus_store::deployments::Deployment;
 use caelus_store::queue::{Lease, PassResult};
@@ -64,8 +65,14 @@ impl Reconciler {
             }
         };
         let objects = objects_of(&rendered);
-        let (drifts, health) = match self.engine.inspect_live(&d.namespace_name, &objects).await {
-            Ok(live) => (live.drifts, live.health),
+        let ignore = &version.capabilities.drift_ignore;
+        let namespace = NamespaceTarget {
+            name: d.namespace_name.clone(),
+            deployment_uid: d.uid.clone(),
+            pod_security: version.capabilities.pod_security,
+        };
+        let (drifts, health) = match self.inspect(&namespace, &objects, ignore).await {
+            Ok(found) => found,
             Err(e) => {
                 tracing::warn!(error = %e, "drift check failed");
                 self.finish_unchanged(lease, &d, Some(self.retry_at(1)))
@@ -104,15 +111,13 @@ impl Reconciler {
                 });
                 let mut r = unchanged(&d, Some(self.resync_at()));
                 r.object_health = health;
-                set(
-                    &mut r.conditions,
-                    CONDITION_DRIFTED,
-                    ConditionStatus::True,
+                mark_drifted(
+                    &d,
+                    &mut r,
                     reason::DRIFT_DETECTED,
                     &description,
-                    g,
+                    format!("Drifted (not corrected, drift mode warn): {description}"),
                 );
-                r.message = format!("Drifted (not corrected, drift mode warn): {description}");
                 let commit = Commit::new()
                     .event_if(
                         !already,
@@ -126,12 +131,33 @@ impl Reconciler {
             }
             DriftResponse::Correct => {
                 let description = describe_drift(&drifts);
-                let found = Commit::new().event(
-                    "drift.detected",
-                    format!("drift found: {description}"),
-                    json!({"objects": drifts.len()}),
+                // Out of Ready before anything is re-applied: the drift is
+                // visible while the correction runs.
+                let mut showing = unchanged(&d, None);
+                mark_drifted(
+                    &d,
+                    &mut showing,
+                    reason::DRIFT_DETECTED,
+                    &description,
+                    format!("Drifted, correcting: {description}"),
                 );
+                let found = Commit::new()
+                    .event(
+                        "drift.detected",
+                        format!("drift found: {description}"),
+                        json!({"objects": drifts.len()}),
+                    )
+                    .status(showing.phase, showing.message, showing.conditions);
                 self.commit(lease, &d, found).await?;
+                // Ignored fields stay as whoever changed them left them.
+                let objects = objects
+                    .into_iter()
+                    .map(|mut o| {
+                        let kind = o["kind"].as_str().unwrap_or_default().to_string();
+                        strip_ignored(&mut o, &ignored_pointers(ignore, &kind));
+                        o
+                    })
+                    .collect();
                 let request = ApplyRequest {
                     namespace: d.namespace_name.clone(),
                     deployment_uid: d.uid.clone(),
@@ -145,7 +171,12 @@ impl Reconciler {
                         version.capabilities.health_timeout_seconds,
                     )),
                 };
-                match self.engine.apply(request, |_| {}).await {
+                // A deleted namespace comes back first, with its isolation objects.
+                let applied = match self.engine.ensure_namespace(&namespace).await {
+                    Ok(()) => self.engine.apply(request, |_| {}).await,
+                    Err(e) => Err(e),
+                };
+                match applied {
                     Ok(outcome) => {
                         let mut r = unchanged(&d, Some(self.resync_at()));
                         set(
@@ -156,6 +187,12 @@ impl Reconciler {
                             &description,
                             g,
                         );
+                        if leaves_ready(&d) {
+                            let message = format!("Drift corrected: {description}");
+                            r.phase = Phase::Ready;
+                            r.message = message.clone();
+                            set_ready(&mut r.conditions, ReadyReason::Healthy, &message, g);
+                        }
                         r.object_health = outcome.health;
                         let commit = Commit::new()
                             .event(
@@ -172,13 +209,12 @@ impl Reconciler {
                         let attempts = d.attempts + 1;
                         let at = self.retry_at(attempts);
                         let mut r = unchanged(&d, Some(at));
-                        set(
-                            &mut r.conditions,
-                            CONDITION_DRIFTED,
-                            ConditionStatus::True,
+                        mark_drifted(
+                            &d,
+                            &mut r,
                             reason::CORRECTION_FAILED,
                             &description,
-                            g,
+                            format!("Drifted, correction failed (retrying): {description}"),
                         );
                         r.attempts = attempts;
                         r.last_error = Some(e.to_string());
@@ -196,6 +232,53 @@ impl Reconciler {
             }
         }
     }
+
+    /// Drift of the namespace and its isolation objects, then of the
+    /// release's objects, and the objects' health: all read-only.
+    async fn inspect(
+        &self,
+        namespace: &NamespaceTarget,
+        objects: &[serde_json::Value],
+        ignore: &[caelus_core::template::DriftIgnoreRule],
+    ) -> Result<(Vec<Drift>, Vec<ObjectHealth>), caelus_engine::EngineError> {
+        let mut drifts = self.engine.namespace_drift(namespace).await?;
+        let live = self
+            .engine
+            .inspect_live_with(&namespace.name, objects, ignore)
+            .await?;
+        drifts.extend(live.drifts);
+        Ok((drifts, live.health))
+    }
+}
+
+/// Whether drift takes this deployment out of Ready: a Ready one (or one
+/// already out for drift); one Degraded after a rollback keeps that reason.
+fn leaves_ready(d: &Deployment) -> bool {
+    d.phase == Phase::Ready || ready_reason(&d.conditions) == Some(ReadyReason::Drifted)
+}
+
+/// Drifted=True naming the objects, and out of Ready.
+fn mark_drifted(
+    d: &Deployment,
+    r: &mut PassResult,
+    drifted_reason: &str,
+    description: &str,
+    message: String,
+) {
+    let g = d.generation;
+    set(
+        &mut r.conditions,
+        CONDITION_DRIFTED,
+        ConditionStatus::True,
+        drifted_reason,
+        description,
+        g,
+    );
+    if leaves_ready(d) {
+        r.phase = Phase::Degraded;
+        set_ready(&mut r.conditions, ReadyReason::Drifted, description, g);
+    }
+    r.message = message;
 }
 
 /// Applies the health a resync read to the status. A deployment whose objects

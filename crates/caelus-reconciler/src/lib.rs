@@ -15,10 +15,10 @@ use caelus_core::reconcile::Backoff;
 use caelus_engine::Engine;
 use caelus_helm::HelmEngine;
 use caelus_store::{Store, now_ms, queue};
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{Notify, watch};
+use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinSet;
 
 pub use pass::PassError;
@@ -41,6 +41,9 @@ pub struct WorkerConfig {
     pub deletion_recheck: Duration,
     /// How long a shutdown waits for in-flight passes before releasing their leases.
     pub shutdown_grace: Duration,
+    /// Changes the cluster watches report are gathered this long before the
+    /// deployments they touch are made due (a rollout is many events).
+    pub change_debounce: Duration,
 }
 
 impl Default for WorkerConfig {
@@ -55,6 +58,7 @@ impl Default for WorkerConfig {
             poll: Duration::from_secs(5),
             deletion_recheck: Duration::from_secs(5),
             shutdown_grace: Duration::from_secs(20),
+            change_debounce: Duration::from_secs(1),
         }
     }
 }
@@ -84,6 +88,11 @@ impl Reconciler {
         let mut passes: JoinSet<()> = JoinSet::new();
         let mut leases: HashMap<tokio::task::Id, queue::Lease> = HashMap::new();
         tracing::info!(worker = %self.config.id, concurrency = self.config.concurrency, "worker started");
+        // Watch events make the deployments they touch due at once; the
+        // scheduled resync stays as the safety net.
+        let changes = pass::AbortOnDrop(tokio::spawn(
+            self.clone().follow_changes(self.engine.subscribe_changes()),
+        ));
         loop {
             // Fill free slots with due deployments.
             while passes.len() < self.config.concurrency {
@@ -119,7 +128,45 @@ impl Reconciler {
                 _ = tokio::time::sleep(sleep) => {}
             }
         }
+        drop(changes);
         self.shut_down(passes, leases).await;
+    }
+
+    /// Debounces the engine's change feed and makes the changed deployments
+    /// due now. A deployment whose pass is in flight is asked again after
+    /// the next window: its pass may have looked before the change.
+    async fn follow_changes(self: Arc<Self>, mut changes: mpsc::Receiver<String>) {
+        let mut pending: BTreeSet<String> = BTreeSet::new();
+        loop {
+            if pending.is_empty() {
+                match changes.recv().await {
+                    Some(uid) => pending.insert(uid),
+                    None => return,
+                };
+            }
+            let window = tokio::time::sleep(self.config.change_debounce);
+            tokio::pin!(window);
+            loop {
+                tokio::select! {
+                    _ = &mut window => break,
+                    uid = changes.recv() => match uid {
+                        Some(uid) => { pending.insert(uid); }
+                        None => return,
+                    },
+                }
+            }
+            let uids: Vec<String> = pending.iter().cloned().collect();
+            match queue::make_due(&self.store, &uids, now_ms()).await {
+                Ok(made) => {
+                    if !made.due.is_empty() {
+                        tracing::debug!(deployments = ?made.due, "cluster changed: due now");
+                        self.wake.notify_one();
+                    }
+                    pending = made.in_flight.into_iter().collect();
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot make changed deployments due"),
+            }
+        }
     }
 
     async fn sleep_until_next_due(&self) -> Duration {

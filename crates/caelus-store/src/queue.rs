@@ -82,6 +82,49 @@ pub async fn next_claimable_at(conn: &mut Conn, now: i64) -> Result<Option<i64>>
     Ok(row.try_get("next")?)
 }
 
+/// What [`make_due`] did with each deployment it was asked about.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MadeDue {
+    /// Due now (or already was).
+    pub due: Vec<String>,
+    /// A pass holds them: asked again once it ends, since the pass may
+    /// have read the cluster before the change.
+    pub in_flight: Vec<String>,
+}
+
+/// Makes deployments due now because something changed in the cluster
+/// (watch events): one transaction. Unknown and deleted deployments are
+/// skipped; a deployment due earlier keeps its time.
+pub async fn make_due(store: &Store, uids: &[String], now: i64) -> Result<MadeDue> {
+    let mut out = MadeDue::default();
+    let mut tx = store.begin().await?;
+    for uid in uids {
+        let row = sqlx::query(
+            "SELECT lease_expires_at FROM deployments WHERE uid = $1 AND deleted_at IS NULL",
+        )
+        .bind(uid)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else { continue };
+        let lease: Option<i64> = row.try_get("lease_expires_at")?;
+        if lease.is_some_and(|at| at >= now) {
+            out.in_flight.push(uid.clone());
+            continue;
+        }
+        sqlx::query(
+            "UPDATE deployments SET due_at = $1
+             WHERE uid = $2 AND (due_at IS NULL OR due_at > $1)",
+        )
+        .bind(now)
+        .bind(uid)
+        .execute(&mut *tx)
+        .await?;
+        out.due.push(uid.clone());
+    }
+    tx.commit().await?;
+    Ok(out)
+}
+
 fn lost(lease: &Lease) -> StoreError {
     StoreError::LeaseLost(lease.uid.clone())
 }
@@ -132,6 +175,34 @@ pub async fn report_progress(
     .bind(&lease.uid)
     .bind(&lease.owner)
     .execute(store.pool())
+    .await?;
+    if done.rows_affected() == 0 {
+        return Err(lost(lease));
+    }
+    Ok(())
+}
+
+/// Status shown while a pass runs, conditions included (a drift found and
+/// being corrected leaves Ready before the correction is applied).
+pub async fn report_status(
+    conn: &mut Conn,
+    lease: &Lease,
+    phase: Phase,
+    message: &str,
+    conditions: &[Condition],
+    now: i64,
+) -> Result<()> {
+    let done = sqlx::query(
+        "UPDATE deployments SET phase = $1, message = $2, conditions = $3, updated_at = $4
+         WHERE uid = $5 AND lease_owner = $6",
+    )
+    .bind(phase.as_str())
+    .bind(message)
+    .bind(to_json(conditions))
+    .bind(now)
+    .bind(&lease.uid)
+    .bind(&lease.owner)
+    .execute(conn)
     .await?;
     if done.rows_affected() == 0 {
         return Err(lost(lease));

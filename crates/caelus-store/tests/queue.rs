@@ -19,6 +19,7 @@ on_both_backends!(
     a_generation_change_during_a_pass_keeps_the_deployment_due,
     released_leases_are_due_again_at_once,
     a_deployment_in_flight_is_not_claimable_until_its_lease_ends,
+    cluster_changes_make_deployments_due_unless_a_pass_holds_them,
 );
 
 async fn seed(store: &Store, due: &[i64]) -> Vec<String> {
@@ -240,8 +241,44 @@ async fn a_deployment_in_flight_is_not_claimable_until_its_lease_ends(b: Backend
     queue::renew(s, &lease, 20_000).await.unwrap();
     assert_eq!(next(1000).await, Some(10_000));
     // An expired lease no longer hides the deployment's own due time.
+    assert_eq!(next(30_000).await, Some(100));
+}
+
+async fn cluster_changes_make_deployments_due_unless_a_pass_holds_them(b: Backend) {
+    let db = TestDb::new(b).await;
+    let uids = seed(&db.store, &[50_000, 100, 60_000]).await;
+    let s = &db.store;
+    // uids[1] is due at 100 and gets claimed: in flight.
+    let lease = queue::claim_one(s, "w1", 1000, 5000)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(lease.uid, uids[1]);
+    let asked = vec![
+        uids[0].clone(),
+        uids[1].clone(),
+        "no-such-deployment".to_string(),
+    ];
+    let made = queue::make_due(s, &asked, 2000).await.unwrap();
+    assert_eq!(made.due, [uids[0].clone()]);
+    assert_eq!(made.in_flight, [uids[1].clone()]);
+    let mut c = s.conn().await.unwrap();
+    let due = |d: Option<caelus_store::deployments::Deployment>| d.unwrap().due_at;
     assert_eq!(
-        queue::next_claimable_at(&mut conn, 30_000).await.unwrap(),
-        Some(100)
+        due(deployments::get(&mut c, &uids[0], None).await.unwrap()),
+        Some(2000)
+    );
+    // Not asked about: untouched.
+    assert_eq!(
+        due(deployments::get(&mut c, &uids[2], None).await.unwrap()),
+        Some(60_000)
+    );
+    drop(c);
+    // Due earlier than the change: keeps its time.
+    queue::make_due(s, &[uids[0].clone()], 3000).await.unwrap();
+    let mut c = s.conn().await.unwrap();
+    assert_eq!(
+        due(deployments::get(&mut c, &uids[0], None).await.unwrap()),
+        Some(2000)
     );
 }
