@@ -15,6 +15,9 @@
 //! round) and measures that round's requests (writes must be 0) and CPU.
 //! `report` turns the JSON results into `docs/benchmarks.md`.
 
+mod api_load;
+mod compare;
+mod helm_sdk;
 mod procfs;
 mod reconcile;
 mod report;
@@ -32,6 +35,10 @@ struct Cli {
 enum Command {
     /// N deployments of the web chart from API create to Ready, then one quiet resync of all.
     Reconcile(reconcile::Args),
+    /// The HTTP API at fixed request rates with N deployments in PostgreSQL.
+    ApiLoad(api_load::Args),
+    /// The Helm SDK contender: N `helm install`s of the same chart on the same kubesim.
+    HelmSdk(helm_sdk::Args),
     /// Write docs/benchmarks.md from results of `reconcile` and the helm and kubesim benchmarks.
     Report(report::Args),
 }
@@ -43,6 +50,14 @@ fn main() -> anyhow::Result<()> {
         Command::Reconcile(args) => {
             let rt = tokio::runtime::Runtime::new()?;
             rt.block_on(reconcile::run(args))
+        }
+        Command::ApiLoad(args) => {
+            let rt = tokio::runtime::Runtime::new()?;
+            rt.block_on(api_load::run(args))
+        }
+        Command::HelmSdk(args) => {
+            let rt = tokio::runtime::Runtime::new()?;
+            rt.block_on(helm_sdk::run(args))
         }
         Command::Report(args) => report::run(args),
     }

@@ -18,6 +18,27 @@ pub enum Database {
     Postgres,
 }
 
+/// The chart every deployment runs (the same chart the Helm SDK contender installs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BenchChart {
+    /// testdata/charts/web/1.0.0: a Deployment, a Service and a ConfigMap.
+    Web,
+    /// testdata/charts/podinfo: flux-benchmark's podinfo objects (Deployment scaled to 0,
+    /// ServiceAccount, Service, Ingress) plus a ConfigMap.
+    Podinfo,
+}
+
+impl BenchChart {
+    /// (directory under the repository, chart name, chart version)
+    pub fn source(self) -> (&'static str, &'static str, &'static str) {
+        match self {
+            BenchChart::Web => ("testdata/charts/web/1.0.0", "web", "1.0.0"),
+            BenchChart::Podinfo => ("testdata/charts/podinfo", "podinfo", "6.7.1"),
+        }
+    }
+}
+
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Deployments to create.
@@ -29,6 +50,15 @@ pub struct Args {
     /// The worker's --concurrency (reconciles at once).
     #[arg(long, default_value_t = 4)]
     concurrency: usize,
+    /// `caelus worker` processes (each with --concurrency); PostgreSQL only for more than 1.
+    #[arg(long, default_value_t = 1)]
+    workers: usize,
+    /// The chart of every deployment.
+    #[arg(long, value_enum, default_value_t = BenchChart::Web)]
+    chart: BenchChart,
+    /// Latency kubesim adds to every request, in milliseconds (what a real API server costs).
+    #[arg(long, default_value_t = 0)]
+    latency_ms: u64,
     /// Create requests in flight at once.
     #[arg(long, default_value_t = 8)]
     parallel: usize,
@@ -86,7 +116,16 @@ pub struct ReconcileResult {
     pub topology: String,
     pub deployments: usize,
     pub concurrency: usize,
+    #[serde(default = "one")]
+    pub workers: usize,
+    #[serde(default)]
+    pub chart: Option<BenchChart>,
+    #[serde(default)]
+    pub latency_ms: u64,
     pub parallel: usize,
+    /// Size of the database after the run (SQLite file, or the PostgreSQL schema's tables).
+    #[serde(default)]
+    pub database_bytes: u64,
     /// Objects per deployment in the cluster: namespace, its isolation objects, the chart's.
     pub objects_per_deployment: usize,
     /// Time to send all create requests (the API answering, not the reconcile).
@@ -112,19 +151,26 @@ pub struct ReconcileResult {
     pub resync: ResyncResult,
 }
 
+/// Process names of the workers (`caelus worker` is the subcommand; the name labels logs).
+const WORKER_NAMES: &[&str] = &["worker", "worker-2", "worker-3", "worker-4"];
+
+fn one() -> usize {
+    1
+}
+
 /// A child process killed and reaped on drop.
-struct Proc {
-    child: Child,
-    name: &'static str,
-    log: PathBuf,
+pub(crate) struct Proc {
+    pub(crate) child: Child,
+    pub(crate) name: &'static str,
+    pub(crate) log: PathBuf,
 }
 
 impl Proc {
-    fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         self.child.id()
     }
 
-    fn check_alive(&mut self) -> Result<()> {
+    pub(crate) fn check_alive(&mut self) -> Result<()> {
         if let Some(status) = self.child.try_wait()? {
             bail!(
                 "caelus {} exited ({status}); log {}:\n{}",
@@ -150,21 +196,21 @@ fn tail(path: &Path) -> String {
     lines[lines.len().saturating_sub(20)..].join("\n")
 }
 
-fn repo_root() -> PathBuf {
+pub(crate) fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-fn free_port() -> Result<u16> {
+pub(crate) fn free_port() -> Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port())
 }
 
 /// The HTTP API as the benchmark's client.
-struct Api {
-    http: reqwest::Client,
-    base: String,
-    token: String,
+pub(crate) struct Api {
+    pub(crate) http: reqwest::Client,
+    pub(crate) base: String,
+    pub(crate) token: String,
 }
 
 impl Api {
@@ -178,12 +224,12 @@ impl Api {
         Ok(body)
     }
 
-    async fn post(&self, path: &str, body: &Value) -> Result<Value> {
+    pub(crate) async fn post(&self, path: &str, body: &Value) -> Result<Value> {
         self.send(self.http.post(format!("{}{path}", self.base)).json(body))
             .await
     }
 
-    async fn get(&self, path: &str, query: &[(&str, &str)]) -> Result<Value> {
+    pub(crate) async fn get(&self, path: &str, query: &[(&str, &str)]) -> Result<Value> {
         self.send(self.http.get(format!("{}{path}", self.base)).query(query))
             .await
     }
@@ -209,7 +255,7 @@ impl Api {
         }
     }
 
-    async fn wait_up(&self) -> Result<()> {
+    pub(crate) async fn wait_up(&self) -> Result<()> {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let ok = self
@@ -231,6 +277,36 @@ impl Api {
 
 fn cpu(pid: u32) -> f64 {
     procfs::cpu_seconds(pid).unwrap_or(0.0)
+}
+
+/// CPU seconds of all worker processes together.
+fn cpu_all(procs: &[Proc]) -> f64 {
+    procs.iter().map(|p| cpu(p.pid())).sum()
+}
+
+/// A per-process figure summed over the worker processes.
+fn sum(procs: &[Proc], f: impl Fn(u32) -> u64) -> u64 {
+    procs.iter().map(|p| f(p.pid())).sum()
+}
+
+/// Bytes the benchmark's database takes: the SQLite file (+ WAL), or the relations of
+/// the PostgreSQL test schema (tables, indexes, TOAST).
+async fn database_size(store: &caelus_store::Store, db: Database, dir: &Path) -> u64 {
+    match db {
+        Database::Sqlite => ["caelus.db", "caelus.db-wal"]
+            .iter()
+            .filter_map(|f| std::fs::metadata(dir.join(f)).ok())
+            .map(|m| m.len())
+            .sum(),
+        Database::Postgres => sqlx::query_scalar::<_, i64>(
+            "SELECT COALESCE(SUM(pg_total_relation_size(c.oid)), 0)::BIGINT FROM pg_class c \
+             JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE n.nspname = current_schema() AND c.relkind = 'r'",
+        )
+        .fetch_one(store.pool())
+        .await
+        .map_or(0, |b| b.max(0) as u64),
+    }
 }
 
 pub async fn run(args: Args) -> Result<()> {
@@ -278,12 +354,16 @@ async fn run_in(args: &Args, caelus: &Path, dir: &Path) -> Result<ReconcileResul
         log: dir.join("registry/registry.log"),
     };
     let pusher = caelus_helm::HelmEngine::load(caelus_helm::EngineConfig::new(dir.join("pusher")))?;
+    let (chart_dir, chart_name, chart_version) = args.chart.source();
     pusher
         .push_chart_dir(
-            &repo_root().join("testdata/charts/web/1.0.0"),
+            &repo_root().join(chart_dir),
             &format!("oci://127.0.0.1:{registry_port}/charts"),
         )
         .await?;
+    if args.workers > 1 && args.database == Database::Sqlite {
+        bail!("more than one worker needs PostgreSQL (--database postgres)");
+    }
 
     // The database.
     let (store, url, _pg) = match args.database {
@@ -320,8 +400,10 @@ async fn run_in(args: &Args, caelus: &Path, dir: &Path) -> Result<ReconcileResul
     let port = free_port()?;
     let spawn = |name: &'static str, extra: &[&str]| -> Result<Proc> {
         let log = dir.join(format!("{name}.log"));
+        // "worker-2" is a second `caelus worker`.
+        let subcommand = name.split('-').next().unwrap_or(name);
         let child = Command::new(caelus)
-            .arg(name)
+            .arg(subcommand)
             .args(["--database-url", &url])
             .arg("--data-dir")
             .arg(dir.join(name))
@@ -347,42 +429,57 @@ async fn run_in(args: &Args, caelus: &Path, dir: &Path) -> Result<ReconcileResul
     };
     api.wait_up().await?;
     // No natural resync during the run: the quiet round below is triggered explicitly.
-    let mut worker = spawn(
-        "worker",
-        &[
-            "--kubeconfig",
-            kubeconfig.to_str().context("path")?,
-            "--concurrency",
-            &args.concurrency.to_string(),
-            "--resync-seconds",
-            "86400",
-        ],
-    )?;
+    let mut workers = (0..args.workers)
+        .map(|i| {
+            spawn(
+                WORKER_NAMES[i.min(WORKER_NAMES.len() - 1)],
+                &[
+                    "--kubeconfig",
+                    kubeconfig.to_str().context("path")?,
+                    "--concurrency",
+                    &args.concurrency.to_string(),
+                    "--resync-seconds",
+                    "86400",
+                ],
+            )
+        })
+        .collect::<Result<Vec<_>>>()?;
 
     api.post(
         "/api/v1/products",
-        &json!({"slug": "web", "name": "Web", "description": "benchmark"}),
+        &json!({"slug": chart_name, "name": chart_name, "description": "benchmark"}),
     )
     .await?;
     api.post(
-        "/api/v1/products/web/versions",
+        &format!("/api/v1/products/{chart_name}/versions"),
         &json!({
-            "version": "1.0.0",
-            "chart": format!("oci://127.0.0.1:{registry_port}/charts/web:1.0.0"),
+            "version": chart_version,
+            "chart": format!("oci://127.0.0.1:{registry_port}/charts/{chart_name}:{chart_version}"),
             "values_allowlist": ["replicaCount"],
             "publish": true,
         }),
     )
     .await?;
-    // Let the worker finish starting (connect, discovery, watches) before the clock runs.
+    // Let the workers finish starting (connect, discovery, watches) before the clock runs.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    worker.check_alive()?;
+    for w in &mut workers {
+        w.check_alive()?;
+    }
+    if args.latency_ms > 0 {
+        sim.faults().set(kubesim::FaultConfig {
+            latency: vec![kubesim::LatencyFault {
+                millis: args.latency_ms,
+                ..Default::default()
+            }],
+            ..Default::default()
+        });
+    }
 
     // ---- N creates, as fast as the API takes them, until all are Ready.
     let server_rss_kib_idle = procfs::rss_kib(server.pid()).unwrap_or(0);
-    let worker_rss_kib_idle = procfs::rss_kib(worker.pid()).unwrap_or(0);
+    let worker_rss_kib_idle = sum(&workers, |p| procfs::rss_kib(p).unwrap_or(0));
     sim.reset_stats();
-    let (server_cpu0, worker_cpu0, me_cpu0) = (cpu(server.pid()), cpu(worker.pid()), cpu(me));
+    let (server_cpu0, worker_cpu0, me_cpu0) = (cpu(server.pid()), cpu_all(&workers), cpu(me));
     eprintln!(
         "creating {n} deployments ({} database, worker concurrency {})…",
         match args.database {
@@ -398,7 +495,7 @@ async fn run_in(args: &Args, caelus: &Path, dir: &Path) -> Result<ReconcileResul
             .map(move |i| async move {
                 api.post(
                     "/api/v1/deployments",
-                    &json!({"name": format!("site-{i:05}"), "product": "web", "version": "1.0.0"}),
+                    &json!({"name": format!("site-{i:05}"), "product": chart_name, "version": chart_version}),
                 )
                 .await
             })
@@ -442,15 +539,21 @@ async fn run_in(args: &Args, caelus: &Path, dir: &Path) -> Result<ReconcileResul
     let submit = submit?;
     let (first_ready, all_ready, ready) = polled?;
     let requests: Requests = sim.stats().into();
-    let (server_cpu1, worker_cpu1, me_cpu1) = (cpu(server.pid()), cpu(worker.pid()), cpu(me));
+    let (server_cpu1, worker_cpu1, me_cpu1) = (cpu(server.pid()), cpu_all(&workers), cpu(me));
     server.check_alive()?;
-    worker.check_alive()?;
+    for w in &mut workers {
+        w.check_alive()?;
+    }
     if ready < n {
         let failed = api.list(Some("Failed")).await?.len();
         bail!(
             "only {ready}/{n} Ready after {}s ({failed} Failed); worker log:\n{}",
             args.timeout,
-            tail(&worker.log)
+            workers
+                .iter()
+                .map(|w| tail(&w.log))
+                .collect::<Vec<_>>()
+                .join("\n---\n")
         );
     }
     eprintln!("  all {n} Ready after {:.1}s", all_ready.as_secs_f64());
@@ -471,7 +574,7 @@ async fn run_in(args: &Args, caelus: &Path, dir: &Path) -> Result<ReconcileResul
     // ---- One quiet resync round: every deployment due now, nothing changed.
     tokio::time::sleep(Duration::from_secs(2)).await;
     sim.reset_stats();
-    let (server_cpu2, worker_cpu2, me_cpu2) = (cpu(server.pid()), cpu(worker.pid()), cpu(me));
+    let (server_cpu2, worker_cpu2, me_cpu2) = (cpu(server.pid()), cpu_all(&workers), cpu(me));
     let t0 = caelus_store::now_ms();
     let made_due = sqlx::query(sqlx::AssertSqlSafe(format!(
         "UPDATE deployments SET due_at = {t0} WHERE deleted_at IS NULL"
@@ -504,7 +607,7 @@ async fn run_in(args: &Args, caelus: &Path, dir: &Path) -> Result<ReconcileResul
     }
     let total_secs = resync_start.elapsed().as_secs_f64();
     let resync_requests: Requests = sim.stats().into();
-    let (server_cpu3, worker_cpu3, me_cpu3) = (cpu(server.pid()), cpu(worker.pid()), cpu(me));
+    let (server_cpu3, worker_cpu3, me_cpu3) = (cpu(server.pid()), cpu_all(&workers), cpu(me));
     let (first, last): (Option<i64>, Option<i64>) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT MIN(updated_at), MAX(updated_at) FROM deployments WHERE updated_at >= {t0}"
     )))
@@ -516,14 +619,25 @@ async fn run_in(args: &Args, caelus: &Path, dir: &Path) -> Result<ReconcileResul
     .fetch_one(store.pool())
     .await?;
     let ready_after = api.list(Some("Ready")).await?.len();
-    worker.check_alive()?;
+    for w in &mut workers {
+        w.check_alive()?;
+    }
+    let database_bytes = database_size(&store, args.database, dir).await;
 
     let result = ReconcileResult {
         database: Some(args.database),
-        topology: "caelus server + caelus worker (separate processes)".into(),
+        topology: format!(
+            "caelus server + {} caelus worker{} (separate processes)",
+            args.workers,
+            if args.workers == 1 { "" } else { "s" }
+        ),
         deployments: n,
         concurrency: args.concurrency,
+        workers: args.workers,
+        chart: Some(args.chart),
+        latency_ms: args.latency_ms,
         parallel: args.parallel,
+        database_bytes,
         objects_per_deployment,
         submit_secs: submit.as_secs_f64(),
         first_ready_secs: first_ready.as_secs_f64(),
@@ -535,9 +649,9 @@ async fn run_in(args: &Args, caelus: &Path, dir: &Path) -> Result<ReconcileResul
         server_rss_kib_idle,
         worker_rss_kib_idle,
         server_peak_rss_kib: procfs::peak_rss_kib(server.pid()).unwrap_or(0),
-        worker_peak_rss_kib: procfs::peak_rss_kib(worker.pid()).unwrap_or(0),
+        worker_peak_rss_kib: sum(&workers, |p| procfs::peak_rss_kib(p).unwrap_or(0)),
         server_rss_kib_after: procfs::rss_kib(server.pid()).unwrap_or(0),
-        worker_rss_kib_after: procfs::rss_kib(worker.pid()).unwrap_or(0),
+        worker_rss_kib_after: sum(&workers, |p| procfs::rss_kib(p).unwrap_or(0)),
         server_cpu_secs: server_cpu1 - server_cpu0,
         worker_cpu_secs: worker_cpu1 - worker_cpu0,
         kubesim_cpu_secs: me_cpu1 - me_cpu0,
@@ -555,7 +669,7 @@ async fn run_in(args: &Args, caelus: &Path, dir: &Path) -> Result<ReconcileResul
             ready_after,
         },
     };
-    drop(worker);
+    drop(workers);
     drop(server);
     sim.shutdown().await;
     store.close().await;

@@ -11,6 +11,18 @@ pub struct Args {
     /// JSON results of `caelus-bench reconcile --json` (repeatable; one column each).
     #[arg(long = "reconcile", required = true)]
     reconcile: Vec<PathBuf>,
+    /// Caelus runs of the Helm SDK contest (`reconcile --chart podinfo --json`; repeatable).
+    #[arg(long = "contest-caelus")]
+    contest_caelus: Vec<PathBuf>,
+    /// Helm SDK runs (`helm-sdk --json`; repeatable).
+    #[arg(long = "contest-helm")]
+    contest_helm: Vec<PathBuf>,
+    /// Scale-curve runs (`reconcile --database postgres --workers W --json`; repeatable).
+    #[arg(long = "scale")]
+    scale: Vec<PathBuf>,
+    /// The API load run (`api-load --json`).
+    #[arg(long)]
+    api_load: Option<PathBuf>,
     /// Markdown printed by helm-bench.
     #[arg(long)]
     helm: Option<PathBuf>,
@@ -64,7 +76,7 @@ fn machine() -> String {
     )
 }
 
-fn secs(s: f64) -> String {
+pub(crate) fn secs(s: f64) -> String {
     if s >= 60.0 {
         format!("{}m{:02.0}s ({s:.1} s)", (s / 60.0).floor(), s % 60.0)
     } else {
@@ -72,7 +84,7 @@ fn secs(s: f64) -> String {
     }
 }
 
-fn mib(kib: u64) -> String {
+pub(crate) fn mib(kib: u64) -> String {
     format!("{:.1} MiB", kib as f64 / 1024.0)
 }
 
@@ -97,16 +109,30 @@ fn nest(md: &str) -> String {
         .join("\n")
 }
 
-pub fn run(args: Args) -> Result<()> {
-    let results: Vec<ReconcileResult> = args
-        .reconcile
+/// Each JSON file parsed as a `T`.
+fn read_all<T: serde::de::DeserializeOwned>(paths: &[PathBuf]) -> Result<Vec<T>> {
+    paths
         .iter()
         .map(|p| {
             let text = std::fs::read_to_string(p)
                 .with_context(|| format!("cannot read {}", p.display()))?;
-            Ok(serde_json::from_str(&text)?)
+            serde_json::from_str(&text).with_context(|| format!("cannot parse {}", p.display()))
         })
-        .collect::<Result<_>>()?;
+        .collect()
+}
+
+pub fn run(args: Args) -> Result<()> {
+    let results: Vec<ReconcileResult> = read_all(&args.reconcile)?;
+    let contest_caelus: Vec<ReconcileResult> = read_all(&args.contest_caelus)?;
+    let contest_helm: Vec<crate::helm_sdk::HelmSdkResult> = read_all(&args.contest_helm)?;
+    let scale: Vec<ReconcileResult> = read_all(&args.scale)?;
+    let api_load: Vec<crate::api_load::ApiLoadResult> = read_all(args.api_load.as_slice())?;
+    let compared = crate::compare::Runs {
+        caelus: &contest_caelus,
+        helm: &contest_helm,
+        scale: &scale,
+        api: api_load.first(),
+    };
     let n = results.first().map_or(0, |r| r.deployments);
     let mut md = String::new();
     let w = &mut md;
@@ -122,6 +148,10 @@ pub fn run(args: Args) -> Result<()> {
         machine()
     )?;
     writeln!(w)?;
+    crate::compare::summary(w, &compared, FLUX_SECS)?;
+    crate::compare::contest(w, &compared)?;
+    crate::compare::scale(w, &compared)?;
+    crate::compare::api(w, &compared)?;
     writeln!(w, "## Caelus end to end: {n} deployments on kubesim")?;
     writeln!(w)?;
     writeln!(

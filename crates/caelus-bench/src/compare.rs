@@ -1,0 +1,284 @@
+//! The side-by-side sections of `docs/benchmarks.md`: the summary table, Caelus against
+//! the Helm SDK on the same kubesim (same chart, concurrency and injected latency), the
+//! scale curve, and the API under load. All figures come from one `scripts/bench` run.
+
+use crate::api_load::ApiLoadResult;
+use crate::helm_sdk::HelmSdkResult;
+use crate::reconcile::{Database, ReconcileResult};
+use std::fmt::Write as _;
+
+type Out = std::fmt::Result;
+
+/// What one run of the benchmark produced for the comparisons.
+pub struct Runs<'a> {
+    /// Caelus deploying the podinfo chart (the Helm SDK contest).
+    pub caelus: &'a [ReconcileResult],
+    pub helm: &'a [HelmSdkResult],
+    /// PostgreSQL runs at growing counts, with 1 and 2 workers.
+    pub scale: &'a [ReconcileResult],
+    pub api: Option<&'a ApiLoadResult>,
+}
+
+fn db(r: &ReconcileResult) -> &'static str {
+    match r.database {
+        Some(Database::Postgres) => "PostgreSQL",
+        _ => "SQLite",
+    }
+}
+
+fn per(total: u64, n: usize) -> f64 {
+    total as f64 / n.max(1) as f64
+}
+
+/// The best Caelus run at the same concurrency and latency as `h`.
+fn caelus_for<'a>(runs: &'a Runs, h: &HelmSdkResult) -> Option<&'a ReconcileResult> {
+    runs.caelus
+        .iter()
+        .filter(|c| c.concurrency == h.concurrency && c.latency_ms == h.latency_ms)
+        .max_by(|a, b| a.deployments_per_sec.total_cmp(&b.deployments_per_sec))
+}
+
+/// The table at the top: each contender's figure and its ratio to Caelus.
+pub fn summary(w: &mut String, runs: &Runs, flux_secs: f64) -> Out {
+    writeln!(w, "## Summary")?;
+    writeln!(w)?;
+    writeln!(
+        w,
+        "Every row below is from this one run on this machine, except Flux's, which is the published \
+         figure from other hardware (see the notes). \"Ratio\" is Caelus's rate divided by the \
+         contender's at the same concurrency and injected latency (> 1: Caelus is faster)."
+    )?;
+    writeln!(w)?;
+    writeln!(
+        w,
+        "| contender | setup | figure | Caelus at the same setup | ratio to Caelus |"
+    )?;
+    writeln!(w, "|---|---|---:|---:|---:|")?;
+    for h in runs.helm {
+        let c = caelus_for(runs, h);
+        writeln!(
+            w,
+            "| Helm SDK (libhelm_c, `wait=watcher`) | {} releases of podinfo, concurrency {}, {} ms latency | {:.1} releases/s, {:.1} requests/release | {} | {} |",
+            h.releases,
+            h.concurrency,
+            h.latency_ms,
+            h.releases_per_sec,
+            per(h.requests.total, h.releases),
+            c.map_or("–".into(), |c| format!(
+                "{:.1} deployments/s ({}), {:.1} requests/deployment",
+                c.deployments_per_sec,
+                db(c),
+                per(c.requests.total, c.deployments)
+            )),
+            c.map_or("–".into(), |c| format!(
+                "{:.1}×",
+                c.deployments_per_sec / h.releases_per_sec.max(f64::EPSILON)
+            )),
+        )?;
+    }
+    if let Some(c) = runs
+        .caelus
+        .iter()
+        .filter(|c| c.latency_ms == 0)
+        .max_by(|a, b| a.deployments_per_sec.total_cmp(&b.deployments_per_sec))
+    {
+        writeln!(
+            w,
+            "| Flux helm-controller v2.5.0 (published, 16-core runner + kind) | 1000 HelmReleases of podinfo, concurrency 10 | {:.1} releases/s | {:.1} deployments/s | {:.1}× (different machines) |",
+            1000.0 / flux_secs,
+            c.deployments_per_sec,
+            c.deployments_per_sec / (1000.0 / flux_secs)
+        )?;
+    }
+    if let Some(big) = runs.scale.iter().max_by_key(|r| (r.deployments, r.workers)) {
+        writeln!(
+            w,
+            "| Caelus at scale | {} deployments, PostgreSQL, {} worker(s) | {} to all Ready | – | – |",
+            big.deployments,
+            big.workers,
+            crate::report::secs(big.all_ready_secs)
+        )?;
+    }
+    if let Some(api) = runs.api {
+        for r in api.runs.iter().filter(|r| r.rate == 1000) {
+            writeln!(
+                w,
+                "| Caelus API | `{}` at 1000 requests/s, {} deployments | p99 {:.2} ms, {} errors | – | – |",
+                r.endpoint, api.deployments, r.p99_ms, r.errors
+            )?;
+        }
+    }
+    writeln!(w)
+}
+
+/// Caelus and the Helm SDK, side by side per concurrency and latency.
+pub fn contest(w: &mut String, runs: &Runs) -> Out {
+    if runs.helm.is_empty() {
+        return Ok(());
+    }
+    let n = runs.helm[0].releases;
+    writeln!(w, "## Caelus and the Helm SDK on the same kubesim")?;
+    writeln!(w)?;
+    writeln!(
+        w,
+        "Both install `testdata/charts/podinfo` ({n} times: flux-benchmark's podinfo objects — a \
+         Deployment scaled to 0, ServiceAccount, Service, Ingress — plus a ConfigMap) into one \
+         namespace each, on the same in-process kubesim, with kubesim adding the given latency to every \
+         request (what a real API server costs). **Helm SDK**: `caelus-bench helm-sdk` runs \
+         `crates/caelus-bench/scripts/helm_sdk_installs.py`: libhelm_c (Helm v4's Go SDK and \
+         client-go) through the helm-python-sdk wheel, CONCURRENCY installs at a time in threads, \
+         one Helm configuration per release (release Secrets in the release's namespace, as \
+         `helm install -n` and helm-controller do), `create_namespace`, `wait=watcher`, client-go \
+         throttling at helm-controller's defaults (50 QPS, burst 300). **Caelus**: `caelus-bench \
+         reconcile --chart podinfo`: real `caelus server` + `caelus worker --concurrency \
+         CONCURRENCY`; creates through the API, time until the API shows all Ready. Caelus also \
+         creates each namespace's isolation objects (ResourceQuota, LimitRange, NetworkPolicy), which \
+         Helm does not."
+    )?;
+    writeln!(w)?;
+    writeln!(
+        w,
+        "| latency | concurrency | contender | all Ready | per second | requests per release (by verb) | peak RSS | CPU | failed |"
+    )?;
+    writeln!(w, "|---:|---:|---|---:|---:|---|---:|---:|---:|")?;
+    let mut keys: Vec<(u64, usize)> = runs
+        .helm
+        .iter()
+        .map(|h| (h.latency_ms, h.concurrency))
+        .chain(runs.caelus.iter().map(|c| (c.latency_ms, c.concurrency)))
+        .collect();
+    keys.sort();
+    keys.dedup();
+    let verbs = |by: &std::collections::BTreeMap<String, u64>, n: usize| -> String {
+        by.iter()
+            .map(|(v, c)| format!("{v} {:.1}", per(*c, n)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    for (lat, conc) in keys {
+        for h in runs
+            .helm
+            .iter()
+            .filter(|h| h.latency_ms == lat && h.concurrency == conc)
+        {
+            writeln!(
+                w,
+                "| {lat} ms | {conc} | Helm SDK | {} | {:.1} | {:.1} ({}) | {} | {:.1} s | {} |",
+                crate::report::secs(h.all_ready_secs),
+                h.releases_per_sec,
+                per(h.requests.total, h.releases),
+                verbs(&h.requests.by_verb, h.releases),
+                crate::report::mib(h.peak_rss_kib),
+                h.cpu_secs,
+                h.failed
+            )?;
+        }
+        for c in runs
+            .caelus
+            .iter()
+            .filter(|c| c.latency_ms == lat && c.concurrency == conc)
+        {
+            writeln!(
+                w,
+                "| {lat} ms | {conc} | Caelus, {} | {} | {:.1} | {:.1} ({}) | {} (server + worker) | {:.1} s | {} |",
+                db(c),
+                crate::report::secs(c.all_ready_secs),
+                c.deployments_per_sec,
+                per(c.requests.total, c.deployments),
+                verbs(&c.requests.by_verb, c.deployments),
+                crate::report::mib(c.server_peak_rss_kib + c.worker_peak_rss_kib),
+                c.server_cpu_secs + c.worker_cpu_secs,
+                c.retried
+            )?;
+        }
+    }
+    writeln!(w)?;
+    writeln!(
+        w,
+        "\"failed\": Helm installs that returned an error; for Caelus, passes that failed and were \
+         retried. CPU: the Helm driver process (Python + libhelm_c), or caelus server + worker."
+    )?;
+    writeln!(w)
+}
+
+/// The per-deployment cost as the count grows.
+pub fn scale(w: &mut String, runs: &Runs) -> Out {
+    if runs.scale.is_empty() {
+        return Ok(());
+    }
+    writeln!(w, "## Scale curve (PostgreSQL)")?;
+    writeln!(w)?;
+    writeln!(
+        w,
+        "`caelus-bench reconcile --database postgres --workers W --deployments N` with the web chart; \
+         per-deployment figures divide the phase's totals by N. Flat columns mean the cost per \
+         deployment does not grow with the count."
+    )?;
+    writeln!(w)?;
+    writeln!(
+        w,
+        "| deployments | workers | create → all Ready | deployments/s | worker CPU per deployment | peak RSS, server + workers | database size (per deployment) | quiet resync: writes | quiet resync: worker CPU per deployment |"
+    )?;
+    writeln!(w, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|")?;
+    let mut rows: Vec<&ReconcileResult> = runs.scale.iter().collect();
+    rows.sort_by_key(|r| (r.workers, r.deployments));
+    for r in rows {
+        let n = r.deployments.max(1) as f64;
+        writeln!(
+            w,
+            "| {} | {} | {} | {:.1} | {:.2} ms | {} | {:.1} MiB ({:.1} KiB) | {} | {:.2} ms |",
+            r.deployments,
+            r.workers,
+            crate::report::secs(r.all_ready_secs),
+            r.deployments_per_sec,
+            r.worker_cpu_secs * 1000.0 / n,
+            crate::report::mib(r.server_peak_rss_kib + r.worker_peak_rss_kib),
+            r.database_bytes as f64 / 1024.0 / 1024.0,
+            r.database_bytes as f64 / 1024.0 / n,
+            r.resync.requests.writes,
+            r.resync.worker_cpu_secs * 1000.0 / n,
+        )?;
+    }
+    writeln!(w)
+}
+
+/// Latency of the read endpoints at fixed request rates.
+pub fn api(w: &mut String, runs: &Runs) -> Out {
+    let Some(api) = runs.api else { return Ok(()) };
+    writeln!(w, "## The API under load")?;
+    writeln!(w)?;
+    writeln!(
+        w,
+        "`caelus-bench api-load --deployments {}`: a release `caelus server` on PostgreSQL holding {} \
+         deployments; each endpoint is driven open-loop at a fixed rate (requests start on schedule, \
+         latency measured from the scheduled start, so queueing shows). The driver runs on the same 2 \
+         cores as the server and PostgreSQL. Peak RSS of the server over all runs: {}.",
+        api.deployments,
+        api.deployments,
+        crate::report::mib(api.server_peak_rss_kib)
+    )?;
+    writeln!(w)?;
+    writeln!(
+        w,
+        "| endpoint | rate | requests | errors | p50 | p99 | max | server CPU per request |"
+    )?;
+    writeln!(w, "|---|---:|---:|---:|---:|---:|---:|---:|")?;
+    for r in &api.runs {
+        writeln!(
+            w,
+            "| `{}` | {}/s | {} | {}{} | {:.2} ms | {:.2} ms | {:.1} ms | {:.2} ms |",
+            r.endpoint,
+            r.rate,
+            r.requests,
+            r.errors,
+            r.first_error
+                .as_deref()
+                .map_or(String::new(), |e| format!(" (first: {e})")),
+            r.p50_ms,
+            r.p99_ms,
+            r.max_ms,
+            r.server_cpu_ms_per_request
+        )?;
+    }
+    writeln!(w)
+}
