@@ -27,6 +27,7 @@ def norm(s):
 
 # --- k8s-openapi: (module, struct) -> {normalized rust field -> json name}
 json_names = {}
+required = {}
 oa_root = os.path.join(OA, "src", OA_VERSION)
 for path in glob.glob(os.path.join(oa_root, "**", "*.rs"), recursive=True):
     rel = os.path.relpath(os.path.dirname(path), oa_root).replace(os.sep, ".")
@@ -37,6 +38,9 @@ for path in glob.glob(os.path.join(oa_root, "**", "*.rs"), recursive=True):
         table.update({norm(r[: -len("_path")]): j for j, r in pairs if j.startswith("$")})
         # prost renames `JSONSchemaProps` to `JsonSchemaProps`: match case-insensitively.
         json_names[(rel, m.group(1).lower())] = (m.group(1), table)
+        req = re.search(r'"required": \[(.*?)\]', text, re.S)
+        if req:
+            required[(rel, m.group(1).lower())] = re.findall(r'"([^"]+)"', req.group(1))
 
 def camel(rust):
     parts = rust.split("_")
@@ -67,6 +71,16 @@ def resolve(module, ty):
         mod = []
     return ".".join(mod + segs)
 
+def describe(docs):
+    """The doc comment as kube-openapi renders it: markers dropped."""
+    text = []
+    for d in docs:
+        if d.startswith("+") or d.startswith("TODO"):
+            continue
+        text.append(d)
+    return "\n".join(text).strip().replace("\n\n", "\0").replace("\n", " ").replace("\0", "\n\n")
+
+
 messages = {}
 kinds = {}
 pb_root = os.path.join(PB, "src")
@@ -83,6 +97,9 @@ for path in glob.glob(os.path.join(pb_root, "**", "mod.rs"), recursive=True):
         m = re.match(r"pub struct (\w+) \{", line)
         if m:
             cur = {"name": m.group(1), "fields": []}
+            d = describe(docs)
+            if d:
+                cur["description"] = d
             messages[f"{module}.{m.group(1)}"] = cur
             docs = []
             continue
@@ -122,6 +139,9 @@ for path in glob.glob(os.path.join(pb_root, "**", "mod.rs"), recursive=True):
                     else:
                         markers[key] = True if val is None else val
             f.update(markers)
+            d = describe(docs)
+            if d:
+                f["description"] = d
             cur["fields"].append(f)
             attr, docs = None, []
             continue
@@ -141,6 +161,8 @@ for full, msg in messages.items():
     go_name, table = json_names.get((module, name.lower()), (name, {}))
     if go_name != name:
         msg["goName"] = go_name
+    if (module, name.lower()) in required:
+        msg["required"] = required[(module, name.lower())]
     for f in msg["fields"]:
         j = table.get(norm(f["rust"]))
         embedded = messages.get(f.get("type", ""), {}).get("fields", [])

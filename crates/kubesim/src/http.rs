@@ -25,6 +25,10 @@ use crate::{discovery, openapi};
 pub fn router(shared: Arc<Shared>) -> axum::Router {
     axum::Router::new()
         .fallback(handle)
+        .layer(axum::middleware::from_fn_with_state(
+            shared.clone(),
+            crate::request_validation::check,
+        ))
         .layer(axum::middleware::from_fn(crate::wire::negotiate))
         .with_state(shared)
 }

@@ -30,6 +30,7 @@ pub mod meta;
 pub mod openapi;
 pub mod patch;
 pub mod quantity;
+pub mod request_validation;
 pub mod resources;
 pub mod schema;
 pub mod selector;

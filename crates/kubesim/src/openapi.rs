@@ -4,8 +4,8 @@
 //! version it writes to. What it needs from them: every kind's PATCH
 //! operation tagged with `x-kubernetes-group-version-kind` and declaring the
 //! `fieldValidation` query parameter (then kubectl leaves validation to the
-//! server), and a schema per kind. Built-in schemas are deliberately open
-//! (`x-kubernetes-preserve-unknown-fields`); CRD schemas are served as given.
+//! server), and a schema per kind. Built-in kinds get their real schemas
+//! ([`crate::wire::schemas`]); CRD schemas are served as given.
 
 use serde_json::{Map, Value, json};
 
@@ -43,6 +43,11 @@ pub fn index(reg: &Registry) -> Value {
 }
 
 fn schema_name(r: &ResourceInfo) -> String {
+    if r.crd.is_none()
+        && let Some(name) = crate::wire::schemas::schema_name(&r.api_version(), &r.kind)
+    {
+        return name;
+    }
     let g = if r.group.is_empty() { "core" } else { &r.group };
     format!("io.kubesim.{g}.{}.{}", r.version, r.kind)
 }
@@ -116,6 +121,14 @@ pub fn document(reg: &Registry, group: &str, version: &str) -> Option<Value> {
                     "patch": operation(r, "patch", "patch", &["dryRun", "fieldManager", "fieldValidation", "force", "pretty"], true),
                 }),
             );
+        }
+        if r.crd.is_none()
+            && let Some((_, components)) =
+                crate::wire::schemas::components(&r.api_version(), &r.kind)
+        {
+            // Built-ins: the real schemas (see wire::schemas).
+            schemas.extend(components);
+            continue;
         }
         let mut schema = r.schema.clone().unwrap_or_else(|| {
             json!({

@@ -7,6 +7,7 @@
 //! (<https://kubernetes.io/docs/reference/using-api/api-concepts/#alternate-representations-of-resources>).
 
 pub mod protobuf;
+pub mod schemas;
 pub mod types;
 
 use axum::body::Body;

@@ -21,6 +21,9 @@ pub struct Message {
     pub fields: Vec<Field>,
     /// The Go type name where prost's differs (`JSONSchemaProps`, `HTTPGetAction`).
     pub go_name: Option<String>,
+    pub description: Option<String>,
+    #[serde(default)]
+    pub required: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -48,6 +51,7 @@ pub struct Field {
     pub patch_strategy: Option<String>,
     pub map_type: Option<String>,
     pub struct_type: Option<String>,
+    pub description: Option<String>,
 }
 
 static TYPES: OnceLock<Result<Types, String>> = OnceLock::new();
@@ -90,8 +94,36 @@ impl Types {
         self.messages.get_key_value(&list).map(|(k, _)| k.as_str())
     }
 
+    /// `(apiVersion, kind)` of a message that is a kind (or a kind's list).
+    pub fn kind_of(&self, message: &str) -> Option<(String, String)> {
+        let (item, suffix) = match message.strip_suffix("List") {
+            Some(item) if self.kinds.values().any(|m| m == item) => (item, "List"),
+            _ => (message, ""),
+        };
+        self.kinds
+            .iter()
+            .find(|(_, m)| m.as_str() == item)
+            .map(|(k, _)| {
+                let (av, kind) = k.rsplit_once('/').unwrap_or(("", k));
+                (av.to_string(), format!("{kind}{suffix}"))
+            })
+    }
+
     /// The schema name the real API server uses, e.g. `io.k8s.api.apps.v1.Deployment`.
-    pub fn openapi_name(message: &str) -> String {
+    pub fn openapi_name(&self, message: &str) -> String {
+        // The Go name where prost renamed the type (`JSONSchemaProps`).
+        let message = match self
+            .messages
+            .get(message)
+            .and_then(|m| m.go_name.as_deref())
+        {
+            Some(go) => match message.rsplit_once('.') {
+                Some((module, _)) => format!("{module}.{go}"),
+                None => message.to_string(),
+            },
+            None => message.to_string(),
+        };
+        let message = message.as_str();
         if let Some(rest) = message.strip_prefix("apiextensions_apiserver.") {
             return format!("io.k8s.apiextensions-apiserver.{rest}");
         }
@@ -130,8 +162,12 @@ mod tests {
             }
         }
         assert_eq!(
-            Types::openapi_name("api.apps.v1.Deployment"),
+            t.openapi_name("api.apps.v1.Deployment"),
             "io.k8s.api.apps.v1.Deployment"
+        );
+        assert_eq!(
+            t.openapi_name("apiextensions_apiserver.pkg.apis.apiextensions.v1.JsonSchemaProps"),
+            "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.JSONSchemaProps"
         );
     }
 }
