@@ -48,6 +48,10 @@ test("sign in, create a deployment from the catalog, watch it reach Ready withou
   assert.match(ready, /^(\d+)\/\1$/, `all objects ready: ${ready}`);
   await page.locator('#events li[data-action="reconcile.deployed"]').first().waitFor();
   await page.locator('#revisions tr[data-revision="1"]').waitFor();
+  // The chart's NOTES.txt, rendered for this revision: how to reach it.
+  const notes = page.locator("#notes pre");
+  await notes.waitFor();
+  assert.match(await notes.innerText(), /is running in namespace caelus-[0-9a-f]+\.\nReach it inside the cluster at http:\/\/\S+\.svc:\d+/);
 });
 
 test("upgrade it with a dry-run preview first, and see the new revision in history", async () => {

@@ -18,7 +18,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use error::ApiError;
-use routes::{deployments, health, products, templates, tokens, upgrades};
+use routes::{deployments, health, products, reach, templates, tokens, upgrades};
 use std::future::Future;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{InfoBuilder, OpenApi};
@@ -57,6 +57,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         ))
         .routes(routes!(deployments::list_deployment_revisions))
         .routes(routes!(deployments::list_deployment_events))
+        .routes(routes!(reach::get_deployment_notes))
         .routes(routes!(upgrades::upgrade_deployment))
         .routes(routes!(upgrades::list_upgrade_targets))
         .routes(routes!(upgrades::rollback_deployment))

@@ -229,6 +229,8 @@ pub struct RevisionView {
     pub finished_at: Option<String>,
     /// How long the revision took, in seconds.
     pub duration_seconds: Option<f64>,
+    /// The chart's rendered NOTES.txt, once deployed.
+    pub notes: Option<String>,
 }
 
 impl From<Revision> for RevisionView {
@@ -249,6 +251,7 @@ impl From<Revision> for RevisionView {
             error: r.error,
             started_at: rfc3339(r.started_at),
             finished_at: r.finished_at.map(rfc3339),
+            notes: r.notes,
         }
     }
 }

@@ -554,6 +554,12 @@ pub enum DeploymentCommand {
         #[command(flatten)]
         client: ClientArgs,
     },
+    /// The chart's rendered NOTES.txt for the running revision (how to reach it).
+    Notes {
+        uid: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
     /// Event timeline.
     Events {
         uid: String,

@@ -527,6 +527,20 @@ pub async fn deployment(cmd: DeploymentCommand) -> Result<()> {
             )
             .await?;
         }
+        Notes { uid, client } => {
+            let v =
+                client_call(&client, "get_deployment_notes", &[("uid", &uid)], &[], None).await?;
+            match &client.output {
+                Format::Table | Format::Wide => match v["notes"].as_str() {
+                    Some(notes) => output::emit(&format!("{}\n", notes.trim_end())),
+                    None if v["revision"].is_null() => {
+                        eprintln!("deployment {uid} has no deployed revision yet")
+                    }
+                    None => eprintln!("the chart of revision {} has no NOTES.txt", v["revision"]),
+                },
+                f => output::print_value(f, &v),
+            }
+        }
         Events {
             uid,
             limit,

@@ -134,6 +134,12 @@ pub const OPERATIONS: &[Operation] = &[
         command: "deployment events",
     },
     Operation {
+        id: "get_deployment_notes",
+        method: "GET",
+        path: "/api/v1/deployments/{uid}/notes",
+        command: "deployment notes",
+    },
+    Operation {
         id: "upgrade_deployment",
         method: "POST",
         path: "/api/v1/deployments/{uid}/upgrade",

@@ -212,6 +212,23 @@ fn output_formats_contexts_watch_and_pipes_against_dev() {
         &[],
     );
     assert!(login.status.success(), "{}", text(&login.stderr));
+    // The chart's rendered NOTES.txt, to its owner only.
+    let notes = bare(
+        &home,
+        &["deployment", "notes", &uid, "--context", "dev"],
+        &[],
+    );
+    let notes = text(&notes.stdout);
+    assert!(
+        notes.contains("is running in namespace caelus-") && notes.contains(".svc:"),
+        "{notes}"
+    );
+    let other = bare(&home, &["deployment", "notes", &uid], &[]);
+    assert!(
+        !other.status.success() && text(&other.stderr).contains("404"),
+        "another tenant reads no notes: {}",
+        text(&other.stderr)
+    );
     let current = bare(&home, &["context", "current"], &[]);
     assert_eq!(text(&current.stdout), "alice\n");
     let as_alice = bare(&home, &["deployment", "list", "-o", "name"], &[]);

@@ -16,6 +16,7 @@ use serde_json::Value;
 #[derive(Default)]
 pub(crate) struct Commit<'a> {
     revision: Option<(i64, FinishedRevision<'a>)>,
+    notes: Option<(i64, Option<String>)>,
     events: Vec<(&'static str, String, Value)>,
     status: Option<(Phase, String, Vec<Condition>)>,
     result: Option<PassResult>,
@@ -29,6 +30,12 @@ impl<'a> Commit<'a> {
     /// Records how revision `number` ended.
     pub fn revision(mut self, number: i64, outcome: FinishedRevision<'a>) -> Self {
         self.revision = Some((number, outcome));
+        self
+    }
+
+    /// Records the chart's rendered NOTES.txt on revision `number`.
+    pub fn notes(mut self, number: i64, notes: Option<String>) -> Self {
+        self.notes = Some((number, notes));
         self
     }
 
@@ -77,6 +84,9 @@ impl Reconciler {
         queue::hold(&mut tx, lease).await?;
         if let Some((number, outcome)) = &c.revision {
             revisions::finish(&mut tx, &d.uid, *number, outcome).await?;
+        }
+        if let Some((number, notes)) = &c.notes {
+            revisions::set_notes(&mut tx, &d.uid, *number, notes.as_deref()).await?;
         }
         let subject = format!("deployment/{}", d.uid);
         for (action, message, details) in c.events {

@@ -272,6 +272,7 @@ impl Reconciler {
                     finished_at: now_ms(),
                 },
             )
+            .notes(number, rendered.notes.clone())
             .event(
                 "reconcile.deployed",
                 message.clone(),

@@ -26,11 +26,13 @@ pub struct Revision {
     pub started_at: i64,
     pub finished_at: Option<i64>,
     pub kind: RevisionKind,
+    /// The chart's rendered NOTES.txt, once the revision was deployed.
+    pub notes: Option<String>,
 }
 
 const SELECT: &str =
     "SELECT r.deployment_uid, r.number, r.generation, r.template_version_id, r.user_values,
-    r.manifest_hash, r.inventory, r.outcome, r.requested_by, r.error, r.started_at, r.finished_at, r.kind,
+    r.manifest_hash, r.inventory, r.outcome, r.requested_by, r.error, r.started_at, r.finished_at, r.kind, r.notes,
     tv.version AS version, tv.chart_digest AS chart_digest
     FROM revisions r JOIN template_versions tv ON tv.id = r.template_version_id";
 
@@ -51,6 +53,7 @@ fn from_row(r: &AnyRow) -> Result<Revision> {
         started_at: r.try_get("started_at")?,
         finished_at: r.try_get("finished_at")?,
         kind: word("kind", r.try_get("kind")?)?,
+        notes: r.try_get("notes")?,
     })
 }
 
@@ -90,6 +93,31 @@ pub async fn insert_next(conn: &mut Conn, r: &NewRevision<'_>) -> Result<i64> {
     .await
     .map_err(StoreError::unique(format!("a revision of {}", r.deployment_uid)))?;
     Ok(row.try_get("number")?)
+}
+
+/// Records the chart's rendered NOTES.txt on revision `number`.
+pub async fn set_notes(conn: &mut Conn, uid: &str, number: i64, notes: Option<&str>) -> Result<()> {
+    sqlx::query("UPDATE revisions SET notes = $1 WHERE deployment_uid = $2 AND number = $3")
+        .bind(notes)
+        .bind(uid)
+        .bind(number)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// One revision of a deployment.
+pub async fn get(conn: &mut Conn, uid: &str, number: i64) -> Result<Option<Revision>> {
+    sqlx::query(crate::dynamic(format!(
+        "{SELECT} WHERE r.deployment_uid = $1 AND r.number = $2"
+    )))
+    .bind(uid)
+    .bind(number)
+    .fetch_optional(conn)
+    .await?
+    .as_ref()
+    .map(from_row)
+    .transpose()
 }
 
 /// Revisions of a deployment, newest first, optionally only those older than `before`.

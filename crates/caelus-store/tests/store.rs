@@ -390,6 +390,22 @@ async fn revisions_number_themselves(b: Backend) {
             .len(),
         1
     );
+    // The rendered NOTES.txt is kept on its revision.
+    assert_eq!(list[0].notes, None);
+    revisions::set_notes(&mut c, &d.uid, 2, Some("Open http://shop.example/"))
+        .await
+        .unwrap();
+    let two = revisions::get(&mut c, &d.uid, 2).await.unwrap().unwrap();
+    assert_eq!(two.notes.as_deref(), Some("Open http://shop.example/"));
+    assert_eq!(
+        revisions::get(&mut c, &d.uid, 3)
+            .await
+            .unwrap()
+            .unwrap()
+            .notes,
+        None
+    );
+    assert!(revisions::get(&mut c, &d.uid, 9).await.unwrap().is_none());
 }
 
 async fn events_are_ordered_per_deployment(b: Backend) {

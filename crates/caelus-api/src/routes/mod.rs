@@ -1,6 +1,7 @@
 pub mod deployments;
 pub mod health;
 pub mod products;
+pub mod reach;
 pub mod templates;
 pub mod tokens;
 pub mod upgrades;

@@ -401,12 +401,33 @@ fn events(d: &Detail) -> Markup {
     }
 }
 
+/// The running revision's rendered NOTES.txt: how to reach what the chart runs.
+fn notes(d: &Detail) -> Markup {
+    let current = d.view.status.current_revision;
+    let notes = d
+        .revisions
+        .iter()
+        .find(|r| Some(r.number) == current)
+        .and_then(|r| r.notes.as_deref());
+    html! {
+        @match (current, notes) {
+            (_, Some(text)) => {
+                p.muted { "From the chart's NOTES.txt, revision " (current.unwrap_or_default()) }
+                (layout::code_block(text.trim_end()))
+            }
+            (None, None) => p.muted { "Shown once a revision is deployed." },
+            (Some(_), None) => p.muted { "The chart has no NOTES.txt." },
+        }
+    }
+}
+
 /// What the page polls: the parts that change while a deployment moves.
 fn fragments(user: &UiUser, d: &Detail) -> serde_json::Value {
     json!({
         "phase": d.view.status.phase,
         "fragments": {
             "summary": summary(&d.view).into_string(),
+            "notes": notes(d).into_string(),
             "conditions": conditions(&d.view).into_string(),
             "objects": objects(&d.view).into_string(),
             "history": history(user, d).into_string(),
@@ -467,6 +488,10 @@ pub async fn render_detail(
         @for w in &v.warnings { div.flash.warn { (w) } }
         @if let Some(e) = err_for("") { (e) }
         section.card #summary { (summary(v)) }
+        section.card #notes-card {
+            h2 { "Notes" }
+            div #notes { (notes(&d)) }
+        }
         div.grid {
             section.card {
                 h2 { "Conditions" }
