@@ -712,13 +712,30 @@ fn watch(s: Arc<Shared>, t: Target, q: &HashMap<String, String>) -> Response {
             };
             for e in events {
                 last = e.rv;
-                if e.group != info.group || e.resource != info.resource || !matches(&e.object) {
+                if e.group != info.group || e.resource != info.resource {
                     continue;
                 }
-                let mut o = (*e.object).clone();
+                // Selector transitions as the watch cache sends them
+                // (cacher.go convertToWatchEvent): an object that starts
+                // matching is ADDED; one that stops matching is DELETED, with
+                // its previous content at the event's resourceVersion.
+                let now = matches(&e.object);
+                let before = e.prev.as_deref().is_some_and(&matches);
+                let (kind, mut o) = match (e.kind, now, before) {
+                    (crate::store::EventType::Modified, true, false) => {
+                        ("ADDED", (*e.object).clone())
+                    }
+                    (crate::store::EventType::Modified, false, true) => {
+                        let mut p = e.prev.as_deref().cloned().unwrap_or_default();
+                        p["metadata"]["resourceVersion"] = json!(e.rv.to_string());
+                        ("DELETED", p)
+                    }
+                    (_, true, _) => (e.kind.as_str(), (*e.object).clone()),
+                    _ => continue,
+                };
                 o["apiVersion"] = json!(info.api_version());
                 o["kind"] = json!(info.kind);
-                if tx.send(event_line(e.kind.as_str(), &o)).await.is_err() {
+                if tx.send(event_line(kind, &o)).await.is_err() {
                     return;
                 }
             }

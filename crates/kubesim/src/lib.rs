@@ -39,6 +39,7 @@ pub mod stats;
 pub mod store;
 pub mod subresources;
 pub mod validation;
+pub mod values;
 pub mod wire;
 
 pub use controllers::workloads_annotations::{JOB_FAIL, NEVER_READY};

@@ -41,6 +41,8 @@ pub struct Event {
     pub resource: String,
     pub namespace: String,
     pub object: Arc<Value>,
+    /// The object before a MODIFIED event (for watch selector transitions).
+    pub prev: Option<Arc<Value>>,
 }
 
 /// (group, resource)
@@ -116,11 +118,12 @@ impl Inner {
         let ns = crate::meta::namespace_of(&obj).to_string();
         let name = crate::meta::name_of(&obj).to_string();
         let obj = Arc::new(obj);
-        self.objects
+        let prev = self
+            .objects
             .entry(gr(info))
             .or_default()
             .insert((ns.clone(), name), obj.clone());
-        self.record(info, ns, kind, obj.clone());
+        self.record(info, ns, kind, obj.clone(), prev);
         obj
     }
 
@@ -147,7 +150,7 @@ impl Inner {
         crate::meta::meta_mut(&mut obj)
             .insert("resourceVersion".into(), Value::from(self.rv.to_string()));
         let obj = Arc::new(obj);
-        self.record(info, ns.to_string(), EventType::Deleted, obj.clone());
+        self.record(info, ns.to_string(), EventType::Deleted, obj.clone(), None);
         Some(obj)
     }
 
@@ -169,6 +172,7 @@ impl Inner {
         namespace: String,
         kind: EventType,
         object: Arc<Value>,
+        prev: Option<Arc<Value>>,
     ) {
         if self.history.len() >= self.history_cap {
             self.history.pop_front();
@@ -180,6 +184,7 @@ impl Inner {
             resource: info.resource.clone(),
             namespace,
             object,
+            prev,
         }));
     }
 

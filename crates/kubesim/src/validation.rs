@@ -127,7 +127,7 @@ pub fn initial_status(info: &ResourceInfo) -> Option<Value> {
 
 /// Create-time validation beyond names.
 pub fn validate_create(info: &ResourceInfo, obj: &Value) -> Vec<Cause> {
-    let mut causes = Vec::new();
+    let mut causes = crate::values::validate(info, obj);
     match (info.group.as_str(), info.resource.as_str()) {
         ("apiextensions.k8s.io", "customresourcedefinitions") => {
             let spec = &obj["spec"];
@@ -210,7 +210,7 @@ pub fn validate_create(info: &ResourceInfo, obj: &Value) -> Vec<Cause> {
 
 /// Update-time validation: immutable fields, with the API server's messages.
 pub fn validate_update(info: &ResourceInfo, old: &Value, new: &Value) -> Vec<Cause> {
-    let mut causes = Vec::new();
+    let mut causes = crate::values::validate(info, new);
     if crate::meta::is_deleting(old) {
         let old_f = crate::meta::finalizers(old);
         if crate::meta::finalizers(new)
