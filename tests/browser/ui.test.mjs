@@ -54,6 +54,21 @@ test("sign in, create a deployment from the catalog, watch it reach Ready withou
   assert.match(await notes.innerText(), /is running in namespace caelus-[0-9a-f]+\.\nReach it inside the cluster at http:\/\/\S+\.svc:\d+/);
 });
 
+test("the catalog filters by search words and lifecycle", async () => {
+  const { page } = admin;
+  await page.goto(`${caelus.base}/ui/catalog`);
+  await page.fill("#catalog-q", "no such product");
+  await Promise.all([page.waitForURL(/q=no\+such\+product/), page.click("#catalog-filter button[type=submit]")]);
+  await page.locator("#no-match").waitFor();
+  assert.equal(await page.locator('section[data-product="web"]').count(), 0);
+  await page.fill("#catalog-q", "WEB");
+  await page.selectOption("#catalog-lifecycle", "published");
+  await Promise.all([page.waitForURL(/lifecycle=published/), page.click("#catalog-filter button[type=submit]")]);
+  await page.locator('section[data-product="web"] tr[data-version="1.0.0"]').waitFor();
+  await page.goto(`${caelus.base}/ui/catalog?lifecycle=retired`);
+  await page.locator("#no-match").waitFor();
+});
+
 test("upgrade it with a dry-run preview first, and see the new revision in history", async () => {
   const { page } = admin;
   await page.goto(`${caelus.base}/ui/deployments/${uid}`);

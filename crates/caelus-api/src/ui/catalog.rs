@@ -80,6 +80,58 @@ struct CatalogExtras {
     error_for: &'static str,
     publish: PublishForm,
     product: ProductForm,
+    filter: CatalogFilter,
+}
+
+/// `?q=…&lifecycle=…` of the catalog page.
+#[derive(Debug, Default, Deserialize)]
+pub struct CatalogFilter {
+    /// Words that must all appear (any case) in the product's slug, name,
+    /// description or a version's chart name.
+    #[serde(default)]
+    pub q: String,
+    /// Only versions in this lifecycle (`draft`, `published`, `deprecated`, `retired`).
+    #[serde(default)]
+    pub lifecycle: String,
+}
+
+impl CatalogFilter {
+    fn is_empty(&self) -> bool {
+        self.q.trim().is_empty() && self.lifecycle.is_empty()
+    }
+
+    /// The products and versions the filter keeps; with a lifecycle, a product
+    /// none of whose versions is in it is dropped.
+    fn apply(
+        &self,
+        catalog: Vec<(ProductView, Vec<TemplateVersionView>)>,
+    ) -> Vec<(ProductView, Vec<TemplateVersionView>)> {
+        let words: Vec<String> = self.q.split_whitespace().map(str::to_lowercase).collect();
+        catalog
+            .into_iter()
+            .filter_map(|(p, versions)| {
+                let mut text = format!("{} {} {}", p.slug, p.name, p.description);
+                for v in &versions {
+                    if let Some(name) = v.chart_metadata["name"].as_str() {
+                        text.push(' ');
+                        text.push_str(name);
+                    }
+                }
+                let text = text.to_lowercase();
+                if !words.iter().all(|w| text.contains(w.as_str())) {
+                    return None;
+                }
+                if self.lifecycle.is_empty() {
+                    return Some((p, versions));
+                }
+                let kept: Vec<_> = versions
+                    .into_iter()
+                    .filter(|v| v.lifecycle.as_str() == self.lifecycle)
+                    .collect();
+                (!kept.is_empty()).then_some((p, kept))
+            })
+            .collect()
+    }
 }
 
 fn short_digest(d: &str) -> String {
@@ -134,10 +186,16 @@ async fn render_catalog(
     extras: CatalogExtras,
     status: StatusCode,
 ) -> Response {
-    let catalog = match load_catalog(state, user).await {
+    let all_products = match load_catalog(state, user).await {
         Ok(c) => c,
         Err(e) => return layout::error_page(Some(user), &e),
     };
+    // The publish form lists every product, whatever the filter shows.
+    let slugs: Vec<String> = all_products.iter().map(|(p, _)| p.slug.clone()).collect();
+    let unfiltered = all_products.is_empty();
+    let catalog = extras.filter.apply(all_products);
+    let q = &extras.filter.q;
+    let lifecycle = &extras.filter.lifecycle;
     let admin = user.actor.is_admin();
     let err_for = |which: &str| {
         extras
@@ -149,7 +207,19 @@ async fn render_catalog(
     let f = &extras.publish;
     let body = html! {
         h1 { "Catalog" }
-        @if catalog.is_empty() { p.muted { "No products yet." } }
+        form.row #catalog-filter method="get" action="/ui/catalog" {
+            input #catalog-q type="search" name="q" value=(q) placeholder="Search products and charts";
+            select #catalog-lifecycle name="lifecycle" {
+                option value="" selected[lifecycle.is_empty()] { "Any lifecycle" }
+                @for l in caelus_core::lifecycle::Lifecycle::ALL {
+                    option value=(l.as_str()) selected[lifecycle == l.as_str()] { (l.as_str()) }
+                }
+            }
+            button type="submit" { "Filter" }
+            @if !extras.filter.is_empty() { a href="/ui/catalog" { "Clear" } }
+        }
+        @if unfiltered { p.muted { "No products yet." } }
+        @else if catalog.is_empty() { p.muted #no-match { "No products match." } }
         @for (p, versions) in &catalog {
             section.card.product data-product=(p.slug) {
                 h2 { (p.name) " " small.muted { (p.slug) } }
@@ -173,8 +243,8 @@ async fn render_catalog(
                         (csrf(user))
                         label for="pub-product" { "Product" }
                         select #pub-product name="product" required {
-                            @for (p, _) in &catalog {
-                                option value=(p.slug) selected[f.product == p.slug] { (p.slug) }
+                            @for slug in &slugs {
+                                option value=(slug) selected[&f.product == slug] { (slug) }
                             }
                         }
                         label for="pub-version" { "Version (semver)" }
@@ -210,8 +280,16 @@ async fn render_catalog(
     respond(status, layout::page("Catalog", Some(user), None, body))
 }
 
-pub async fn catalog_page(State(state): State<AppState>, user: UiUser) -> Response {
-    render_catalog(&state, &user, CatalogExtras::default(), StatusCode::OK).await
+pub async fn catalog_page(
+    State(state): State<AppState>,
+    user: UiUser,
+    Query(filter): Query<CatalogFilter>,
+) -> Response {
+    let extras = CatalogExtras {
+        filter,
+        ..CatalogExtras::default()
+    };
+    render_catalog(&state, &user, extras, StatusCode::OK).await
 }
 
 pub async fn create_product(
@@ -421,4 +499,82 @@ pub async fn deploy_page(
         None,
     )
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use caelus_core::lifecycle::Lifecycle;
+    use serde_json::json;
+
+    fn product(slug: &str, description: &str) -> ProductView {
+        ProductView {
+            slug: slug.into(),
+            name: format!("{slug} app"),
+            description: description.into(),
+            created_at: String::new(),
+        }
+    }
+
+    fn version(v: &str, chart: &str, lifecycle: Lifecycle) -> TemplateVersionView {
+        TemplateVersionView {
+            product: String::new(),
+            version: v.into(),
+            chart: String::new(),
+            chart_digest: String::new(),
+            chart_metadata: json!({"name": chart}),
+            default_values: json!({}),
+            values_schema: None,
+            values_allowlist: Vec::new(),
+            capabilities: Default::default(),
+            lifecycle,
+            created_at: String::new(),
+            updated_at: String::new(),
+        }
+    }
+
+    fn shown(q: &str, lifecycle: &str) -> Vec<(String, Vec<String>)> {
+        let catalog = vec![
+            (
+                product("wiki", "Team knowledge base"),
+                vec![
+                    version("2.0.0", "mediawiki", Lifecycle::Draft),
+                    version("1.0.0", "mediawiki", Lifecycle::Published),
+                ],
+            ),
+            (
+                product("db", "PostgreSQL"),
+                vec![version("1.0.0", "postgresql", Lifecycle::Deprecated)],
+            ),
+        ];
+        let filter = CatalogFilter {
+            q: q.into(),
+            lifecycle: lifecycle.into(),
+        };
+        filter
+            .apply(catalog)
+            .into_iter()
+            .map(|(p, vs)| (p.slug, vs.into_iter().map(|v| v.version).collect()))
+            .collect()
+    }
+
+    #[test]
+    fn the_catalog_filters_by_words_and_lifecycle() {
+        let slugs = |rows: Vec<(String, Vec<String>)>| -> Vec<String> {
+            rows.into_iter().map(|(s, _)| s).collect()
+        };
+        assert_eq!(slugs(shown("", "")), ["wiki", "db"]);
+        assert_eq!(slugs(shown("KNOWLEDGE", "")), ["wiki"]);
+        assert_eq!(slugs(shown("postgresql", "")), ["db"], "chart names count");
+        assert_eq!(
+            slugs(shown("team db", "")),
+            Vec::<String>::new(),
+            "all words"
+        );
+        assert_eq!(
+            shown("", "published"),
+            [("wiki".to_string(), vec!["1.0.0".to_string()])]
+        );
+        assert_eq!(slugs(shown("", "retired")), Vec::<String>::new());
+    }
 }
