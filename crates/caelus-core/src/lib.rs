@@ -11,6 +11,7 @@ pub mod list_keys;
 pub mod names;
 pub mod quantity;
 pub mod reconcile;
+pub mod remediation;
 pub mod render_policy;
 pub mod revision;
 pub mod status;

@@ -1,6 +1,8 @@
 //! The reconciler's decisions, as pure functions: classify a deployment into one
 //! release state, map each state to exactly one action, and time the next pass.
 
+use crate::remediation::{FailureOrigin, Remedy};
+use crate::revision::RevisionKind;
 use crate::status::{DesiredState, Phase};
 use crate::template::DriftMode;
 use std::time::Duration;
@@ -14,10 +16,19 @@ pub struct Facts {
     pub phase: Phase,
     /// A revision was deployed successfully at some point (something is installed).
     pub has_deployed_revision: bool,
-    /// The last pass at `observed_generation` failed.
-    pub last_pass_failed: bool,
+    /// The current generation's failure and what was done about it, if it failed.
+    pub failure: Option<Failed>,
     /// Policy refused the render of this generation: retrying cannot help.
     pub stalled_generation: Option<i64>,
+    /// The current generation restores an earlier revision (`rollback`).
+    pub rollback_requested: bool,
+}
+
+/// A failure of the current generation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Failed {
+    pub origin: FailureOrigin,
+    pub remedy: Remedy,
 }
 
 /// The small set of states a release can be in (Flux helm-controller style).
@@ -27,16 +38,18 @@ pub enum ReleaseState {
     AbsentAndGone,
     /// Desired absent; objects or namespace may remain.
     Deleting,
-    /// Policy refused this generation's render; waits for a new generation.
+    /// This generation cannot succeed without a change; waits for one (or a retry).
     Stalled,
     /// Nothing has ever been deployed.
     NeedsInstall,
     /// A new generation is waiting to be applied.
     NeedsUpgrade,
-    /// The last attempt at the current generation failed.
+    /// The last attempt at the current generation failed and is retried.
     Failed,
+    /// Correcting drift failed; the correction is retried (never a new revision).
+    CorrectionFailed,
     /// The current generation's upgrade failed and was rolled back: the last
-    /// good revision runs; no retry until the desired state changes.
+    /// good revision runs; no retry until the desired state changes (or a retry).
     RolledBack,
     /// Deployed at the current generation; the cluster must be checked for drift.
     Deployed,
@@ -48,14 +61,31 @@ pub enum Action {
     None,
     /// Remove everything (hooks, objects, namespace) and report progress.
     Uninstall,
-    /// Render and apply a new revision (install kind).
-    Install,
-    /// Render and apply a new revision (upgrade kind).
-    Upgrade,
-    /// Retry the failed revision of the current generation.
-    Retry,
-    /// Compare live objects with what was applied; correct per drift mode.
+    /// Render and apply the current generation's revision, of this kind: it
+    /// decides the hooks that run and Helm's `.Release.IsInstall/IsUpgrade`.
+    Deploy(RevisionKind),
+    /// Compare live objects with what the running revision applied; correct per
+    /// drift mode. Only chosen when a deployed revision exists.
     CheckDrift,
+}
+
+impl RevisionKind {
+    /// What the next revision of a deployment is, decided here only: an
+    /// install while nothing was ever deployed, else an upgrade, or a rollback
+    /// when the generation restores an earlier revision.
+    pub fn next(has_deployed_revision: bool, rollback_requested: bool) -> RevisionKind {
+        match (has_deployed_revision, rollback_requested) {
+            (false, _) => RevisionKind::Install,
+            (true, true) => RevisionKind::Rollback,
+            (true, false) => RevisionKind::Upgrade,
+        }
+    }
+
+    /// Helm's `.Release.IsInstall` for a render of a revision of this kind
+    /// (`.Release.IsUpgrade` is its negation, as in `helm upgrade`).
+    pub fn is_install(self) -> bool {
+        self == RevisionKind::Install
+    }
 }
 
 pub fn classify(f: &Facts) -> ReleaseState {
@@ -76,11 +106,23 @@ pub fn classify(f: &Facts) -> ReleaseState {
             ReleaseState::NeedsInstall
         };
     }
-    if f.phase == Phase::Degraded {
-        return ReleaseState::RolledBack;
-    }
-    if f.last_pass_failed {
-        return ReleaseState::Failed;
+    match f.failure {
+        Some(Failed {
+            remedy: Remedy::Stall,
+            ..
+        }) => return ReleaseState::Stalled,
+        // What runs after a rollback or a failed correction is a deployed
+        // revision; without one, the only way forward is to deploy again.
+        Some(Failed {
+            remedy: Remedy::RollBack,
+            ..
+        }) if f.has_deployed_revision => return ReleaseState::RolledBack,
+        Some(Failed {
+            origin: FailureOrigin::DriftCorrection,
+            ..
+        }) if f.has_deployed_revision => return ReleaseState::CorrectionFailed,
+        Some(_) => return ReleaseState::Failed,
+        None => {}
     }
     if !f.has_deployed_revision {
         return ReleaseState::NeedsInstall;
@@ -88,16 +130,26 @@ pub fn classify(f: &Facts) -> ReleaseState {
     ReleaseState::Deployed
 }
 
-pub fn action_for(state: ReleaseState) -> Action {
+/// The one action for a state.
+pub fn action_for(state: ReleaseState, f: &Facts) -> Action {
+    let next = RevisionKind::next(f.has_deployed_revision, f.rollback_requested);
     match state {
         ReleaseState::AbsentAndGone | ReleaseState::Stalled => Action::None,
         ReleaseState::Deleting => Action::Uninstall,
-        ReleaseState::NeedsInstall => Action::Install,
-        ReleaseState::NeedsUpgrade => Action::Upgrade,
-        ReleaseState::Failed => Action::Retry,
+        ReleaseState::NeedsInstall | ReleaseState::NeedsUpgrade | ReleaseState::Failed => {
+            Action::Deploy(next)
+        }
         // What runs after a rollback is the last good revision: keep it converged.
-        ReleaseState::Deployed | ReleaseState::RolledBack => Action::CheckDrift,
+        ReleaseState::Deployed | ReleaseState::RolledBack | ReleaseState::CorrectionFailed => {
+            Action::CheckDrift
+        }
     }
+}
+
+/// Classifies and picks the action in one step.
+pub fn next_action(f: &Facts) -> (ReleaseState, Action) {
+    let state = classify(f);
+    (state, action_for(state, f))
 }
 
 /// What to do about drift found on a deployed release.
@@ -169,15 +221,26 @@ mod tests {
             observed_generation: 0,
             phase: Phase::Pending,
             has_deployed_revision: false,
-            last_pass_failed: false,
+            failure: None,
             stalled_generation: None,
+            rollback_requested: false,
         }
     }
 
+    const RETRY_UPGRADE: Failed = Failed {
+        origin: FailureOrigin::Upgrade,
+        remedy: Remedy::Retry,
+    };
+
     #[test]
     fn new_deployment_installs() {
-        assert_eq!(classify(&facts()), ReleaseState::NeedsInstall);
-        assert_eq!(action_for(ReleaseState::NeedsInstall), Action::Install);
+        assert_eq!(
+            next_action(&facts()),
+            (
+                ReleaseState::NeedsInstall,
+                Action::Deploy(RevisionKind::Install)
+            )
+        );
     }
 
     #[test]
@@ -185,7 +248,7 @@ mod tests {
         let f = Facts {
             generation: 2,
             observed_generation: 1,
-            last_pass_failed: true,
+            failure: Some(RETRY_UPGRADE),
             ..facts()
         };
         assert_eq!(classify(&f), ReleaseState::NeedsInstall);
@@ -200,8 +263,21 @@ mod tests {
             phase: Phase::Ready,
             ..facts()
         };
-        assert_eq!(classify(&f), ReleaseState::NeedsUpgrade);
-        assert_eq!(action_for(classify(&f)), Action::Upgrade);
+        assert_eq!(
+            next_action(&f),
+            (
+                ReleaseState::NeedsUpgrade,
+                Action::Deploy(RevisionKind::Upgrade)
+            )
+        );
+        let rollback = Facts {
+            rollback_requested: true,
+            ..f
+        };
+        assert_eq!(
+            next_action(&rollback).1,
+            Action::Deploy(RevisionKind::Rollback)
+        );
     }
 
     #[test]
@@ -210,12 +286,14 @@ mod tests {
             generation: 2,
             observed_generation: 2,
             has_deployed_revision: true,
-            last_pass_failed: true,
+            failure: Some(RETRY_UPGRADE),
             phase: Phase::Failed,
             ..facts()
         };
-        assert_eq!(classify(&f), ReleaseState::Failed);
-        assert_eq!(action_for(ReleaseState::Failed), Action::Retry);
+        assert_eq!(
+            next_action(&f),
+            (ReleaseState::Failed, Action::Deploy(RevisionKind::Upgrade))
+        );
     }
 
     #[test]
@@ -227,8 +305,10 @@ mod tests {
             phase: Phase::Ready,
             ..facts()
         };
-        assert_eq!(classify(&f), ReleaseState::Deployed);
-        assert_eq!(action_for(ReleaseState::Deployed), Action::CheckDrift);
+        assert_eq!(
+            next_action(&f),
+            (ReleaseState::Deployed, Action::CheckDrift)
+        );
     }
 
     #[test]
@@ -237,12 +317,17 @@ mod tests {
             generation: 3,
             observed_generation: 3,
             has_deployed_revision: true,
-            last_pass_failed: true,
+            failure: Some(Failed {
+                origin: FailureOrigin::Upgrade,
+                remedy: Remedy::RollBack,
+            }),
             phase: Phase::Degraded,
             ..facts()
         };
-        assert_eq!(classify(&f), ReleaseState::RolledBack);
-        assert_eq!(action_for(ReleaseState::RolledBack), Action::CheckDrift);
+        assert_eq!(
+            next_action(&f),
+            (ReleaseState::RolledBack, Action::CheckDrift)
+        );
         let next = Facts { generation: 4, ..f };
         assert_eq!(classify(&next), ReleaseState::NeedsUpgrade);
     }
@@ -253,8 +338,7 @@ mod tests {
             stalled_generation: Some(1),
             ..facts()
         };
-        assert_eq!(classify(&f), ReleaseState::Stalled);
-        assert_eq!(action_for(ReleaseState::Stalled), Action::None);
+        assert_eq!(next_action(&f), (ReleaseState::Stalled, Action::None));
         let moved_on = Facts {
             generation: 2,
             stalled_generation: Some(1),
@@ -272,14 +356,62 @@ mod tests {
             stalled_generation: Some(1),
             ..facts()
         };
-        assert_eq!(classify(&f), ReleaseState::Deleting);
-        assert_eq!(action_for(ReleaseState::Deleting), Action::Uninstall);
+        assert_eq!(next_action(&f), (ReleaseState::Deleting, Action::Uninstall));
         let gone = Facts {
             phase: Phase::Deleted,
             ..f
         };
-        assert_eq!(classify(&gone), ReleaseState::AbsentAndGone);
-        assert_eq!(action_for(ReleaseState::AbsentAndGone), Action::None);
+        assert_eq!(
+            next_action(&gone),
+            (ReleaseState::AbsentAndGone, Action::None)
+        );
+    }
+
+    /// The panic scenario of issue 11: a failed drift correction must not be
+    /// taken for a failed deploy (no upgrade hooks, no new revision), and a
+    /// state without a deployed revision must never lead to a drift check.
+    #[test]
+    fn a_failed_drift_correction_is_retried_as_a_correction() {
+        let f = Facts {
+            generation: 2,
+            observed_generation: 2,
+            has_deployed_revision: true,
+            failure: Some(Failed {
+                origin: FailureOrigin::DriftCorrection,
+                remedy: Remedy::Retry,
+            }),
+            phase: Phase::Ready,
+            ..facts()
+        };
+        assert_eq!(
+            next_action(&f),
+            (ReleaseState::CorrectionFailed, Action::CheckDrift)
+        );
+        for remedy in [Remedy::Retry, Remedy::RollBack] {
+            for origin in FailureOrigin::ALL {
+                let lost = Facts {
+                    has_deployed_revision: false,
+                    phase: Phase::Degraded,
+                    failure: Some(Failed { origin, remedy }),
+                    ..f.clone()
+                };
+                assert_eq!(
+                    next_action(&lost),
+                    (ReleaseState::Failed, Action::Deploy(RevisionKind::Install)),
+                    "{origin:?} {remedy:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn install_or_upgrade_is_decided_by_what_was_deployed() {
+        assert_eq!(RevisionKind::next(false, false), RevisionKind::Install);
+        assert_eq!(RevisionKind::next(false, true), RevisionKind::Install);
+        assert_eq!(RevisionKind::next(true, false), RevisionKind::Upgrade);
+        assert_eq!(RevisionKind::next(true, true), RevisionKind::Rollback);
+        assert!(RevisionKind::Install.is_install());
+        assert!(!RevisionKind::Rollback.is_install());
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use caelus_core::remediation::{FailureClass, FailureKind};
 use caelus_core::status::ObjectHealth;
 use caelus_helm::HookEvent;
 
@@ -80,6 +81,32 @@ impl EngineError {
             }
             EngineError::NamespaceTerminating(_) => true,
             _ => false,
+        }
+    }
+
+    /// The remediation class: transient for 5xx, 429, timeouts, conflicts
+    /// (409: someone else wrote first; the next attempt reads anew) and
+    /// connection errors; deterministic for everything else.
+    pub fn failure_class(&self) -> FailureClass {
+        let conflict = matches!(
+            self,
+            EngineError::Object { code: 409, .. } | EngineError::Api { code: 409, .. }
+        );
+        if self.is_transient() || conflict {
+            FailureClass::Transient
+        } else {
+            FailureClass::Deterministic
+        }
+    }
+
+    /// What the failure means for a deploy.
+    pub fn failure_kind(&self) -> FailureKind {
+        match self {
+            EngineError::HookFailed { .. }
+            | EngineError::HealthTimeout { .. }
+            | EngineError::Unhealthy { .. } => FailureKind::Unhealthy,
+            EngineError::Policy(_) | EngineError::InvalidObject(_) => FailureKind::NeedsChange,
+            _ => FailureKind::Api,
         }
     }
 
@@ -189,5 +216,57 @@ mod tests {
             "not healthy after 30s: Deployment/web Progressing (0 of 2 replicas available)"
         );
         assert!(!e.is_transient());
+        assert_eq!(e.failure_class(), FailureClass::Deterministic);
+        assert_eq!(e.failure_kind(), FailureKind::Unhealthy);
+    }
+
+    #[test]
+    fn failure_classes() {
+        let object = |code, transient| EngineError::Object {
+            verb: "apply",
+            object: Box::new(ObjectRef {
+                api_version: "apps/v1".into(),
+                kind: "Deployment".into(),
+                namespace: Some("ns".into()),
+                name: "web".into(),
+            }),
+            code,
+            message: String::new(),
+            transient,
+        };
+        for code in [429, 500, 503] {
+            assert_eq!(
+                object(code, is_transient_code(code)).failure_class(),
+                FailureClass::Transient
+            );
+        }
+        assert_eq!(object(409, false).failure_class(), FailureClass::Transient);
+        assert_eq!(
+            object(0, true).failure_class(),
+            FailureClass::Transient,
+            "connection error"
+        );
+        assert_eq!(
+            object(422, false).failure_class(),
+            FailureClass::Deterministic
+        );
+        assert_eq!(object(422, false).failure_kind(), FailureKind::Api);
+        let invalid = EngineError::InvalidObject("no kind".into());
+        assert_eq!(invalid.failure_class(), FailureClass::Deterministic);
+        assert_eq!(invalid.failure_kind(), FailureKind::NeedsChange);
+        let policy = EngineError::Policy("namespace of someone else".into());
+        assert_eq!(policy.failure_kind(), FailureKind::NeedsChange);
+        let hook = EngineError::HookFailed {
+            event: HookEvent::PreUpgrade,
+            kind: "Job".into(),
+            name: "migrate".into(),
+            message: "BackoffLimitExceeded".into(),
+        };
+        assert_eq!(hook.failure_class(), FailureClass::Deterministic);
+        assert_eq!(hook.failure_kind(), FailureKind::Unhealthy);
+        assert_eq!(
+            EngineError::NamespaceTerminating("ns".into()).failure_class(),
+            FailureClass::Transient
+        );
     }
 }

@@ -158,6 +158,30 @@ impl HelmError {
         }
     }
 
+    /// Whether a later attempt may succeed unchanged (registry unreachable, a
+    /// worker hiccup) or fails the same way until something changes.
+    pub fn failure_class(&self) -> caelus_core::remediation::FailureClass {
+        use caelus_core::remediation::FailureClass;
+        match self {
+            Self::RegistryUnreachable { .. } | Self::Worker(_) | Self::Io { .. } => {
+                FailureClass::Transient
+            }
+            _ => FailureClass::Deterministic,
+        }
+    }
+
+    /// What the failure means for a deploy: a render refused for these values
+    /// needs a change; a chart that cannot be fetched is the registry's problem.
+    pub fn failure_kind(&self) -> caelus_core::remediation::FailureKind {
+        use caelus_core::remediation::FailureKind;
+        match self {
+            Self::Render { .. } | Self::BadManifest { .. } | Self::InvalidValues { .. } => {
+                FailureKind::NeedsChange
+            }
+            _ => FailureKind::Api,
+        }
+    }
+
     /// True when the caller's input is at fault (a 4xx for an API), false
     /// when the registry, library or machine is (a 5xx).
     pub fn is_client_error(&self) -> bool {

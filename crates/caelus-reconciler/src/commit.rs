@@ -127,6 +127,38 @@ impl Reconciler {
     }
 }
 
+impl Reconciler {
+    /// Records a state the pass cannot act on (rows that contradict each
+    /// other) on the deployment and retries later, instead of crashing the worker.
+    pub(crate) async fn record_state_error(
+        &self,
+        lease: &Lease,
+        d: &Deployment,
+        message: &str,
+    ) -> PassResultOf<&'static str> {
+        tracing::error!(message, "inconsistent deployment state");
+        let attempts = d.attempts + 1;
+        let mut r = unchanged(d, Some(self.retry_at(attempts)));
+        crate::status::set_ready(
+            &mut r.conditions,
+            caelus_core::status::ReadyReason::InternalError,
+            message,
+            d.generation,
+        );
+        r.last_error = Some(message.to_string());
+        r.attempts = attempts;
+        let commit = Commit::new()
+            .event(
+                "reconcile.error",
+                message.to_string(),
+                serde_json::json!({"attempts": attempts}),
+            )
+            .result(r);
+        self.commit(lease, d, commit).await?;
+        Ok("state-error")
+    }
+}
+
 /// The deployment's current status, kept as it is.
 pub(crate) fn unchanged(d: &Deployment, next_due: Option<i64>) -> PassResult {
     PassResult {
@@ -141,5 +173,6 @@ pub(crate) fn unchanged(d: &Deployment, next_due: Option<i64>) -> PassResult {
         next_due,
         deleted: d.desired_state == caelus_core::status::DesiredState::Absent
             && d.phase == caelus_core::status::Phase::Deleted,
+        failure: d.failure.clone(),
     }
 }

@@ -9,6 +9,10 @@ use crate::pass::{
     union,
 };
 use crate::status::{set, set_ready};
+use caelus_core::remediation::{
+    FailedAttempt, FailureClass, FailureKind, FailureOrigin, FailureRecord, RemediationPolicy,
+    Remedy, remediate,
+};
 use caelus_core::render_policy::{RenderCapabilities, check_rendered, describe};
 use caelus_core::revision::{RevisionKind, RevisionOutcome};
 use caelus_core::status::{
@@ -26,36 +30,27 @@ use caelus_store::templates::TemplateVersion;
 use serde_json::json;
 use std::time::Duration;
 
-/// Why a deploy attempt did not succeed.
-pub(crate) enum Failure {
-    /// Retrying cannot help until the desired state changes (policy, render).
-    Stall {
-        reason: ReadyReason,
-        message: String,
-    },
-    /// Worth retrying with backoff.
-    Retry {
-        reason: ReadyReason,
-        message: String,
-        health: Option<Vec<ObjectHealth>>,
-    },
+/// Why a deploy attempt did not succeed, classified for [`remediate`].
+pub(crate) struct Failure {
+    pub reason: ReadyReason,
+    pub class: FailureClass,
+    pub kind: FailureKind,
+    pub message: String,
+    pub health: Option<Vec<ObjectHealth>>,
 }
 
 fn helm_failure(e: HelmError) -> Failure {
-    if matches!(
-        e,
-        HelmError::Render { .. } | HelmError::BadManifest { .. } | HelmError::InvalidValues { .. }
-    ) {
-        Failure::Stall {
-            reason: ReadyReason::RenderFailed,
-            message: e.to_string(),
-        }
-    } else {
-        Failure::Retry {
-            reason: ReadyReason::ChartUnavailable,
-            message: e.to_string(),
-            health: None,
-        }
+    let kind = e.failure_kind();
+    Failure {
+        reason: if kind == FailureKind::NeedsChange {
+            ReadyReason::RenderFailed
+        } else {
+            ReadyReason::ChartUnavailable
+        },
+        class: e.failure_class(),
+        kind,
+        message: e.to_string(),
+        health: None,
     }
 }
 
@@ -68,17 +63,27 @@ fn engine_failure(e: EngineError) -> Failure {
         EngineError::Policy(_) => ReadyReason::PolicyViolation,
         _ => ReadyReason::ApplyFailed,
     };
-    if let EngineError::Policy(m) = &e {
-        return Failure::Stall {
-            reason,
-            message: m.clone(),
-        };
-    }
-    Failure::Retry {
+    let message = match &e {
+        EngineError::Policy(m) => m.clone(),
+        _ => e.to_string(),
+    };
+    Failure {
         reason,
+        class: e.failure_class(),
+        kind: e.failure_kind(),
         health: e.health().map(<[ObjectHealth]>::to_vec),
-        message: e.to_string(),
+        message,
     }
+}
+
+/// What a failed attempt at revision `number` is: the facts remediation needs.
+struct Attempt<'a> {
+    kind: RevisionKind,
+    number: i64,
+    version: &'a TemplateVersion,
+    last: Option<&'a Revision>,
+    /// What this attempt tried to apply (so a later pass can prune it).
+    attempted: &'a [ObjectRef],
 }
 
 fn hook_events(kind: RevisionKind) -> (HookEvent, HookEvent) {
@@ -103,9 +108,12 @@ impl Reconciler {
     ) -> PassResultOf<i64> {
         let mut tx = self.store.begin().await?;
         queue::hold(&mut tx, lease).await?;
-        let number = match revisions::for_generation(&mut tx, &d.uid, d.generation).await? {
-            Some(r) => r.number,
-            None => {
+        let existing = revisions::for_generation(&mut tx, &d.uid, d.generation).await?;
+        let number = match existing {
+            // A retry re-attempts the generation's own revision; one that ran
+            // (deployed or superseded) is never re-used as a new attempt.
+            Some(r) if !r.outcome.has_run() => r.number,
+            _ => {
                 // Who asked for this generation: the actor of the newest API event.
                 let requested_by = events::latest_actor(&mut tx, &d.uid, SYSTEM)
                     .await?
@@ -129,19 +137,23 @@ impl Reconciler {
         Ok(number)
     }
 
-    pub(crate) async fn deploy(&self, lease: &Lease, l: Loaded) -> PassResultOf<&'static str> {
+    /// Deploys the current generation as a revision of `kind` (decided by
+    /// the state machine, see [`RevisionKind::next`]).
+    pub(crate) async fn deploy(
+        &self,
+        lease: &Lease,
+        l: Loaded,
+        kind: RevisionKind,
+    ) -> PassResultOf<&'static str> {
         let Loaded {
             d,
             version,
             last_deployed,
         } = l;
-        let upgrading = last_deployed.is_some();
-        // A generation made by an explicit rollback restores an earlier revision.
-        let rolling_back = d.rollback_to.is_some() && upgrading;
-        let (phase, kind) = match (rolling_back, upgrading) {
-            (true, _) => (Phase::RollingBack, RevisionKind::Rollback),
-            (false, true) => (Phase::Upgrading, RevisionKind::Upgrade),
-            (false, false) => (Phase::Installing, RevisionKind::Install),
+        let phase = match kind {
+            RevisionKind::Install => Phase::Installing,
+            RevisionKind::Upgrade => Phase::Upgrading,
+            RevisionKind::Rollback => Phase::RollingBack,
         };
         let number = self.revision_for(lease, &d, kind).await?;
         queue::report_progress(
@@ -154,14 +166,20 @@ impl Reconciler {
         )
         .await?;
         let last = last_deployed.as_ref();
+        let mut attempt = Attempt {
+            kind,
+            number,
+            version: &version,
+            last,
+            attempted: &[],
+        };
 
-        let rendered = match self.render(&d, &version, &d.user_values, number).await {
+        let rendered = match self
+            .render(&d, &version, &d.user_values, number, kind)
+            .await
+        {
             Ok(r) => r,
-            Err(e) => {
-                return self
-                    .record_failure(lease, &d, number, last, &[], helm_failure(e))
-                    .await;
-            }
+            Err(e) => return self.failed(lease, &d, &attempt, helm_failure(e)).await,
         };
         let objects = objects_of(&rendered);
         let caps = RenderCapabilities {
@@ -169,16 +187,17 @@ impl Reconciler {
         };
         let violations = check_rendered(&objects, &d.namespace_name, &caps);
         if !violations.is_empty() {
-            let failure = Failure::Stall {
+            let failure = Failure {
                 reason: ReadyReason::PolicyViolation,
+                class: FailureClass::Deterministic,
+                kind: FailureKind::NeedsChange,
                 message: format!(
                     "the rendered chart is refused by policy: {}",
                     describe(&violations)
                 ),
+                health: None,
             };
-            return self
-                .record_failure(lease, &d, number, last, &[], failure)
-                .await;
+            return self.failed(lease, &d, &attempt, failure).await;
         }
 
         let target = NamespaceTarget {
@@ -187,9 +206,7 @@ impl Reconciler {
             pod_security: version.capabilities.pod_security,
         };
         if let Err(e) = self.engine.ensure_namespace(&target).await {
-            return self
-                .record_failure(lease, &d, number, last, &[], engine_failure(e))
-                .await;
+            return self.failed(lease, &d, &attempt, engine_failure(e)).await;
         }
         let new_inventory = caelus_engine::inventory_of(&objects).unwrap_or_default();
         let (pre_event, post_event) = hook_events(kind);
@@ -209,22 +226,8 @@ impl Reconciler {
         let outcome = match result {
             Ok(outcome) => outcome,
             Err(e) => {
-                let failure = engine_failure(e);
-                return match (last, &failure) {
-                    // A failed upgrade goes back to the last good revision when the
-                    // template says so; a failed rollback does not roll back again.
-                    (Some(last), Failure::Retry { .. })
-                        if kind == RevisionKind::Upgrade
-                            && version.capabilities.rollback_on_failure =>
-                    {
-                        self.roll_back(lease, &d, &version, number, last, &new_inventory, failure)
-                            .await
-                    }
-                    _ => {
-                        self.record_failure(lease, &d, number, last, &new_inventory, failure)
-                            .await
-                    }
-                };
+                attempt.attempted = &new_inventory;
+                return self.failed(lease, &d, &attempt, engine_failure(e)).await;
             }
         };
         let message = format!(
@@ -289,33 +292,67 @@ impl Reconciler {
                 attempts: 0,
                 next_due: Some(self.resync_at()),
                 deleted: false,
+                failure: None,
             });
         self.commit(lease, &d, commit).await?;
-        Ok(if upgrading { "upgraded" } else { "installed" })
+        Ok(match kind {
+            RevisionKind::Install => "installed",
+            RevisionKind::Upgrade | RevisionKind::Rollback => "upgraded",
+        })
+    }
+
+    /// A failed attempt: remediation decides between retrying, rolling back
+    /// and stalling; each path records the failure on the deployment.
+    async fn failed(
+        &self,
+        lease: &Lease,
+        d: &Deployment,
+        attempt: &Attempt<'_>,
+        failure: Failure,
+    ) -> PassResultOf<&'static str> {
+        let attempts = attempts_after_failure(d);
+        // The last good revision must be another one than the attempt itself.
+        let last_good = attempt.last.filter(|r| r.number != attempt.number);
+        let remedy = remediate(
+            &FailedAttempt {
+                origin: FailureOrigin::from(attempt.kind),
+                class: failure.class,
+                kind: failure.kind,
+                attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
+                has_last_good: last_good.is_some(),
+            },
+            &RemediationPolicy {
+                rollback_on_failure: attempt.version.capabilities.rollback_on_failure,
+                transient_retries: self.config.transient_retries,
+            },
+        );
+        match (remedy, last_good) {
+            (Remedy::RollBack, Some(last)) => {
+                self.roll_back(lease, d, attempt, last, failure).await
+            }
+            (remedy, _) => {
+                self.record_failure(lease, d, attempt, failure, remedy)
+                    .await
+            }
+        }
     }
 
     /// After a failed upgrade to revision `failed`: re-apply the last good revision
     /// with pre/post-rollback hooks. The deployment ends Degraded, saying what failed
     /// and that it was rolled back; the failed revision is marked failed.
-    #[allow(clippy::too_many_arguments)]
     async fn roll_back(
         &self,
         lease: &Lease,
         d: &Deployment,
-        target_version: &TemplateVersion,
-        failed: i64,
+        attempt: &Attempt<'_>,
         last: &Revision,
-        attempted: &[ObjectRef],
         failure: Failure,
     ) -> PassResultOf<&'static str> {
-        let (ready_reason, cause, health) = match failure {
-            Failure::Retry {
-                reason,
-                message,
-                health,
-            } => (reason, message, health),
-            Failure::Stall { reason, message } => (reason, message, None),
-        };
+        let failed = attempt.number;
+        let attempted = attempt.attempted;
+        let ready_reason = failure.reason;
+        let cause = failure.message.clone();
+        let health = failure.health.clone();
         let restore_version = self
             .version_of(last)
             .await?
@@ -335,7 +372,13 @@ impl Reconciler {
         .await?;
         let rollback = async {
             let rendered = self
-                .render(d, &restore_version, &last.user_values, last.number)
+                .render(
+                    d,
+                    &restore_version,
+                    &last.user_values,
+                    last.number,
+                    last.kind,
+                )
                 .await
                 .map_err(|e| e.to_string())?;
             let request = ApplyRequest {
@@ -358,16 +401,15 @@ impl Reconciler {
         let outcome = match rollback {
             Ok(outcome) => outcome,
             Err(rollback_error) => {
-                let failure = Failure::Retry {
-                    reason: ready_reason,
+                let failure = Failure {
                     message: format!(
                         "{cause}; rolling back to revision {} also failed: {rollback_error}",
                         last.number
                     ),
-                    health,
+                    ..failure
                 };
                 return self
-                    .record_failure(lease, d, failed, Some(last), attempted, failure)
+                    .record_failure(lease, d, attempt, failure, Remedy::Retry)
                     .await;
             }
         };
@@ -375,7 +417,7 @@ impl Reconciler {
         let message = format!(
             "Upgrade to {} {} (revision {failed}) failed: {cause}. Rolled back to revision {} ({} {}).",
             d.product_slug,
-            target_version.version,
+            attempt.version.version,
             last.number,
             d.product_slug,
             restore_version.version
@@ -426,6 +468,7 @@ impl Reconciler {
                 attempts: 0,
                 next_due: Some(self.resync_at()),
                 deleted: false,
+                failure: Some(record(d, attempt, &failure, Remedy::RollBack)),
             });
         self.commit(lease, d, commit).await?;
         Ok("rolled-back")
@@ -437,30 +480,30 @@ impl Reconciler {
         &self,
         lease: &Lease,
         d: &Deployment,
-        number: i64,
-        last_deployed: Option<&Revision>,
-        attempted: &[ObjectRef],
+        attempt: &Attempt<'_>,
         failure: Failure,
+        remedy: Remedy,
     ) -> PassResultOf<&'static str> {
         let g = d.generation;
-        let attempts = if d.observed_generation == g {
-            d.attempts + 1
-        } else {
-            1
-        };
+        let number = attempt.number;
+        let last_deployed = attempt.last;
+        let attempted = attempt.attempted;
+        let attempts = attempts_after_failure(d);
+        let failure_record = record(d, attempt, &failure, remedy);
         // What may now exist in the cluster: the previous inventory plus what this
         // attempt tried to apply, so a later pass can still prune all of it.
         let inventory = inventory_json(&union(inventory_from(last_deployed), attempted));
-        let (ready_reason, message, health, next_due, stalled, outcome) = match failure {
-            Failure::Stall { reason, message } => (reason, message, None, None, true, "stalled"),
-            Failure::Retry {
-                reason,
-                message,
-                health,
-            } => {
-                let at = self.retry_at(attempts);
-                (reason, message, health, Some(at), false, "failed")
-            }
+        let Failure {
+            reason: ready_reason,
+            message,
+            health,
+            ..
+        } = failure;
+        let stalled = remedy == Remedy::Stall;
+        let (next_due, outcome) = if stalled {
+            (None, "stalled")
+        } else {
+            (Some(self.retry_at(attempts)), "failed")
         };
         let detail = match next_due {
             Some(at) => format!(
@@ -534,8 +577,37 @@ impl Reconciler {
                 attempts: if stalled { 0 } else { attempts },
                 next_due,
                 deleted: false,
+                failure: Some(failure_record),
             });
         self.commit(lease, d, commit).await?;
         Ok(outcome)
+    }
+}
+
+/// Failed attempts at the current generation, this one included.
+fn attempts_after_failure(d: &Deployment) -> i64 {
+    if d.observed_generation == d.generation {
+        d.attempts + 1
+    } else {
+        1
+    }
+}
+
+/// The failure as the deployment shows it.
+fn record(
+    d: &Deployment,
+    attempt: &Attempt<'_>,
+    failure: &Failure,
+    remedy: Remedy,
+) -> FailureRecord {
+    FailureRecord {
+        generation: d.generation,
+        origin: FailureOrigin::from(attempt.kind),
+        class: failure.class,
+        reason: failure.reason.as_str().to_string(),
+        message: failure.message.clone(),
+        remedy,
+        revision: Some(attempt.number),
+        target_version: Some(attempt.version.version.clone()),
     }
 }

@@ -4,10 +4,13 @@
 
 use crate::Reconciler;
 use crate::commit::{Commit, unchanged};
-use crate::pass::{Loaded, PassError, PassResultOf, inventory_from, objects_of};
+use crate::pass::{PassError, PassResultOf, inventory_from, objects_of};
 use crate::status::{self, ready_reason, set, set_ready};
 use caelus_core::drift::{ignored_pointers, strip_ignored};
 use caelus_core::reconcile::{DriftResponse, drift_response};
+use caelus_core::remediation::{
+    FailedAttempt, FailureOrigin, FailureRecord, RemediationPolicy, Remedy, remediate,
+};
 use caelus_core::status::{
     CONDITION_DRIFTED, ConditionStatus, ObjectHealth, Phase, ReadyReason, reason,
 };
@@ -16,6 +19,8 @@ use caelus_engine::{ApplyRequest, Drift, NamespaceTarget};
 use caelus_helm::HookEvent;
 use caelus_store::deployments::Deployment;
 use caelus_store::queue::{Lease, PassResult};
+use caelus_store::revisions::Revision;
+use caelus_store::templates::TemplateVersion;
 use serde_json::json;
 use std::time::Duration;
 
@@ -35,24 +40,31 @@ fn describe_drift(drifts: &[Drift]) -> String {
 }
 
 impl Reconciler {
-    pub(crate) async fn check_drift(&self, lease: &Lease, l: Loaded) -> PassResultOf<&'static str> {
-        let d = l.d;
-        let last = l.last_deployed.expect("classified as deployed");
-        let mode = l.version.capabilities.drift_mode;
+    /// Checks the running revision `last` for drift (and corrects it per the
+    /// drift mode). A failed correction is recorded as its own failure origin
+    /// and retried as a correction: no hooks, no new revision.
+    pub(crate) async fn check_drift(
+        &self,
+        lease: &Lease,
+        d: Deployment,
+        desired_version: TemplateVersion,
+        last: Revision,
+    ) -> PassResultOf<&'static str> {
+        let mode = desired_version.capabilities.drift_mode;
         if mode == DriftMode::Off {
             self.finish_unchanged(lease, &d, Some(self.resync_at()))
                 .await?;
             return Ok("in-sync");
         }
-        let version = if last.template_version_id == l.version.id {
-            l.version
+        let version = if last.template_version_id == desired_version.id {
+            desired_version
         } else {
             self.version_of(&last)
                 .await?
                 .ok_or_else(|| PassError::MissingVersion(d.uid.clone()))?
         };
         let rendered = match self
-            .render(&d, &version, &last.user_values, last.number)
+            .render(&d, &version, &last.user_values, last.number, last.kind)
             .await
         {
             Ok(r) => r,
@@ -84,6 +96,7 @@ impl Reconciler {
         match drift_response(mode, !drifts.is_empty()) {
             DriftResponse::Nothing => {
                 let mut r = unchanged(&d, Some(self.resync_at()));
+                clear_correction_failure(&d, &mut r);
                 if status::is_true(&d.conditions, CONDITION_DRIFTED) {
                     set(
                         &mut r.conditions,
@@ -179,6 +192,7 @@ impl Reconciler {
                 match applied {
                     Ok(outcome) => {
                         let mut r = unchanged(&d, Some(self.resync_at()));
+                        clear_correction_failure(&d, &mut r);
                         set(
                             &mut r.conditions,
                             CONDITION_DRIFTED,
@@ -218,6 +232,33 @@ impl Reconciler {
                         );
                         r.attempts = attempts;
                         r.last_error = Some(e.to_string());
+                        // A rollback's record stays: it names the failed target.
+                        if !rolled_back(&d) {
+                            r.failure = Some(FailureRecord {
+                                generation: g,
+                                origin: FailureOrigin::DriftCorrection,
+                                class: e.failure_class(),
+                                reason: ReadyReason::ApplyFailed.as_str().to_string(),
+                                message: e.to_string(),
+                                remedy: remediate(
+                                    &FailedAttempt {
+                                        origin: FailureOrigin::DriftCorrection,
+                                        class: e.failure_class(),
+                                        kind: e.failure_kind(),
+                                        attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
+                                        has_last_good: true,
+                                    },
+                                    &RemediationPolicy {
+                                        rollback_on_failure: version
+                                            .capabilities
+                                            .rollback_on_failure,
+                                        transient_retries: self.config.transient_retries,
+                                    },
+                                ),
+                                revision: Some(last.number),
+                                target_version: Some(last.version.clone()),
+                            });
+                        }
                         let commit = Commit::new()
                             .event(
                                 "drift.correction-failed",
@@ -281,6 +322,26 @@ fn mark_drifted(
     r.message = message;
 }
 
+/// The deployment is Degraded because an upgrade was rolled back.
+fn rolled_back(d: &Deployment) -> bool {
+    d.failure
+        .as_ref()
+        .is_some_and(|f| f.generation == d.generation && f.remedy == Remedy::RollBack)
+        || ready_reason(&d.conditions) == Some(ReadyReason::RolledBack)
+}
+
+/// Once the live objects match again, a failed correction is resolved.
+fn clear_correction_failure(d: &Deployment, r: &mut PassResult) {
+    if d.failure
+        .as_ref()
+        .is_some_and(|f| f.origin == FailureOrigin::DriftCorrection)
+    {
+        r.failure = None;
+        r.last_error = None;
+        r.attempts = 0;
+    }
+}
+
 /// Applies the health a resync read to the status. A deployment whose objects
 /// stopped being healthy is Degraded (and Ready again when they recover); one
 /// that is Degraded because an upgrade was rolled back stays so until it changes.
@@ -290,7 +351,7 @@ fn settle_health(
     r: &mut PassResult,
     health: Vec<ObjectHealth>,
 ) -> Option<(&'static str, String)> {
-    let rolled_back = ready_reason(&d.conditions) == Some(ReadyReason::RolledBack);
+    let rolled_back = rolled_back(d);
     let total = health.len();
     let unhealthy: Vec<String> = health
         .iter()

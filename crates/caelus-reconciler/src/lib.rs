@@ -35,6 +35,9 @@ pub struct WorkerConfig {
     pub resync: Duration,
     pub resync_jitter: f64,
     pub backoff: Backoff,
+    /// Transient failures (5xx, 429, timeouts, conflicts) of one generation
+    /// retried with backoff before a rollback is considered.
+    pub transient_retries: u32,
     /// Longest sleep between queue polls (wake-ups usually come sooner).
     pub poll: Duration,
     /// How often a namespace that is still terminating is looked at again.
@@ -55,6 +58,7 @@ impl Default for WorkerConfig {
             resync: Duration::from_secs(300),
             resync_jitter: 0.1,
             backoff: Backoff::default(),
+            transient_retries: 5,
             poll: Duration::from_secs(5),
             deletion_recheck: Duration::from_secs(5),
             shutdown_grace: Duration::from_secs(20),

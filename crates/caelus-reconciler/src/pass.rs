@@ -5,7 +5,10 @@
 
 use crate::Reconciler;
 use crate::status::stalled_generation;
-use caelus_core::reconcile::{Action, Facts, action_for, classify};
+use caelus_core::reconcile::{Action, Facts, Failed, next_action};
+use caelus_core::remediation::{FailureOrigin, Remedy};
+use caelus_core::revision::RevisionKind;
+use caelus_core::status::Phase;
 use caelus_engine::ObjectRef;
 use caelus_helm::{ChartReference, HelmError, RenderRequest, Rendered};
 use caelus_store::deployments::{self, Deployment};
@@ -111,25 +114,29 @@ impl Reconciler {
 
     async fn reconcile(&self, lease: &Lease) -> PassResultOf<&'static str> {
         let l = self.load(lease).await?;
-        let facts = Facts {
-            desired: l.d.desired_state,
-            generation: l.d.generation,
-            observed_generation: l.d.observed_generation,
-            phase: l.d.phase,
-            has_deployed_revision: l.last_deployed.is_some(),
-            last_pass_failed: l.d.last_error.is_some() && l.d.observed_generation == l.d.generation,
-            stalled_generation: stalled_generation(&l.d.conditions),
-        };
-        let state = classify(&facts);
-        tracing::debug!(?state, "classified");
-        match action_for(state) {
+        let facts = facts_of(&l);
+        let (state, action) = next_action(&facts);
+        tracing::debug!(?state, ?action, "classified");
+        match action {
             Action::None => {
                 self.finish_unchanged(lease, &l.d, None).await?;
                 Ok("idle")
             }
             Action::Uninstall => self.uninstall(lease, l).await,
-            Action::Install | Action::Upgrade | Action::Retry => self.deploy(lease, l).await,
-            Action::CheckDrift => self.check_drift(lease, l).await,
+            Action::Deploy(kind) => self.deploy(lease, l, kind).await,
+            Action::CheckDrift => match l.last_deployed {
+                Some(last) => self.check_drift(lease, l.d, l.version, last).await,
+                // The state machine never asks for this; if the rows ever say
+                // otherwise, the deployment shows it instead of the worker crashing.
+                None => {
+                    self.record_state_error(
+                        lease,
+                        &l.d,
+                        "a drift check was chosen but no revision of this deployment is deployed",
+                    )
+                    .await
+                }
+            },
         }
     }
 
@@ -147,26 +154,62 @@ impl Reconciler {
         self.helm.pull(&reference).await
     }
 
+    /// Renders revision `revision` of kind `kind`: the kind decides Helm's
+    /// `.Release.IsInstall/IsUpgrade`, the number `.Release.Revision`.
     pub(crate) async fn render(
         &self,
         d: &Deployment,
         version: &TemplateVersion,
         values: &Value,
         revision: i64,
+        kind: RevisionKind,
     ) -> Result<Arc<Rendered>, HelmError> {
         let chart = self.chart(version).await?;
-        self.helm
-            .render(
-                &chart,
-                &RenderRequest::for_revision(
-                    values.clone(),
-                    &d.release_name,
-                    &d.namespace_name,
-                    revision,
-                    &d.uid,
-                ),
-            )
-            .await
+        let mut request = RenderRequest::for_revision(
+            values.clone(),
+            &d.release_name,
+            &d.namespace_name,
+            revision,
+            &d.uid,
+        );
+        request.kind = if kind.is_install() {
+            caelus_helm::RevisionKind::Install
+        } else {
+            caelus_helm::RevisionKind::Upgrade
+        };
+        self.helm.render(&chart, &request).await
+    }
+}
+
+/// What the state machine looks at, read from the rows.
+fn facts_of(l: &Loaded) -> Facts {
+    let d = &l.d;
+    let current = d.observed_generation == d.generation;
+    let failure = match &d.failure {
+        Some(f) if current && f.generation == d.generation => Some(Failed {
+            origin: f.origin,
+            remedy: f.remedy,
+        }),
+        Some(_) => None,
+        // Rows written before failures were recorded: a failed pass is retried.
+        None if current && d.last_error.is_some() && d.phase == Phase::Failed => Some(Failed {
+            origin: FailureOrigin::from(RevisionKind::next(
+                l.last_deployed.is_some(),
+                d.rollback_to.is_some(),
+            )),
+            remedy: Remedy::Retry,
+        }),
+        None => None,
+    };
+    Facts {
+        desired: d.desired_state,
+        generation: d.generation,
+        observed_generation: d.observed_generation,
+        phase: d.phase,
+        has_deployed_revision: l.last_deployed.is_some(),
+        failure,
+        stalled_generation: stalled_generation(&d.conditions),
+        rollback_requested: d.rollback_to.is_some(),
     }
 }
 

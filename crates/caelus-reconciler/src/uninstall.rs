@@ -40,7 +40,10 @@ impl Reconciler {
         // Pre-delete hooks come from the render of what is deployed.
         let hooks = match &l.last_deployed {
             Some(last) => match self.version_of(last).await? {
-                Some(v) => match self.render(&d, &v, &last.user_values, last.number).await {
+                Some(v) => match self
+                    .render(&d, &v, &last.user_values, last.number, last.kind)
+                    .await
+                {
                     Ok(r) => r.hooks.clone(),
                     Err(e) => {
                         return self
@@ -98,6 +101,7 @@ impl Reconciler {
                         attempts: 0,
                         next_due: None,
                         deleted: true,
+                        failure: None,
                     });
                 self.commit(lease, &d, commit).await?;
                 Ok("deleted")
@@ -133,6 +137,7 @@ impl Reconciler {
                         attempts: 0,
                         next_due: Some(now_ms() + self.config.deletion_recheck.as_millis() as i64),
                         deleted: false,
+                        failure: d.failure.clone(),
                     });
                 self.commit(lease, &d, commit).await?;
                 Ok("deletion-blocked")

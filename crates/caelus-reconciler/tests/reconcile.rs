@@ -659,3 +659,126 @@ async fn health_lost_after_ready_is_seen_on_resync_and_recovers() {
         .await;
     h.stop().await;
 }
+
+/// Issue 11's panic scenario: a failed drift correction used to be taken for a
+/// failed deploy, re-deployed the running revision with upgrade hooks, and a
+/// rollback of that marked the running revision failed, so the next pass
+/// panicked. A failed correction is now retried as a correction: no hooks,
+/// no new revision, the running revision stays deployed.
+#[tokio::test]
+async fn a_failed_drift_correction_is_retried_as_a_correction_not_a_deploy() {
+    let mut worker = fast_worker();
+    worker.resync = Duration::from_millis(300);
+    worker.resync_jitter = 0.0;
+    let h = Harness::start_with(Backend::Sqlite, worker).await;
+    let t = h
+        .publish(
+            "app",
+            "hooks",
+            "1.0.0",
+            &["message"],
+            Capabilities {
+                drift_mode: DriftMode::Correct,
+                ..Default::default()
+            },
+        )
+        .await;
+    let uid = h.create(&t, "app", json!({})).await;
+    let d = h.wait_phase(&uid, Phase::Ready).await;
+    let ns = d.namespace_name.clone();
+    let configmaps: kube::Api<k8s_openapi::api::core::v1::ConfigMap> =
+        kube::Api::namespaced(h.kube.clone(), &ns);
+    let name = configmaps.list(&Default::default()).await.unwrap().items[0]
+        .metadata
+        .name
+        .clone()
+        .unwrap();
+    // The engine tries each write 3 times: the next 6 ConfigMap writes fail
+    // two whole attempts, the correction and (before the fix) the re-deploy;
+    // the rollback that followed then broke the release.
+    h.sim.faults().set(kubesim::FaultConfig {
+        errors: vec![kubesim::ErrorFault {
+            verb: Some("patch".into()),
+            resource: Some("configmaps".into()),
+            code: 500,
+            count: Some(6),
+            ..Default::default()
+        }],
+        ..Default::default()
+    });
+    configmaps.delete(&name, &Default::default()).await.unwrap();
+    h.wait_event(&uid, "drift.correction-failed", Duration::from_secs(20))
+        .await;
+    h.wait_event(&uid, "drift.corrected", Duration::from_secs(20))
+        .await;
+    let d = h
+        .wait_until(
+            &uid,
+            Duration::from_secs(20),
+            "Ready, correction done",
+            |d| d.phase == Phase::Ready && d.failure.is_none() && d.last_error.is_none(),
+        )
+        .await;
+    assert_eq!(d.current_revision, Some(1));
+    assert!(h.live("v1", "ConfigMap", Some(&ns), &name).await.is_some());
+    let revisions = h.revisions(&uid).await;
+    assert_eq!(
+        revisions.len(),
+        1,
+        "a correction made a revision: {revisions:?}"
+    );
+    assert_eq!(revisions[0].outcome.as_str(), "deployed");
+    let events = h.events(&uid).await;
+    assert!(
+        !events.iter().any(|e| e.message.contains("pre-upgrade")
+            || e.action == "reconcile.rolled-back"
+            || e.action == "reconcile.deployed" && e.details["revision"] != 1),
+        "a correction ran upgrade hooks or a deploy: {events:#?}"
+    );
+    h.sim.faults().clear();
+    h.stop().await;
+}
+
+/// A burst of transient API errors during an upgrade is retried with backoff
+/// (up to the configured count) and ends Ready on the target, never rolled back.
+#[tokio::test]
+async fn transient_errors_during_an_upgrade_are_retried_without_a_rollback() {
+    let h = Harness::start(Backend::Sqlite).await;
+    let v1 = h
+        .publish("web", "web", "1.0.0", WEB_ALLOW, Capabilities::default())
+        .await;
+    let uid = h.create(&v1, "shop", json!({"replicaCount": 1})).await;
+    h.wait_phase(&uid, Phase::Ready).await;
+    h.sim.faults().set(kubesim::FaultConfig {
+        errors: vec![kubesim::ErrorFault {
+            verb: Some("patch".into()),
+            resource: Some("deployments".into()),
+            code: 500,
+            count: Some(4),
+            ..Default::default()
+        }],
+        ..Default::default()
+    });
+    h.update(&uid, json!({"replicaCount": 2})).await;
+    let d = h
+        .wait_until(
+            &uid,
+            Duration::from_secs(60),
+            "Ready at generation 2",
+            |d| d.phase == Phase::Ready && d.observed_generation == 2,
+        )
+        .await;
+    assert_eq!(d.current_revision, Some(2));
+    let events = h.events(&uid).await;
+    let failed = events
+        .iter()
+        .filter(|e| e.action == "reconcile.failed")
+        .count();
+    assert!(failed >= 1, "no transient failure was seen: {events:#?}");
+    assert!(
+        !events.iter().any(|e| e.action == "reconcile.rolled-back"),
+        "{events:#?}"
+    );
+    h.sim.faults().clear();
+    h.stop().await;
+}

@@ -2,6 +2,7 @@ use crate::dynamic;
 use crate::error::{json_col, to_json};
 use crate::page::{Cursor, Page, paginate};
 use crate::{Conn, Result, StoreError};
+use caelus_core::remediation::FailureRecord;
 use caelus_core::status::{Condition, DesiredState, ObjectHealth, Phase};
 use serde_json::Value;
 use sqlx::Row;
@@ -38,6 +39,8 @@ pub struct Deployment {
     pub deleted_at: Option<i64>,
     /// Set when this generation restores an earlier revision (a rollback).
     pub rollback_to: Option<i64>,
+    /// The current generation's failure and what was done about it.
+    pub failure: Option<FailureRecord>,
 }
 
 /// What the API decides when a deployment is created; the rest starts at its defaults.
@@ -89,6 +92,10 @@ fn from_row(r: &AnyRow) -> Result<Deployment> {
         updated_at: r.try_get("updated_at")?,
         deleted_at: r.try_get("deleted_at")?,
         rollback_to: r.try_get("rollback_to")?,
+        failure: match r.try_get::<Option<String>, _>("failure")? {
+            Some(text) => Some(json_col("failure", &text)?),
+            None => None,
+        },
     })
 }
 

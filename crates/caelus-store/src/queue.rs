@@ -5,6 +5,7 @@
 
 use crate::error::to_json;
 use crate::{Backend, Conn, Result, Store, StoreError};
+use caelus_core::remediation::FailureRecord;
 use caelus_core::status::{Condition, ObjectHealth, Phase};
 use sqlx::Row;
 
@@ -226,6 +227,8 @@ pub struct PassResult {
     pub next_due: Option<i64>,
     /// Set when the deployment is gone from the cluster: the row stays as a tombstone.
     pub deleted: bool,
+    /// The failure of `observed_generation`, if the pass ended in one (or kept it).
+    pub failure: Option<FailureRecord>,
 }
 
 /// Writes a pass's result and releases the lease, in one fenced statement.
@@ -238,7 +241,7 @@ pub async fn finish(conn: &mut Conn, lease: &Lease, r: &PassResult, now: i64) ->
             attempts = CASE WHEN generation = $5 THEN $8 ELSE 0 END,
             due_at = CASE WHEN generation = $5 THEN $9 ELSE $10 END,
             deleted_at = CASE WHEN $11 = 1 THEN $10 ELSE deleted_at END,
-            lease_owner = NULL, lease_expires_at = NULL, updated_at = $10
+            lease_owner = NULL, lease_expires_at = NULL, updated_at = $10, failure = $14
          WHERE uid = $12 AND lease_owner = $13",
     )
     .bind(r.phase.as_str())
@@ -254,6 +257,7 @@ pub async fn finish(conn: &mut Conn, lease: &Lease, r: &PassResult, now: i64) ->
     .bind(i64::from(r.deleted))
     .bind(&lease.uid)
     .bind(&lease.owner)
+    .bind(r.failure.as_ref().map(to_json))
     .execute(conn)
     .await?;
     if done.rows_affected() == 0 {

@@ -85,6 +85,7 @@ fn ready(generation: i64, next_due: Option<i64>) -> PassResult {
         attempts: 0,
         next_due,
         deleted: false,
+        failure: None,
     }
 }
 
