@@ -18,7 +18,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use error::ApiError;
-use routes::{deployments, health, products, reach, templates, tokens, upgrades};
+use routes::{deployments, health, orphans, products, reach, templates, tokens, upgrades};
 use std::future::Future;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{InfoBuilder, OpenApi};
@@ -63,6 +63,8 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(upgrades::rollback_deployment))
         .routes(routes!(tokens::create_token, tokens::list_tokens))
         .routes(routes!(tokens::revoke_token))
+        .routes(routes!(orphans::scan_orphans))
+        .routes(routes!(orphans::clean_orphans))
 }
 
 fn finish_openapi(mut api: OpenApi) -> OpenApi {

@@ -12,6 +12,9 @@ pub struct AppState {
     /// Woken after every write that makes a deployment due, so an in-process
     /// worker starts at once instead of at its next poll.
     pub wake_workers: Arc<Notify>,
+    /// The orphan scanner, when this server has a cluster to scan
+    /// (`None`: the orphan endpoints answer 503).
+    pub orphans: Option<caelus_reconciler::OrphanScanner>,
 }
 
 impl AppState {
@@ -20,6 +23,13 @@ impl AppState {
             store,
             helm,
             wake_workers: Arc::new(Notify::new()),
+            orphans: None,
         }
+    }
+
+    /// Serves the orphan endpoints with `scanner`.
+    pub fn with_orphans(mut self, scanner: caelus_reconciler::OrphanScanner) -> Self {
+        self.orphans = Some(scanner);
+        self
     }
 }

@@ -66,6 +66,7 @@ fn worker(s: &Server, sim: &kubesim::Server) -> Arc<caelus_reconciler::Reconcile
             ..Default::default()
         },
         wake: Arc::new(tokio::sync::Notify::new()),
+        projector: None,
     })
 }
 

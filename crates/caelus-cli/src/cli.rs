@@ -84,6 +84,9 @@ pub enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+    /// Objects of this installation the database does not account for (admin).
+    #[command(subcommand)]
+    Orphans(OrphansCommand),
 }
 
 #[derive(Debug, Args)]
@@ -169,6 +172,44 @@ pub struct ServerArgs {
     pub helm: HelmArgs,
     #[command(flatten)]
     pub log: LogArgs,
+    /// Kubeconfig of the cluster the orphan endpoints scan (default: in-cluster
+    /// service account, then KUBECONFIG; without either they answer 503).
+    #[arg(long, env = "CAELUS_KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Id of this Caelus installation (the `caelus.io/installation` label).
+    #[arg(long, env = "CAELUS_INSTALLATION_ID", default_value = "caelus")]
+    pub installation_id: String,
+    /// Install or update the projection CRDs (`deploy/chart/crds/`) at start.
+    #[arg(long, env = "CAELUS_INSTALL_CRDS")]
+    pub install_crds: bool,
+    #[command(flatten)]
+    pub orphans: OrphanArgs,
+}
+
+/// How orphans are judged.
+#[derive(Debug, Args, Clone)]
+pub struct OrphanArgs {
+    /// Nothing younger than this is an orphan (its creation may be in
+    /// flight): e.g. `1h`, `30m`, `90s`, `0s`.
+    #[arg(long = "min-age", env = "CAELUS_ORPHAN_MIN_AGE", default_value = "1h", value_parser = parse_duration)]
+    pub min_age: std::time::Duration,
+}
+
+/// `90`, `90s`, `30m`, `1h`, `2d`.
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let s = s.trim();
+    let (digits, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("'{s}' is not a duration such as 90s, 30m or 1h"))?;
+    let secs = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(format!("'{s}': the unit must be s, m, h or d")),
+    };
+    Ok(std::time::Duration::from_secs(n.saturating_mul(secs)))
 }
 
 #[derive(Debug, Args)]
@@ -206,6 +247,17 @@ pub struct WorkerArgs {
     pub metrics_listen: Option<SocketAddr>,
     #[command(flatten)]
     pub log: LogArgs,
+    /// Install or update the projection CRDs (`deploy/chart/crds/`) at start.
+    #[arg(long, env = "CAELUS_INSTALL_CRDS")]
+    pub install_crds: bool,
+    #[command(flatten)]
+    pub orphans: OrphanArgs,
+    /// Scan for orphans this often (e.g. `1h`) and log them; off by default.
+    #[arg(long, env = "CAELUS_ORPHAN_SCAN_INTERVAL", value_parser = parse_duration)]
+    pub orphan_scan_interval: Option<std::time::Duration>,
+    /// Delete what the periodic scan finds (default: report only).
+    #[arg(long, env = "CAELUS_ORPHAN_CLEAN", requires = "orphan_scan_interval")]
+    pub orphan_clean: bool,
 }
 
 /// How the reconciler behaves (worker and dev).
@@ -227,6 +279,14 @@ pub struct ReconcileArgs {
     /// NetworkPolicy, e.g. the ingress controller's (repeatable).
     #[arg(long = "ingress-namespace")]
     pub ingress_namespaces: Vec<String>,
+    /// Write read-only `CaelusDeployment`/`CaelusTemplate` projections for
+    /// `kubectl get` (`--projections=false` turns them off).
+    #[arg(long, env = "CAELUS_PROJECTIONS", default_value_t = true, action = clap::ArgAction::Set,
+          num_args = 0..=1, default_missing_value = "true")]
+    pub projections: bool,
+    /// Projection write requests per second, all projections together (bursts of as many).
+    #[arg(long, default_value_t = 20.0)]
+    pub projection_writes_per_second: f64,
 }
 
 #[derive(Debug, Args)]
@@ -249,6 +309,8 @@ pub struct DevArgs {
     pub reconcile: ReconcileArgs,
     #[command(flatten)]
     pub log: LogArgs,
+    #[command(flatten)]
+    pub orphans: OrphanArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -599,4 +661,39 @@ pub enum TokenCommand {
         #[command(flatten)]
         client: ClientArgs,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OrphansCommand {
+    /// List orphans: what, where, why, how old (deletes nothing).
+    Scan {
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Delete orphans, re-checking each against the database first; a dry
+    /// run unless --confirm. Namespaces stuck on finalizers are reported only.
+    Clean {
+        /// Delete for real.
+        #[arg(long)]
+        confirm: bool,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+}
+
+#[cfg(test)]
+mod duration_tests {
+    use super::parse_duration;
+    use std::time::Duration;
+
+    #[test]
+    fn durations_take_seconds_minutes_hours_and_days() {
+        assert_eq!(parse_duration("90"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("0s"), Ok(Duration::ZERO));
+        assert_eq!(parse_duration("30m"), Ok(Duration::from_secs(1800)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("2d"), Ok(Duration::from_secs(172_800)));
+        assert!(parse_duration("1w").unwrap_err().contains("unit"));
+        assert!(parse_duration("soon").is_err());
+    }
 }

@@ -8,5 +8,6 @@ pub mod config;
 pub mod dev_catalog;
 pub mod jsonpath;
 pub mod ops;
+pub mod orphan_commands;
 pub mod output;
 pub mod processes;

@@ -48,6 +48,7 @@ async fn main() -> std::process::ExitCode {
             client_commands::completion(shell);
             Ok(())
         }
+        Command::Orphans(c) => caelus_cli::orphan_commands::orphans(c).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -175,6 +175,18 @@ pub const OPERATIONS: &[Operation] = &[
         path: "/api/v1/tokens/{id}",
         command: "token revoke",
     },
+    Operation {
+        id: "scan_orphans",
+        method: "GET",
+        path: "/api/v1/orphans",
+        command: "orphans scan",
+    },
+    Operation {
+        id: "clean_orphans",
+        method: "POST",
+        path: "/api/v1/orphans/clean",
+        command: "orphans clean",
+    },
 ];
 
 pub fn find(id: &str) -> &'static Operation {

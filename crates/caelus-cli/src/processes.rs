@@ -100,8 +100,76 @@ pub async fn server(args: ServerArgs) -> Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     tracing::info!(addr = %listener.local_addr()?, "API listening");
-    caelus_api::serve(listener, AppState::new(store, helm), shutdown_signal()).await?;
+    let mut state = AppState::new(store.clone(), helm);
+    // A cluster is optional for the API server: only the orphan endpoints
+    // and --install-crds need one.
+    let client = match kube_client(args.kubeconfig.as_deref()).await {
+        Ok(c) => Some(c),
+        Err(e) if args.kubeconfig.is_none() && !args.install_crds => {
+            tracing::info!(error = %format!("{e:#}"), "no cluster configured: the orphan endpoints answer 503");
+            None
+        }
+        Err(e) => return Err(e),
+    };
+    if let Some(client) = client {
+        let engine = caelus_engine::Engine::new(
+            client,
+            caelus_engine::EngineConfig {
+                installation_id: args.installation_id.clone(),
+                ..Default::default()
+            },
+        );
+        if args.install_crds {
+            engine
+                .install_crds()
+                .await
+                .context("cannot install the projection CRDs")?;
+            tracing::info!("projection CRDs installed");
+        }
+        state = state.with_orphans(caelus_reconciler::OrphanScanner {
+            store,
+            engine,
+            min_age: args.orphans.min_age,
+        });
+    }
+    caelus_api::serve(listener, state, shutdown_signal()).await?;
     Ok(())
+}
+
+/// The worker's optional periodic orphan scan: logs what it finds, and
+/// deletes it when `clean` (audited as the worker).
+async fn scan_orphans_every(
+    scanner: caelus_reconciler::OrphanScanner,
+    every: Duration,
+    clean: bool,
+    actor: String,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            _ = stop.changed() => return,
+            _ = tokio::time::sleep(every) => {}
+        }
+        let result = if clean {
+            scanner.clean(true, &actor).await.map(|r| r.deleted)
+        } else {
+            scanner.scan().await
+        };
+        match result {
+            Ok(found) => {
+                for f in &found {
+                    tracing::warn!(kind = %f.kind, namespace = ?f.namespace, name = %f.name,
+                        reason = %f.reason, deleted = clean, "orphan");
+                }
+                tracing::info!(
+                    orphans = found.len(),
+                    deleted = clean,
+                    "orphan scan finished"
+                );
+            }
+            Err(e) => tracing::warn!(error = %e, "orphan scan failed"),
+        }
+    }
 }
 
 /// A Kubernetes client: from a kubeconfig file, or inferred (in-cluster, then KUBECONFIG).
@@ -139,10 +207,22 @@ pub fn reconciler(
             ..Default::default()
         },
     );
+    let projector = args.projections.then(|| {
+        caelus_reconciler::Projector::new(
+            store.clone(),
+            engine.clone(),
+            caelus_reconciler::ProjectorConfig {
+                writes_per_second: args.projection_writes_per_second,
+                burst: args.projection_writes_per_second.ceil().clamp(1.0, 1000.0) as u32,
+                ..Default::default()
+            },
+        )
+    });
     Arc::new(caelus_reconciler::Reconciler {
         store,
         helm,
         engine,
+        projector,
         config: caelus_reconciler::WorkerConfig {
             concurrency: args.concurrency.max(1),
             resync: Duration::from_secs(args.resync_seconds.max(1)),
@@ -184,9 +264,29 @@ pub async fn worker(args: WorkerArgs) -> Result<()> {
         shutdown_signal().await;
         let _ = stop_tx.send(true);
     });
-    reconciler(store, helm, client, &args.reconcile, wake)
-        .run(stop_rx)
-        .await;
+    let reconciler = reconciler(store, helm, client, &args.reconcile, wake);
+    if args.install_crds {
+        reconciler
+            .engine
+            .install_crds()
+            .await
+            .context("cannot install the projection CRDs")?;
+        tracing::info!("projection CRDs installed");
+    }
+    if let Some(every) = args.orphan_scan_interval {
+        tokio::spawn(scan_orphans_every(
+            caelus_reconciler::OrphanScanner {
+                store: reconciler.store.clone(),
+                engine: reconciler.engine.clone(),
+                min_age: args.orphans.min_age,
+            },
+            every,
+            args.orphan_clean,
+            format!("worker:{}", reconciler.config.id),
+            stop_rx.clone(),
+        ));
+    }
+    reconciler.run(stop_rx).await;
     Ok(())
 }
 
@@ -255,16 +355,27 @@ pub async fn dev(args: DevArgs) -> Result<()> {
             (kube_client(Some(&path)).await?, Some(sim), path)
         }
     };
-    let worker = tokio::spawn(
-        reconciler(
-            store.clone(),
-            helm.clone(),
-            client,
-            &args.reconcile,
-            state.wake_workers.clone(),
-        )
-        .run(stop_rx),
+    let reconciler = reconciler(
+        store.clone(),
+        helm.clone(),
+        client,
+        &args.reconcile,
+        state.wake_workers.clone(),
     );
+    if sim.is_some() {
+        // The projection CRDs, so `kubectl get caelusdeployments -A` works at once.
+        reconciler
+            .engine
+            .install_crds()
+            .await
+            .context("cannot install the projection CRDs")?;
+    }
+    let state = state.with_orphans(caelus_reconciler::OrphanScanner {
+        store: store.clone(),
+        engine: reconciler.engine.clone(),
+        min_age: args.orphans.min_age,
+    });
+    let worker = tokio::spawn(reconciler.run(stop_rx));
 
     println!("Caelus dev is running");
     println!("  web UI:   http://{addr}/ui  (sign in with the admin token below)");

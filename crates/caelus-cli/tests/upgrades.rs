@@ -55,6 +55,8 @@ impl Platform {
             lease_seconds: 30,
             installation_id: "test".into(),
             ingress_namespaces: vec![],
+            projections: false,
+            projection_writes_per_second: 20.0,
         };
         let reconciler: Arc<caelus_reconciler::Reconciler> = caelus_cli::processes::reconciler(
             db.store.clone(),

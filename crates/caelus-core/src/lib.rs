@@ -10,12 +10,14 @@ pub mod lifecycle;
 pub mod list_keys;
 pub mod names;
 pub mod quantity;
+pub mod orphans;
 pub mod reconcile;
 pub mod remediation;
 pub mod render_policy;
 pub mod revision;
 pub mod status;
 pub mod template;
+pub mod throttle;
 pub mod upgrade;
 pub mod values;
 

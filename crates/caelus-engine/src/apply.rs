@@ -15,7 +15,8 @@ use crate::calls::Target;
 use crate::error::{EngineError, Result};
 use crate::health::{self, FAILED, is_healthy, object_health};
 use crate::object::{
-    DEPLOYMENT_UID_LABEL, MANAGED_BY_LABEL, MANAGED_BY_VALUE, ObjectRef, set_label,
+    DEPLOYMENT_UID_LABEL, INSTALLATION_LABEL, MANAGED_BY_LABEL, MANAGED_BY_VALUE, ObjectRef,
+    set_label,
 };
 
 /// What to apply for one revision.
@@ -105,7 +106,11 @@ impl Engine {
         for obj in &req.objects {
             match self.prepare(&req.namespace, obj).await {
                 Ok(mut p) => {
-                    label_as_ours(&mut p.body, &req.deployment_uid);
+                    label_as_ours(
+                        &mut p.body,
+                        &req.deployment_uid,
+                        &self.config().installation_id,
+                    );
                     slots.push(Some(p));
                 }
                 Err(EngineError::UnknownKind { .. }) if defined_by(&crds, obj) => slots.push(None),
@@ -191,7 +196,11 @@ impl Engine {
                 let mut p = self
                     .prepare_when_served(&req.namespace, obj, req.health_timeout)
                     .await?;
-                label_as_ours(&mut p.body, &req.deployment_uid);
+                label_as_ours(
+                    &mut p.body,
+                    &req.deployment_uid,
+                    &self.config().installation_id,
+                );
                 *slot = Some(p);
             }
             // Futures are built in a loop rather than by a closure over `&Prepared`:
@@ -310,10 +319,12 @@ impl Engine {
 }
 
 /// Every object Caelus applies carries the managed-by label (the drift
-/// watches select on it) and its deployment's uid.
-pub(crate) fn label_as_ours(body: &mut Value, deployment_uid: &str) {
+/// watches select on it), its deployment's uid and the installation id (so
+/// the orphan scan can tell this installation's objects from others').
+pub(crate) fn label_as_ours(body: &mut Value, deployment_uid: &str, installation_id: &str) {
     set_label(body, MANAGED_BY_LABEL, MANAGED_BY_VALUE);
     set_label(body, DEPLOYMENT_UID_LABEL, deployment_uid);
+    set_label(body, INSTALLATION_LABEL, installation_id);
 }
 
 /// (group, kind) of the custom resources the CRDs among `objects` define.

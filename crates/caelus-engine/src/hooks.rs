@@ -55,7 +55,7 @@ impl Engine {
     ) -> Result<()> {
         for hook in hooks_for(hooks, event) {
             let mut p = self.prepare(namespace, &hook.object).await?;
-            label_as_ours(&mut p.body, deployment_uid);
+            label_as_ours(&mut p.body, deployment_uid, &self.config().installation_id);
             progress(Progress::HookStarted {
                 event,
                 kind: hook.kind.clone(),

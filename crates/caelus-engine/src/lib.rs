@@ -17,6 +17,8 @@ mod hooks;
 mod namespace;
 mod object;
 mod openapi;
+mod orphans;
+mod projection;
 mod prune;
 mod resolve;
 mod uninstall;
@@ -35,6 +37,12 @@ pub use namespace::{
 pub use object::{
     DEPLOYMENT_UID_LABEL, INSTALLATION_LABEL, MANAGED_BY_LABEL, MANAGED_BY_VALUE, ObjectRef,
     RESOURCE_POLICY_ANNOTATION, inventory_of,
+};
+pub use orphans::{ExactDelete, LabelledObject};
+pub use projection::{
+    CRDS, DEPLOYMENT_PROJECTION_KIND, DeploymentView, PROJECTION_API_VERSION, PROJECTION_GROUP,
+    Projection, ProjectionKey, ProjectionSeen, TEMPLATE_PROJECTION_KIND, TEMPLATE_VERSION_LABEL,
+    TemplateView, template_projection_name,
 };
 pub use uninstall::{UninstallRequest, UninstallStatus};
 

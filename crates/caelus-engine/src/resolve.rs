@@ -85,6 +85,15 @@ impl Resolver {
         })
     }
 
+    /// A fresh discovery (also replacing the cache): for a scan that must
+    /// see every kind the cluster serves now.
+    pub async fn refreshed(&self) -> Result<Arc<Discovery>> {
+        let _guard = self.refresh.lock().await;
+        let d = Arc::new(self.run_discovery().await?);
+        *self.cache.write().expect("discovery lock") = Some(d.clone());
+        Ok(d)
+    }
+
     /// Aggregated discovery (two requests) when the server offers it, the
     /// per-group walk otherwise. A server may answer the aggregated request
     /// with the plain `APIGroupList` (content negotiation lets it); kube-rs

@@ -17,6 +17,7 @@ pub use prometheus_client::registry::Registry;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use std::sync::OnceLock;
 
@@ -37,6 +38,17 @@ pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; cha
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OutcomeLabels {
     outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ProjectionLabels {
+    kind: String,
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
+struct OrphanLabels {
+    kind: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -72,6 +84,9 @@ pub struct Metrics {
     queue_polls: Counter,
     kube_requests: Family<KubeLabels, Counter>,
     http: HistogramFamily<HttpLabels>,
+    projection_writes: Family<ProjectionLabels, Counter>,
+    orphans: Family<OrphanLabels, Gauge>,
+    orphans_seen: std::sync::Mutex<std::collections::BTreeSet<OrphanLabels>>,
 }
 
 impl Default for Metrics {
@@ -89,6 +104,9 @@ impl Metrics {
             queue_polls: Counter::default(),
             kube_requests: Family::default(),
             http: Family::new_with_constructor(http_histogram),
+            projection_writes: Family::default(),
+            orphans: Family::default(),
+            orphans_seen: Default::default(),
         }
     }
 
@@ -142,6 +160,48 @@ impl Metrics {
             .observe(seconds.max(0.0));
     }
 
+    /// One projection request: `kind` is `CaelusDeployment` or `CaelusTemplate`,
+    /// `outcome` one of `applied`, `deleted`, `reverted`, `error`.
+    pub fn projection_write(&self, kind: &str, outcome: &str) {
+        self.projection_writes
+            .get_or_create(&ProjectionLabels {
+                kind: kind.to_string(),
+                outcome: outcome.to_string(),
+            })
+            .inc();
+    }
+
+    pub fn projection_writes(&self, kind: &str, outcome: &str) -> u64 {
+        self.projection_writes
+            .get_or_create(&ProjectionLabels {
+                kind: kind.to_string(),
+                outcome: outcome.to_string(),
+            })
+            .get()
+    }
+
+    /// Orphans the last scan found, by kind (`Namespace`, `ConfigMap`, …).
+    /// Kinds the scan no longer finds are set to 0.
+    pub fn set_orphans(&self, counts: &std::collections::BTreeMap<String, i64>) {
+        let known: Vec<OrphanLabels> = self
+            .orphans_seen
+            .lock()
+            .map(|s| s.iter().cloned().collect())
+            .unwrap_or_default();
+        for labels in known {
+            if !counts.contains_key(&labels.kind) {
+                self.orphans.get_or_create(&labels).set(0);
+            }
+        }
+        for (kind, n) in counts {
+            let labels = OrphanLabels { kind: kind.clone() };
+            self.orphans.get_or_create(&labels).set(*n);
+            if let Ok(mut seen) = self.orphans_seen.lock() {
+                seen.insert(labels);
+            }
+        }
+    }
+
     pub fn retries(&self) -> u64 {
         self.retries.get()
     }
@@ -182,6 +242,16 @@ impl Metrics {
             "caelus_http_request_duration_seconds",
             "Duration of HTTP requests served, by method, matched route and status",
             self.http.clone(),
+        );
+        r.register(
+            "caelus_projection_writes",
+            "Requests writing read-only projections (CaelusDeployment, CaelusTemplate), by kind and outcome",
+            self.projection_writes.clone(),
+        );
+        r.register(
+            "caelus_orphans",
+            "Orphans (objects of this installation the database does not account for) found by the last scan, by kind",
+            self.orphans.clone(),
         );
         r
     }

@@ -6,8 +6,10 @@
 mod commit;
 mod deploy;
 mod drift;
+mod orphans;
 mod pass;
 mod progress;
+mod projector;
 mod status;
 mod uninstall;
 
@@ -21,7 +23,9 @@ use std::time::Duration;
 use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinSet;
 
+pub use orphans::{CleanReport, Finding, Kept, OrphanError, OrphanScanner};
 pub use pass::PassError;
+pub use projector::{Projector, ProjectorConfig};
 
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
@@ -78,6 +82,8 @@ pub struct Reconciler {
     /// is busy, so a wake-up that arrives mid-claim is not lost (one from
     /// `notify_waiters` would be).
     pub wake: Arc<Notify>,
+    /// Writes the deployments' read-only projections; `None` turns them off.
+    pub projector: Option<Arc<Projector>>,
 }
 
 /// A uniform random number in [0, 1), for jitter.
@@ -89,6 +95,10 @@ fn random_unit() -> f64 {
 impl Reconciler {
     /// Runs until `stop` turns true, then finishes or releases in-flight passes.
     pub async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        let projector = self
+            .projector
+            .clone()
+            .map(|p| tokio::spawn(p.run(stop.clone())));
         let mut passes: JoinSet<()> = JoinSet::new();
         let mut leases: HashMap<tokio::task::Id, queue::Lease> = HashMap::new();
         tracing::info!(worker = %self.config.id, concurrency = self.config.concurrency, "worker started");
@@ -107,7 +117,15 @@ impl Reconciler {
                     Ok(Some(lease)) => {
                         let me = self.clone();
                         let held = lease.clone();
-                        let handle = passes.spawn(async move { me.pass(lease).await });
+                        let handle = passes.spawn(async move {
+                            let uid = lease.uid.clone();
+                            let projector = me.projector.clone();
+                            me.pass(lease).await;
+                            // After the pass committed its status.
+                            if let Some(p) = projector {
+                                p.deployment_changed(&uid);
+                            }
+                        });
                         leases.insert(handle.id(), held);
                     }
                     Ok(None) => break,
@@ -134,6 +152,9 @@ impl Reconciler {
         }
         drop(changes);
         self.shut_down(passes, leases).await;
+        if let Some(p) = projector {
+            let _ = p.await;
+        }
     }
 
     /// Debounces the engine's change feed and makes the changed deployments

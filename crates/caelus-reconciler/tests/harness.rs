@@ -76,6 +76,15 @@ impl Harness {
     }
 
     pub fn reconciler(&self, worker: WorkerConfig) -> Arc<Reconciler> {
+        self.reconciler_with(worker, None)
+    }
+
+    /// A reconciler that also writes projections (see tests/projections.rs).
+    pub fn reconciler_with(
+        &self,
+        worker: WorkerConfig,
+        projections: Option<caelus_reconciler::ProjectorConfig>,
+    ) -> Arc<Reconciler> {
         let engine = Engine::new(
             client_for(&self.sim),
             EngineConfig {
@@ -88,6 +97,9 @@ impl Harness {
         Arc::new(Reconciler {
             store: self.db.store.clone(),
             helm: self.helm.clone(),
+            projector: projections.map(|c| {
+                caelus_reconciler::Projector::new(self.db.store.clone(), engine.clone(), c)
+            }),
             engine,
             config: worker,
             wake: self.wake.clone(),
@@ -97,6 +109,11 @@ impl Harness {
     /// Starts one more worker; returns its index.
     pub fn add_worker(&mut self, worker: WorkerConfig) -> usize {
         let r = self.reconciler(worker);
+        self.run_worker(r)
+    }
+
+    /// Starts a reconciler built by [`Harness::reconciler_with`]; returns its index.
+    pub fn run_worker(&mut self, r: Arc<Reconciler>) -> usize {
         let (tx, rx) = watch::channel(false);
         let handle = tokio::spawn(r.run(rx));
         self.workers.push((tx, handle));

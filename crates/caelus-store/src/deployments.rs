@@ -280,3 +280,13 @@ pub async fn set_desired_if_generation(
     .await?;
     Ok(done.rows_affected() == 1)
 }
+
+/// The deployment that owns namespace `namespace` (tombstones included): the
+/// orphan scan asks it of every namespace carrying this installation's label.
+pub async fn by_namespace(conn: &mut Conn, namespace: &str) -> Result<Option<Deployment>> {
+    let row = sqlx::query(dynamic(format!("{SELECT} WHERE d.namespace_name = $1")))
+        .bind(namespace)
+        .fetch_optional(conn)
+        .await?;
+    row.as_ref().map(from_row).transpose()
+}

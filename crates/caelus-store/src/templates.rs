@@ -187,3 +187,14 @@ pub async fn set_lifecycle(
     }
     Ok(())
 }
+
+/// Every template version past draft (published, deprecated, retired), of
+/// every product: what the `CaelusTemplate` projections show.
+pub async fn list_past_draft(conn: &mut Conn) -> Result<Vec<TemplateVersion>> {
+    let rows = sqlx::query(dynamic(format!(
+        "{SELECT} WHERE tv.lifecycle <> 'draft' ORDER BY tv.created_at, tv.id"
+    )))
+    .fetch_all(conn)
+    .await?;
+    rows.iter().map(from_row).collect()
+}

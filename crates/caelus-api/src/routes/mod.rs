@@ -1,5 +1,6 @@
 pub mod deployments;
 pub mod health;
+pub mod orphans;
 pub mod products;
 pub mod reach;
 pub mod templates;
