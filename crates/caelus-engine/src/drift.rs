@@ -192,7 +192,7 @@ impl Engine {
             .as_str()
             .map(str::to_string)
         {
-            label_as_ours(&mut body, &uid);
+            label_as_ours(&mut body, &uid, &self.config().installation_id);
         }
         let would_be = self.ssa_dry_run(&p.target, &body).await?;
         let server = confirmed_changes(live, &would_be, keys);
