@@ -794,6 +794,50 @@ mod helm {
         assert_eq!(v["chart_metadata"]["version"], "1.0.0");
     }
 
+    /// Supply chain: a version names a repository and a digest, and the
+    /// repository must serve that digest. Repository A's chart is already
+    /// cached (published first); naming repository B with A's digest is
+    /// refused with B's own answer, on the field that named it.
+    #[tokio::test]
+    async fn publishing_a_digest_the_named_repository_does_not_serve_is_refused() {
+        let s = Server::start(Backend::Sqlite).await;
+        s.post(
+            "/api/v1/products",
+            &s.admin,
+            json!({"slug": "db", "name": "DB"}),
+        )
+        .await
+        .ok(201);
+        let (in_a, digest) = s.chart("schema", "1.0.0").await;
+        let (in_b, _) = s.chart("web", "1.0.0").await;
+        s.post(
+            "/api/v1/products/db/versions",
+            &s.admin,
+            json!({"version": "1.0.0", "chart": in_a, "publish": true}),
+        )
+        .await
+        .ok(201);
+        let repo_b = in_b.rsplit_once(':').unwrap().0;
+        let r = s
+            .post(
+                "/api/v1/products/db/versions",
+                &s.admin,
+                json!({"version": "1.0.1", "chart": format!("{repo_b}@{digest}"), "publish": true}),
+            )
+            .await;
+        r.problem(422);
+        assert_eq!(r.fields(), ["chart"]);
+        let reason = r.body["errors"][0]["reason"].as_str().unwrap();
+        assert!(
+            reason.contains("charts/web") && reason.contains("not found"),
+            "the registry's answer about repository B: {reason}"
+        );
+        // Nothing was stored for 1.0.1.
+        let listed = s.get("/api/v1/products/db/versions", &s.admin).await;
+        let versions = listed.ok(200).to_string();
+        assert!(!versions.contains("1.0.1"), "{versions}");
+    }
+
     #[tokio::test]
     async fn values_must_pass_the_allowlist_and_then_the_charts_schema() {
         let s = Server::start(Backend::Sqlite).await;

@@ -10,6 +10,7 @@ pub mod lifecycle;
 pub mod list_keys;
 pub mod names;
 pub mod orphans;
+pub mod ownership;
 pub mod quantity;
 pub mod reconcile;
 pub mod remediation;

@@ -150,6 +150,9 @@ pub enum ReadyReason {
     ChartUnavailable,
     /// Policy refused the rendered objects.
     PolicyViolation,
+    /// An object the revision would write already exists and belongs to
+    /// someone else (another deployment, installation, or no one).
+    OwnershipConflict,
     /// A Helm hook did not succeed.
     HookFailed,
     /// Objects did not become healthy in time, or failed.
@@ -161,7 +164,7 @@ pub enum ReadyReason {
 }
 
 impl ReadyReason {
-    pub const ALL: [ReadyReason; 13] = [
+    pub const ALL: [ReadyReason; 14] = [
         ReadyReason::Deployed,
         ReadyReason::Healthy,
         ReadyReason::Unhealthy,
@@ -171,6 +174,7 @@ impl ReadyReason {
         ReadyReason::RenderFailed,
         ReadyReason::ChartUnavailable,
         ReadyReason::PolicyViolation,
+        ReadyReason::OwnershipConflict,
         ReadyReason::HookFailed,
         ReadyReason::HealthCheckFailed,
         ReadyReason::ApplyFailed,
@@ -188,6 +192,7 @@ impl ReadyReason {
             ReadyReason::RenderFailed => "RenderFailed",
             ReadyReason::ChartUnavailable => "ChartUnavailable",
             ReadyReason::PolicyViolation => "PolicyViolation",
+            ReadyReason::OwnershipConflict => "OwnershipConflict",
             ReadyReason::HookFailed => "HookFailed",
             ReadyReason::HealthCheckFailed => "HealthCheckFailed",
             ReadyReason::ApplyFailed => "ApplyFailed",

@@ -14,6 +14,7 @@ use crate::Engine;
 use crate::calls::Target;
 use crate::error::{EngineError, Result};
 use crate::health::{self, FAILED, is_healthy, object_health};
+use crate::hooks::hooks_for;
 use crate::object::{
     DEPLOYMENT_UID_LABEL, INSTALLATION_LABEL, MANAGED_BY_LABEL, MANAGED_BY_VALUE, ObjectRef,
     set_label,
@@ -49,6 +50,10 @@ pub struct ApplyOutcome {
     pub pruned: Vec<ObjectRef>,
     /// Objects the render lacks but that `helm.sh/resource-policy: keep` kept.
     pub kept: Vec<ObjectRef>,
+    /// Objects the render lacks that someone else owns now (recreated or
+    /// relabelled since): left in place, never deleted.
+    #[serde(default)]
+    pub not_owned: Vec<ObjectRef>,
 }
 
 /// Live progress of an apply, for `--wait` output and events.
@@ -118,10 +123,29 @@ impl Engine {
             }
         }
 
+        // Ownership before the first write: every object and every hook this
+        // revision would write is read, and one that exists and belongs to
+        // someone else refuses the whole revision.
+        let mut hook_targets = Vec::new();
+        for event in [req.pre_event, req.post_event] {
+            for hook in hooks_for(&req.hooks, event) {
+                match self.prepare(&req.namespace, &hook.object).await {
+                    Ok(p) => hook_targets.push((p.target, event)),
+                    // Its kind comes with this revision's CRDs: checked when it runs.
+                    Err(EngineError::UnknownKind { .. }) if defined_by(&crds, &hook.object) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        let mut checks: Vec<(&Target, Option<HookEvent>)> =
+            slots.iter().flatten().map(|p| (&p.target, None)).collect();
+        checks.extend(hook_targets.iter().map(|(t, event)| (t, Some(*event))));
+        self.check_ownership(&checks, &req.deployment_uid).await?;
+
         self.run_hooks(&req, req.pre_event, progress).await?;
         let objects = self.apply_in_order(&req, slots, progress).await?;
         let inventory: Vec<ObjectRef> = objects.iter().map(|p| p.target.oref.clone()).collect();
-        let (pruned, kept) = self
+        let (pruned, kept, not_owned) = self
             .prune(
                 &req.namespace,
                 &req.previous_inventory,
@@ -139,6 +163,7 @@ impl Engine {
             health,
             pruned,
             kept,
+            not_owned,
         })
     }
 
@@ -192,7 +217,8 @@ impl Engine {
                 |r: &ObjectRef| r.kind == refs[start].kind && r.group() == refs[start].group();
             let end = start + refs[start..].iter().take_while(|r| same_kind(r)).count();
             let waiting = slots[start..end].iter_mut().zip(&req.objects[start..end]);
-            for (slot, obj) in waiting.filter(|(slot, _)| slot.is_none()) {
+            let mut newly_served = Vec::new();
+            for (i, (slot, obj)) in waiting.enumerate().filter(|(_, (slot, _))| slot.is_none()) {
                 let mut p = self
                     .prepare_when_served(&req.namespace, obj, req.health_timeout)
                     .await?;
@@ -202,7 +228,16 @@ impl Engine {
                     &self.config().installation_id,
                 );
                 *slot = Some(p);
+                newly_served.push(start + i);
             }
+            // Kinds served only now (their CRD was just applied): their
+            // objects are checked before any of the run is written.
+            let checks: Vec<(&Target, Option<HookEvent>)> = newly_served
+                .iter()
+                .filter_map(|&i| slots[i].as_ref())
+                .map(|p| (&p.target, None))
+                .collect();
+            self.check_ownership(&checks, &req.deployment_uid).await?;
             // Futures are built in a loop rather than by a closure over `&Prepared`:
             // the closure form makes the whole apply future impossible to prove
             // `Send` (rust-lang/rust#102211), and callers spawn it.

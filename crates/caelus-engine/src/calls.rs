@@ -6,7 +6,7 @@
 use std::future::Future;
 use std::time::Duration;
 
-use kube::api::{DeleteParams, Patch, PatchParams};
+use kube::api::{Patch, PatchParams};
 use serde_json::Value;
 
 use crate::Engine;
@@ -23,7 +23,7 @@ pub(crate) struct Target {
 
 const ATTEMPTS: u32 = 3;
 
-async fn retry<T, F, Fut>(mut call: F) -> Result<T, kube::Error>
+pub(crate) async fn retry<T, F, Fut>(mut call: F) -> Result<T, kube::Error>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, kube::Error>>,
@@ -67,7 +67,9 @@ impl Engine {
     }
 
     /// Server-side apply of `body` as Caelus, forced: the database wins
-    /// over whatever another manager set.
+    /// over whatever another manager set on an object that is this
+    /// deployment's. Callers check ownership first (`ownership.rs`): force
+    /// never takes over someone else's object.
     pub(crate) async fn ssa(&self, t: &Target, body: &Value) -> Result<Value> {
         let api = self.api_for(t);
         let params = PatchParams::apply(&self.inner.config.field_manager).force();
@@ -102,21 +104,6 @@ impl Engine {
             Ok(obj) => Ok(Some(serde_json::to_value(obj).unwrap_or_default())),
             Err(e) if is_not_found(&e) => Ok(None),
             Err(e) => Err(EngineError::object("get", &t.oref, e)),
-        }
-    }
-
-    /// Deletes with background propagation (dependents are collected by the
-    /// garbage collector). `false` when the object was already gone.
-    pub(crate) async fn delete(&self, t: &Target) -> Result<bool> {
-        let api = self.api_for(t);
-        let params = DeleteParams::background();
-        self.inner
-            .watches
-            .deleted(&t.kind, t.oref.namespace.as_deref(), &t.oref.name);
-        match retry(|| api.delete(&t.oref.name, &params)).await {
-            Ok(_) => Ok(true),
-            Err(e) if is_not_found(&e) => Ok(false),
-            Err(e) => Err(EngineError::object("delete", &t.oref, e)),
         }
     }
 }

@@ -52,6 +52,12 @@ pub enum EngineError {
     /// another namespace, a namespace that belongs to someone else).
     #[error("refused by policy: {0}")]
     Policy(String),
+    /// Objects the revision would write (or a hook would replace) exist and
+    /// belong to someone else; nothing of the revision was written.
+    #[error("{}", describe_conflicts(conflicts))]
+    NotOwned {
+        conflicts: Vec<crate::ownership::OwnershipConflict>,
+    },
     /// The cluster does not serve this apiVersion/kind (a missing CRD).
     #[error("unknown kind {kind} in {api_version}: the cluster does not serve it")]
     UnknownKind { api_version: String, kind: String },
@@ -105,7 +111,9 @@ impl EngineError {
             EngineError::HookFailed { .. }
             | EngineError::HealthTimeout { .. }
             | EngineError::Unhealthy { .. } => FailureKind::Unhealthy,
-            EngineError::Policy(_) | EngineError::InvalidObject(_) => FailureKind::NeedsChange,
+            EngineError::Policy(_)
+            | EngineError::InvalidObject(_)
+            | EngineError::NotOwned { .. } => FailureKind::NeedsChange,
             _ => FailureKind::Api,
         }
     }
@@ -168,6 +176,14 @@ pub(crate) fn is_transient_code(code: u16) -> bool {
 
 pub(crate) fn is_not_found(err: &kube::Error) -> bool {
     matches!(err, kube::Error::Api(s) if s.code == 404)
+}
+
+fn describe_conflicts(conflicts: &[crate::ownership::OwnershipConflict]) -> String {
+    conflicts
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 fn summarize(objects: &[ObjectHealth]) -> String {
@@ -256,6 +272,26 @@ mod tests {
         assert_eq!(invalid.failure_kind(), FailureKind::NeedsChange);
         let policy = EngineError::Policy("namespace of someone else".into());
         assert_eq!(policy.failure_kind(), FailureKind::NeedsChange);
+        let not_owned = EngineError::NotOwned {
+            conflicts: vec![crate::ownership::OwnershipConflict {
+                object: ObjectRef {
+                    api_version: "rbac.authorization.k8s.io/v1".into(),
+                    kind: "ClusterRole".into(),
+                    namespace: None,
+                    name: "edit".into(),
+                },
+                hook: Some(HookEvent::PreInstall),
+                owner: caelus_core::ownership::Owner::Unmanaged,
+            }],
+        };
+        assert_eq!(not_owned.failure_class(), FailureClass::Deterministic);
+        assert_eq!(not_owned.failure_kind(), FailureKind::NeedsChange);
+        assert!(
+            not_owned.to_string().starts_with(
+                "pre-install hook ClusterRole/edit already exists and belongs to no one"
+            ),
+            "{not_owned}"
+        );
         let hook = EngineError::HookFailed {
             event: HookEvent::PreUpgrade,
             kind: "Job".into(),

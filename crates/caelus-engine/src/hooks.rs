@@ -10,6 +10,8 @@ use crate::apply::{ApplyRequest, Progress, label_as_ours};
 use crate::calls::Target;
 use crate::error::{EngineError, Result};
 use crate::health::{FAILED, HEALTHY, object_health};
+use crate::ownership::{OwnedDelete, OwnershipConflict};
+use caelus_core::ownership::Owner;
 
 /// The hooks of `event` in the order they run: weight, then name.
 pub(crate) fn hooks_for(hooks: &[Hook], event: HookEvent) -> Vec<&Hook> {
@@ -68,14 +70,36 @@ impl Engine {
                 message,
             };
             let policies = &hook.delete_policies;
-            if policies.contains(&HookDeletePolicy::BeforeHookCreation)
-                && self.delete(&p.target).await?
+            // Ownership first: a same-named object someone else owns (an
+            // operator's ClusterRole, another deployment's Job) is neither
+            // replaced nor patched. The revision's check did this already for
+            // install/upgrade; uninstall's pre-delete hooks come here directly.
+            let not_ours = |owner| EngineError::NotOwned {
+                conflicts: vec![OwnershipConflict {
+                    object: p.target.oref.clone(),
+                    hook: Some(event),
+                    owner,
+                }],
+            };
+            if policies.contains(&HookDeletePolicy::BeforeHookCreation) {
+                match self.delete_owned(&p.target, deployment_uid).await? {
+                    OwnedDelete::Deleted => self
+                        .wait_gone(&p.target, timeout)
+                        .await
+                        .map_err(|e| failed(format!("previous instance not deleted: {e}")))?,
+                    OwnedDelete::Gone => {}
+                    OwnedDelete::NotOurs(owner) => return Err(not_ours(owner)),
+                    // Someone recreated it between the read and the delete.
+                    OwnedDelete::Replaced => return Err(not_ours(Owner::Unmanaged)),
+                }
+            } else if let Some(live) = self.live_owner(&p.target, deployment_uid).await?
+                && !live.owner.is_this()
             {
-                self.wait_gone(&p.target, timeout)
-                    .await
-                    .map_err(|e| failed(format!("previous instance not deleted: {e}")))?;
+                return Err(not_ours(live.owner));
             }
-            self.ssa(&p.target, &p.body).await?;
+            let created = self.ssa(&p.target, &p.body).await?;
+            // Cleanup deletes exactly the instance created here.
+            let uid = created["metadata"]["uid"].as_str().map(str::to_string);
             let outcome = if waits_for_completion(&p.target) {
                 self.wait_completed(&p.target, timeout).await?
             } else {
@@ -84,7 +108,7 @@ impl Engine {
             match outcome {
                 Ok(()) => {
                     if policies.contains(&HookDeletePolicy::HookSucceeded) {
-                        self.delete(&p.target).await?;
+                        self.delete_exact_uid(&p.target, uid).await?;
                     }
                     progress(Progress::HookSucceeded {
                         event,
@@ -94,7 +118,7 @@ impl Engine {
                 }
                 Err(message) => {
                     if policies.contains(&HookDeletePolicy::HookFailed) {
-                        self.delete(&p.target).await?;
+                        self.delete_exact_uid(&p.target, uid).await?;
                     }
                     return Err(failed(message));
                 }

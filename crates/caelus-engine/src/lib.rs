@@ -18,6 +18,7 @@ mod namespace;
 mod object;
 mod openapi;
 mod orphans;
+mod ownership;
 mod projection;
 mod prune;
 mod resolve;
@@ -39,6 +40,7 @@ pub use object::{
     RESOURCE_POLICY_ANNOTATION, inventory_of,
 };
 pub use orphans::{ExactDelete, LabelledObject};
+pub use ownership::OwnershipConflict;
 pub use projection::{
     CRDS, DEPLOYMENT_PROJECTION_KIND, DeploymentView, PROJECTION_API_VERSION, PROJECTION_GROUP,
     Projection, ProjectionKey, ProjectionSeen, TEMPLATE_PROJECTION_KIND, TEMPLATE_VERSION_LABEL,

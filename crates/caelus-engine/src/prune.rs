@@ -7,9 +7,9 @@ use caelus_helm::order::compare_kinds;
 use crate::Engine;
 use crate::apply::Progress;
 use crate::error::{EngineError, Result};
-use crate::object::{
-    DEPLOYMENT_UID_LABEL, ObjectRef, RESOURCE_POLICY_ANNOTATION, annotation, label,
-};
+use crate::object::{ObjectRef, RESOURCE_POLICY_ANNOTATION, annotation};
+use crate::ownership::{OwnedDelete, stamp_of};
+use caelus_core::ownership::owner_of;
 
 /// Objects of `previous` absent from `current`, in reverse install order
 /// (dependents such as Deployments before the ConfigMaps they mount).
@@ -31,7 +31,11 @@ pub(crate) fn reverse_install_order(objects: &mut [ObjectRef]) {
 }
 
 impl Engine {
-    /// Deletes the candidates; returns (pruned, kept).
+    /// Deletes the candidates that are still this deployment's; returns
+    /// (pruned, kept, not owned). An object someone else owns now — another
+    /// deployment's, or one deleted and recreated under the same name — is
+    /// left in place: pruning never deletes what Caelus does not own, and
+    /// the delete carries the uid just read.
     pub(crate) async fn prune(
         &self,
         namespace: &str,
@@ -39,7 +43,7 @@ impl Engine {
         current: &[ObjectRef],
         deployment_uid: &str,
         progress: &(dyn Fn(Progress) + Send + Sync),
-    ) -> Result<(Vec<ObjectRef>, Vec<ObjectRef>)> {
+    ) -> Result<(Vec<ObjectRef>, Vec<ObjectRef>, Vec<ObjectRef>)> {
         // Resolve the previous inventory first so its namespaces compare
         // like the new one's (discovery is cached: no requests).
         let mut known = Vec::with_capacity(previous.len());
@@ -52,7 +56,7 @@ impl Engine {
             }
         }
         let previous: Vec<ObjectRef> = known.iter().map(|t| t.oref.clone()).collect();
-        let (mut pruned, mut kept) = (Vec::new(), Vec::new());
+        let (mut pruned, mut kept, mut not_owned) = (Vec::new(), Vec::new(), Vec::new());
         for oref in prune_candidates(&previous, current) {
             let Some(target) = known.iter().find(|t| t.oref == oref) else {
                 continue;
@@ -60,6 +64,16 @@ impl Engine {
             let Some(live) = self.get(target).await? else {
                 continue;
             };
+            let owner = owner_of(
+                &stamp_of(&live),
+                deployment_uid,
+                &self.config().installation_id,
+            );
+            if !owner.is_this() {
+                tracing::warn!(object = %oref, %owner, "not pruned: it belongs to someone else now");
+                not_owned.push(oref);
+                continue;
+            }
             if annotation(&live, RESOURCE_POLICY_ANNOTATION) == Some("keep") {
                 progress(Progress::Kept {
                     object: oref.clone(),
@@ -67,18 +81,19 @@ impl Engine {
                 kept.push(oref);
                 continue;
             }
-            // Someone else's object under the same name is not ours to delete.
-            if label(&live, DEPLOYMENT_UID_LABEL).is_some_and(|uid| uid != deployment_uid) {
-                continue;
-            }
-            if self.delete(target).await? {
-                progress(Progress::Pruned {
-                    object: oref.clone(),
-                });
-                pruned.push(oref);
+            let uid = live["metadata"]["uid"].as_str().map(str::to_string);
+            match self.delete_exact_uid(target, uid).await? {
+                OwnedDelete::Deleted => {
+                    progress(Progress::Pruned {
+                        object: oref.clone(),
+                    });
+                    pruned.push(oref);
+                }
+                OwnedDelete::Gone => {}
+                OwnedDelete::Replaced | OwnedDelete::NotOurs(_) => not_owned.push(oref),
             }
         }
-        Ok((pruned, kept))
+        Ok((pruned, kept, not_owned))
     }
 }
 

@@ -13,6 +13,7 @@ use crate::Engine;
 use crate::apply::Progress;
 use crate::error::{EngineError, Result};
 use crate::object::{DEPLOYMENT_UID_LABEL, MANAGED_BY_LABEL, MANAGED_BY_VALUE, ObjectRef, label};
+use crate::ownership::OwnedDelete;
 use crate::prune::reverse_install_order;
 
 /// What to delete.
@@ -126,10 +127,20 @@ impl Engine {
             if target.kind.namespaced && !active {
                 continue;
             }
-            self.delete(&target).await?;
+            // Only what is still this deployment's, by the uid just read: a
+            // cluster-scoped object recreated by someone else stays.
+            match self.delete_owned(&target, &req.deployment_uid).await? {
+                OwnedDelete::Deleted | OwnedDelete::Gone => {}
+                OwnedDelete::NotOurs(owner) => {
+                    tracing::warn!(object = %target.oref, %owner, "not deleted: it belongs to someone else now");
+                }
+                OwnedDelete::Replaced => {}
+            }
         }
-        if active {
-            self.delete(&ns_target).await?;
+        if let Some(ns) = live.as_ref().filter(|_| active) {
+            // The namespace read and checked above, and no other.
+            let uid = ns["metadata"]["uid"].as_str().map(str::to_string);
+            self.delete_exact_uid(&ns_target, uid).await?;
         }
         if live.is_none() {
             return Ok(UninstallStatus::Gone);

@@ -145,7 +145,9 @@ struct Inner {
     data_dir: PathBuf,
     registry_settings: Mutex<HashMap<String, RegistrySettings>>,
     clients: Mutex<HashMap<String, Arc<RegistryClient>>>,
-    charts: Mutex<Lru<Digest, Chart>>,
+    /// Loaded charts by (repository, manifest digest): see `store.rs` for
+    /// why the repository is part of the key.
+    charts: Mutex<Lru<(String, Digest), Chart>>,
     renders: Mutex<Lru<RenderKey, Arc<Rendered>>>,
     render_hits: AtomicU64,
     render_misses: AtomicU64,
@@ -287,8 +289,10 @@ impl HelmEngine {
         .await
     }
 
-    /// The chart stored under `reference`'s digest: from memory, else the
-    /// disk cache, else pulled from the registry (Helm verifies the digest).
+    /// The chart `reference`'s repository serves under its digest: from
+    /// memory, else the disk cache, else pulled from that repository (Helm
+    /// verifies the digest). Both caches are keyed by repository and digest,
+    /// so a digest is only ever served for a repository that had it.
     pub async fn pull(&self, reference: &ChartReference) -> Result<Chart, HelmError> {
         let digest = reference
             .digest
@@ -297,17 +301,19 @@ impl HelmEngine {
                 reference: reference.to_string(),
                 reason: "pulling needs a digest; resolve the tag first".into(),
             })?;
-        if let Some(c) = lock(&self.inner.charts).get(&digest) {
+        let repository = reference.repository_key();
+        let key = (repository.clone(), digest.clone());
+        if let Some(c) = lock(&self.inner.charts).get(&key) {
             return Ok(c);
         }
         let reference = reference.with_digest(digest.clone());
         let chart = self
             .blocking(move |inner| {
-                let (bytes, archive) = match inner.store.read(&digest)? {
-                    Some(bytes) => (bytes, inner.store.path(&digest)),
+                let (bytes, archive) = match inner.store.read(&repository, &digest)? {
+                    Some(bytes) => (bytes, inner.store.path(&repository, &digest)),
                     None => {
                         let bytes = inner.pull_archive(&reference)?;
-                        let path = inner.store.write(&digest, &bytes)?;
+                        let path = inner.store.write(&repository, &digest, &bytes)?;
                         (bytes, path)
                     }
                 };
@@ -324,16 +330,12 @@ impl HelmEngine {
                 )
             })
             .await?;
-        let digest = chart
-            .digest()
-            .cloned()
-            .expect("pulled charts have a digest");
         let mut charts = lock(&self.inner.charts);
         // Another task may have loaded it meanwhile; keep one copy.
-        if let Some(existing) = charts.get(&digest) {
+        if let Some(existing) = charts.get(&key) {
             return Ok(existing);
         }
-        charts.insert(digest, chart.clone());
+        charts.insert(key, chart.clone());
         Ok(chart)
     }
 

@@ -98,6 +98,11 @@ impl ChartReference {
         format!("oci://{}/{}", self.registry, self.repository)
     }
 
+    /// `registry/repository`: what the chart cache is keyed by, with the digest.
+    pub fn repository_key(&self) -> String {
+        format!("{}/{}", self.registry, self.repository)
+    }
+
     /// The same repository pinned to `digest` (tag dropped).
     pub fn with_digest(&self, digest: Digest) -> Self {
         ChartReference {

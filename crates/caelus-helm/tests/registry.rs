@@ -41,9 +41,11 @@ async fn resolve_tag_gives_manifest_digest_and_pull_by_digest_works() {
     let chart = engine.pull(&resolved.reference).await.unwrap();
     assert_eq!(chart.name(), "web");
     assert_eq!(chart.digest(), Some(&resolved.digest));
-    let cached = engine.chart_store().path(&resolved.digest);
+    let cached = engine
+        .chart_store()
+        .path(&resolved.reference.repository_key(), &resolved.digest);
     assert!(cached.is_file(), "archive cached at {}", cached.display());
-    assert!(cached.ends_with(format!("charts/sha256/{}.tgz", resolved.digest.hex())));
+    assert!(cached.ends_with(format!("sha256/{}.tgz", resolved.digest.hex())));
 
     // Loaded charts are shared: a second pull is the same chart.
     let again = engine.pull(&resolved.reference).await.unwrap();
@@ -55,6 +57,54 @@ async fn resolve_tag_gives_manifest_digest_and_pull_by_digest_works() {
     assert_eq!(info.app_version.as_deref(), Some("1.25.0"));
     assert_eq!(info.default_values["service"]["port"], 80);
     assert!(info.values_schema.is_none());
+}
+
+/// Supply chain: a digest is only ever served for a repository that has it.
+/// Repository A's chart, cached in memory and on disk, is not what
+/// "repository B at A's digest" gets: that pull goes to B, and B's answer
+/// (manifest unknown) is the error.
+#[tokio::test]
+async fn a_digest_is_served_only_for_the_repository_that_has_it() {
+    let mut registry = TestRegistry::start().unwrap();
+    let (web, digest) = push_test_chart(&registry, "web", "1.0.0").await.unwrap();
+    push_test_chart(&registry, "schema", "1.0.0").await.unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let engine = engine(&data);
+    let in_a = reference(&web).with_digest(digest.clone());
+    engine.pull(&in_a).await.unwrap();
+
+    let in_b = reference(&format!("{}/schema@{digest}", registry.repository()));
+    for err in [
+        engine.pull(&in_b).await.unwrap_err(),
+        engine.inspect(&in_b).await.unwrap_err(),
+    ] {
+        assert!(matches!(err, HelmError::NotFound { .. }), "{err:?}");
+        assert!(err.to_string().contains("charts/schema"), "names B: {err}");
+        assert!(err.is_client_error());
+    }
+    assert!(
+        !engine
+            .chart_store()
+            .path(&in_b.repository_key(), &digest)
+            .exists()
+    );
+
+    // Nor from the disk cache of a fresh engine, even with the registry gone:
+    // then the registry cannot be asked, and the pull fails as unreachable.
+    let fresh = self::engine(&data);
+    let err = fresh.pull(&in_b).await.unwrap_err();
+    assert!(matches!(err, HelmError::NotFound { .. }), "{err:?}");
+    registry.stop();
+    let err = fresh.pull(&in_b).await.unwrap_err();
+    assert!(
+        matches!(err, HelmError::RegistryUnreachable { .. }),
+        "{err:?}"
+    );
+    assert_eq!(
+        fresh.pull(&in_a).await.unwrap().name(),
+        "web",
+        "A's own cache still serves A"
+    );
 }
 
 #[tokio::test]
@@ -121,7 +171,10 @@ async fn tampered_blob_is_refused() {
     assert!(matches!(err, HelmError::DigestMismatch { .. }), "{err:?}");
     assert!(!err.is_client_error());
     assert!(
-        !engine.chart_store().path(&digest).exists(),
+        !engine
+            .chart_store()
+            .path(&reference(&tagged).repository_key(), &digest)
+            .exists(),
         "nothing cached"
     );
 }
@@ -153,7 +206,7 @@ async fn unknown_digest_and_tag_are_not_found() {
         .await
         .unwrap_err();
     assert!(matches!(err, HelmError::NotFound { .. }), "{err:?}");
-    let cached: Vec<_> = std::fs::read_dir(data.path().join("charts/sha256"))
+    let cached: Vec<_> = std::fs::read_dir(data.path().join("charts/repositories"))
         .unwrap()
         .collect();
     assert!(cached.is_empty(), "nothing stored");
@@ -183,7 +236,12 @@ async fn stopped_registry_is_unreachable() {
         matches!(err, HelmError::RegistryUnreachable { .. }),
         "{err:?}"
     );
-    assert!(!engine.chart_store().path(&digest).exists());
+    assert!(
+        !engine
+            .chart_store()
+            .path(&reference(&tagged).repository_key(), &digest)
+            .exists()
+    );
 }
 
 #[tokio::test]

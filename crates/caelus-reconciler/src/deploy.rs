@@ -61,6 +61,7 @@ fn engine_failure(e: EngineError) -> Failure {
             ReadyReason::HealthCheckFailed
         }
         EngineError::Policy(_) => ReadyReason::PolicyViolation,
+        EngineError::NotOwned { .. } => ReadyReason::OwnershipConflict,
         _ => ReadyReason::ApplyFailed,
     };
     let message = match &e {
@@ -226,7 +227,11 @@ impl Reconciler {
         let outcome = match result {
             Ok(outcome) => outcome,
             Err(e) => {
-                attempt.attempted = &new_inventory;
+                // Refused for ownership before the first write: nothing of it
+                // exists, and the names are someone else's, never to be pruned.
+                if !matches!(e, EngineError::NotOwned { .. }) {
+                    attempt.attempted = &new_inventory;
+                }
                 return self.failed(lease, &d, &attempt, engine_failure(e)).await;
             }
         };
@@ -279,7 +284,9 @@ impl Reconciler {
             .event(
                 "reconcile.deployed",
                 message.clone(),
-                json!({"revision": number, "generation": g, "pruned": outcome.pruned.len(), "kept": outcome.kept.len()}),
+                json!({"revision": number, "generation": g, "pruned": outcome.pruned.len(), "kept": outcome.kept.len(),
+                    // Dropped from the render but someone else's now: left in place.
+                    "not_owned": outcome.not_owned.iter().map(ToString::to_string).collect::<Vec<_>>()}),
             )
             .result(PassResult {
                 phase: Phase::Ready,
