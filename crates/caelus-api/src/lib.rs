@@ -58,6 +58,8 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(deployments::list_deployment_revisions))
         .routes(routes!(deployments::list_deployment_events))
         .routes(routes!(reach::get_deployment_notes))
+        .routes(routes!(reach::get_deployment_endpoints))
+        .routes(routes!(reach::get_deployment_connection))
         .routes(routes!(upgrades::upgrade_deployment))
         .routes(routes!(upgrades::list_upgrade_targets))
         .routes(routes!(upgrades::rollback_deployment))

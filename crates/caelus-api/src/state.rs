@@ -15,6 +15,9 @@ pub struct AppState {
     /// The orphan scanner, when this server has a cluster to scan
     /// (`None`: the orphan endpoints answer 503).
     pub orphans: Option<caelus_reconciler::OrphanScanner>,
+    /// The cluster, when this server has one: endpoints and connection details
+    /// are read from it (`None`: those endpoints answer 503).
+    pub cluster: Option<caelus_engine::Engine>,
 }
 
 impl AppState {
@@ -24,7 +27,14 @@ impl AppState {
             helm,
             wake_workers: Arc::new(Notify::new()),
             orphans: None,
+            cluster: None,
         }
+    }
+
+    /// Reads endpoints and connection details from `engine`'s cluster.
+    pub fn with_cluster(mut self, engine: caelus_engine::Engine) -> Self {
+        self.cluster = Some(engine);
+        self
     }
 
     /// Serves the orphan endpoints with `scanner`.

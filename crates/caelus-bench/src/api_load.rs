@@ -364,11 +364,7 @@ async fn drive(http: &reqwest::Client, target: &Target, rate: u32, duration: Dur
     while tasks.join_next().await.is_some() {}
     let mut l = latencies.lock().map(|l| l.clone()).unwrap_or_default();
     l.sort_by(f64::total_cmp);
-    let pct = |p: f64| {
-        l.get(((l.len() as f64 * p) as usize).min(l.len().saturating_sub(1)))
-            .copied()
-            .unwrap_or(0.0)
-    };
+    let pct = |q: f64| crate::drift::quantile(&l, q);
     LoadRun {
         endpoint: target.name.clone(),
         rate,

@@ -99,6 +99,20 @@ pub fn summary(w: &mut String, runs: &Runs, flux_secs: f64) -> Out {
             crate::report::secs(big.all_ready_secs)
         )?;
     }
+    if let Some(big) = runs
+        .scale
+        .iter()
+        .filter(|r| r.drift.is_some())
+        .max_by_key(|r| (r.deployments, r.workers))
+    {
+        writeln!(
+            w,
+            "| Caelus drift correction | {} deployments, PostgreSQL, {} worker(s) | {} | – | – |",
+            big.deployments,
+            big.workers,
+            drift_cell(big)
+        )?;
+    }
     if let Some(api) = runs.api {
         for r in api.runs.iter().filter(|r| r.rate == 1000) {
             writeln!(
@@ -217,16 +231,16 @@ pub fn scale(w: &mut String, runs: &Runs) -> Out {
     writeln!(w)?;
     writeln!(
         w,
-        "| deployments | workers | create → all Ready | deployments/s | worker CPU per deployment | peak RSS, server + workers | database size (per deployment) | quiet resync: writes | quiet resync: worker CPU per deployment |"
+        "| deployments | workers | create → all Ready | deployments/s | worker CPU per deployment | peak RSS, server + workers | database size (per deployment) | quiet resync: writes | quiet resync: worker CPU per deployment | drift corrected: p50 / p99 / max (samples) |"
     )?;
-    writeln!(w, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|")?;
+    writeln!(w, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")?;
     let mut rows: Vec<&ReconcileResult> = runs.scale.iter().collect();
     rows.sort_by_key(|r| (r.workers, r.deployments));
     for r in rows {
         let n = r.deployments.max(1) as f64;
         writeln!(
             w,
-            "| {} | {} | {} | {:.1} | {:.2} ms | {} | {:.1} MiB ({:.1} KiB) | {} | {:.2} ms |",
+            "| {} | {} | {} | {:.1} | {:.2} ms | {} | {:.1} MiB ({:.1} KiB) | {} | {:.2} ms | {} |",
             r.deployments,
             r.workers,
             crate::report::secs(r.all_ready_secs),
@@ -237,9 +251,36 @@ pub fn scale(w: &mut String, runs: &Runs) -> Out {
             r.database_bytes as f64 / 1024.0 / n,
             r.resync.requests.writes,
             r.resync.worker_cpu_secs * 1000.0 / n,
+            drift_cell(r),
         )?;
     }
+    writeln!(w)?;
+    writeln!(
+        w,
+        "Drift: with every deployment Ready and the scheduled resync a day away, the benchmark scales \
+         one deployment's Deployment at a time by hand (a merge patch by another field manager, as \
+         `kubectl scale` sends) and times until its replicas are back: kubesim's watch event, the \
+         worker's change feed (debounced), one pass, the correcting apply."
+    )?;
     writeln!(w)
+}
+
+fn drift_cell(r: &ReconcileResult) -> String {
+    match &r.drift {
+        Some(d) if d.samples > 0 => format!(
+            "{:.0} / {:.0} / {:.0} ms ({}{})",
+            d.p50_ms,
+            d.p99_ms,
+            d.max_ms,
+            d.samples,
+            if d.corrected < d.samples {
+                format!(", {} not corrected in 30 s", d.samples - d.corrected)
+            } else {
+                String::new()
+            }
+        ),
+        _ => "–".into(),
+    }
 }
 
 /// Latency of the read endpoints at fixed request rates.

@@ -17,6 +17,7 @@
 
 mod api_load;
 mod compare;
+mod drift;
 mod helm_sdk;
 mod procfs;
 mod reconcile;

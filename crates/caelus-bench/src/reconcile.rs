@@ -68,6 +68,10 @@ pub struct Args {
     /// Give up when not all are Ready after this many seconds.
     #[arg(long, default_value_t = 900)]
     timeout: u64,
+    /// After the quiet resync, drift this many deployments one after the other (scale
+    /// their Deployment by hand) and time each until Caelus has corrected it.
+    #[arg(long, default_value_t = 0)]
+    drift_samples: usize,
     /// Also write the results as JSON here (for `caelus-bench report`).
     #[arg(long)]
     json: Option<PathBuf>,
@@ -149,6 +153,9 @@ pub struct ReconcileResult {
     pub worker_cpu_secs: f64,
     pub kubesim_cpu_secs: f64,
     pub resync: ResyncResult,
+    /// Watch-driven drift correction (`--drift-samples`), with the resync a day away.
+    #[serde(default)]
+    pub drift: Option<crate::drift::DriftResult>,
 }
 
 /// Process names of the workers (`caelus worker` is the subcommand; the name labels logs).
@@ -624,6 +631,30 @@ async fn run_in(args: &Args, caelus: &Path, dir: &Path) -> Result<ReconcileResul
     }
     let database_bytes = database_size(&store, args.database, dir).await;
 
+    // ---- Drift, corrected through the watches (the resync is a day away).
+    let drift = if args.drift_samples > 0 {
+        let namespaces: Vec<String> = api
+            .list(Some("Ready"))
+            .await?
+            .iter()
+            .filter_map(|d| d["namespace"].as_str().map(String::from))
+            .collect();
+        eprintln!("drift: {} samples…", args.drift_samples);
+        let d = crate::drift::measure(
+            &sim,
+            &namespaces,
+            args.drift_samples,
+            Duration::from_secs(30),
+        )
+        .await?;
+        for w in &mut workers {
+            w.check_alive()?;
+        }
+        Some(d)
+    } else {
+        None
+    };
+
     let result = ReconcileResult {
         database: Some(args.database),
         topology: format!(
@@ -668,6 +699,7 @@ async fn run_in(args: &Args, caelus: &Path, dir: &Path) -> Result<ReconcileResul
             kubesim_cpu_secs: me_cpu3 - me_cpu2,
             ready_after,
         },
+        drift,
     };
     drop(workers);
     drop(server);
@@ -736,4 +768,10 @@ fn print_summary(r: &ReconcileResult) {
         r.resync.requests.by_verb,
         r.resync.worker_cpu_secs
     );
+    if let Some(d) = &r.drift {
+        println!(
+            "  drift corrected: {}/{} samples, p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms",
+            d.corrected, d.samples, d.p50_ms, d.p99_ms, d.max_ms
+        );
+    }
 }

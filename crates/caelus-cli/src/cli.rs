@@ -622,6 +622,18 @@ pub enum DeploymentCommand {
         #[command(flatten)]
         client: ClientArgs,
     },
+    /// How to reach it: Services (type, ports, DNS name, addresses) and Ingress URLs.
+    Endpoints {
+        uid: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Connection details the template declares (e.g. a database password); audited.
+    Connection {
+        uid: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
     /// Event timeline.
     Events {
         uid: String,

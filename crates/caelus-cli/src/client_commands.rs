@@ -527,6 +527,31 @@ pub async fn deployment(cmd: DeploymentCommand) -> Result<()> {
             )
             .await?;
         }
+        Endpoints { uid, client } => {
+            run_op(
+                &client,
+                output::ENDPOINT,
+                "get_deployment_endpoints",
+                &[("uid", &uid)],
+                &[],
+                None,
+            )
+            .await?;
+        }
+        Connection { uid, client } => {
+            let v = client_call(
+                &client,
+                "get_deployment_connection",
+                &[("uid", &uid)],
+                &[],
+                None,
+            )
+            .await?;
+            match &client.output {
+                Format::Table | Format::Wide => print_connection(&uid, &v),
+                f => output::print_value(f, &v),
+            }
+        }
         Notes { uid, client } => {
             let v =
                 client_call(&client, "get_deployment_notes", &[("uid", &uid)], &[], None).await?;
@@ -579,6 +604,38 @@ async fn client_call(
 }
 
 /// A readable summary of one deployment: identity, status, conditions, objects.
+/// `SECRET  KEY  VALUE`, one line per key; declared keys the Secret lacks say so.
+fn print_connection(uid: &str, v: &Value) {
+    let items = v["items"].as_array().cloned().unwrap_or_default();
+    if items.is_empty() {
+        eprintln!("the template of deployment {uid} declares no connection details");
+        return;
+    }
+    let mut rows: Vec<[String; 3]> = vec![["SECRET".into(), "KEY".into(), "VALUE".into()]];
+    for item in &items {
+        let secret = item["secret"].as_str().unwrap_or_default().to_string();
+        for (key, value) in item["values"].as_object().into_iter().flatten() {
+            rows.push([
+                secret.clone(),
+                key.clone(),
+                value.as_str().unwrap_or_default().to_string(),
+            ]);
+        }
+        for key in item["missing"].as_array().into_iter().flatten() {
+            rows.push([
+                secret.clone(),
+                key.as_str().unwrap_or_default().to_string(),
+                "(missing)".into(),
+            ]);
+        }
+    }
+    let w0 = rows.iter().map(|r| r[0].len()).max().unwrap_or(0);
+    let w1 = rows.iter().map(|r| r[1].len()).max().unwrap_or(0);
+    for [a, b, c] in rows {
+        outln!("{a:w0$}  {b:w1$}  {c}");
+    }
+}
+
 fn print_deployment(v: &Value, wide: bool) {
     use output::{age, col};
     let now = time::OffsetDateTime::now_utc();

@@ -140,6 +140,18 @@ pub const OPERATIONS: &[Operation] = &[
         command: "deployment notes",
     },
     Operation {
+        id: "get_deployment_endpoints",
+        method: "GET",
+        path: "/api/v1/deployments/{uid}/endpoints",
+        command: "deployment endpoints",
+    },
+    Operation {
+        id: "get_deployment_connection",
+        method: "GET",
+        path: "/api/v1/deployments/{uid}/connection",
+        command: "deployment connection",
+    },
+    Operation {
         id: "upgrade_deployment",
         method: "POST",
         path: "/api/v1/deployments/{uid}/upgrade",

@@ -192,6 +192,20 @@ pub const TOKEN: &Resource = &Resource {
     ],
 };
 
+pub const ENDPOINT: &Resource = &Resource {
+    kind: "endpoint",
+    name: &["/kind", "/name"],
+    columns: &[
+        col("KIND", "/kind"),
+        col("NAME", "/name"),
+        col("TYPE", "/type"),
+        col("DNS", "/dns_name"),
+        col("PORTS", "/ports"),
+        col("URLS", "/urls"),
+        col("ADDRESSES", "/addresses").wide(),
+    ],
+};
+
 /// Writes to stdout; a closed pipe (the reader went away, as `head` does) ends the
 /// process quietly with status 0 instead of a panic.
 pub fn emit(text: &str) {

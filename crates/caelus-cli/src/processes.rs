@@ -101,12 +101,12 @@ pub async fn server(args: ServerArgs) -> Result<()> {
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     tracing::info!(addr = %listener.local_addr()?, "API listening");
     let mut state = AppState::new(store.clone(), helm);
-    // A cluster is optional for the API server: only the orphan endpoints
-    // and --install-crds need one.
+    // A cluster is optional for the API server: only the orphan, endpoints and
+    // connection endpoints and --install-crds need one.
     let client = match kube_client(args.kubeconfig.as_deref()).await {
         Ok(c) => Some(c),
         Err(e) if args.kubeconfig.is_none() && !args.install_crds => {
-            tracing::info!(error = %format!("{e:#}"), "no cluster configured: the orphan endpoints answer 503");
+            tracing::info!(error = %format!("{e:#}"), "no cluster configured: the orphan, endpoints and connection endpoints answer 503");
             None
         }
         Err(e) => return Err(e),
@@ -126,6 +126,7 @@ pub async fn server(args: ServerArgs) -> Result<()> {
                 .context("cannot install the projection CRDs")?;
             tracing::info!("projection CRDs installed");
         }
+        state = state.with_cluster(engine.clone());
         state = state.with_orphans(caelus_reconciler::OrphanScanner {
             store,
             engine,
@@ -370,11 +371,13 @@ pub async fn dev(args: DevArgs) -> Result<()> {
             .await
             .context("cannot install the projection CRDs")?;
     }
-    let state = state.with_orphans(caelus_reconciler::OrphanScanner {
-        store: store.clone(),
-        engine: reconciler.engine.clone(),
-        min_age: args.orphans.min_age,
-    });
+    let state = state.with_cluster(reconciler.engine.clone()).with_orphans(
+        caelus_reconciler::OrphanScanner {
+            store: store.clone(),
+            engine: reconciler.engine.clone(),
+            min_age: args.orphans.min_age,
+        },
+    );
     let worker = tokio::spawn(reconciler.run(stop_rx));
 
     println!("Caelus dev is running");

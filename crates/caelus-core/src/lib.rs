@@ -12,6 +12,7 @@ pub mod names;
 pub mod orphans;
 pub mod ownership;
 pub mod quantity;
+pub mod reach;
 pub mod reconcile;
 pub mod remediation;
 pub mod render_policy;

@@ -76,6 +76,9 @@ pub struct Capabilities {
     /// Fields drift detection leaves alone.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub drift_ignore: Vec<DriftIgnoreRule>,
+    /// Secret keys a deployment's owner may read (`GET …/connection`), audited.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub connection_secrets: Vec<crate::reach::ConnectionSecret>,
 }
 
 impl Default for Capabilities {
@@ -88,6 +91,7 @@ impl Default for Capabilities {
             rollback_on_failure: true,
             health_timeout_seconds: default_health_timeout(),
             drift_ignore: Vec::new(),
+            connection_secrets: Vec::new(),
         }
     }
 }
@@ -99,6 +103,9 @@ impl Capabilities {
                 format!("{field}.health_timeout_seconds"),
                 "must be between 1 and 86400 seconds",
             ));
+        }
+        for (i, c) in self.connection_secrets.iter().enumerate() {
+            c.validate(&format!("{field}.connection_secrets[{i}]"))?;
         }
         for (i, rule) in self.drift_ignore.iter().enumerate() {
             let at = format!("{field}.drift_ignore[{i}]");

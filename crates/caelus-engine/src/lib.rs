@@ -21,6 +21,7 @@ mod orphans;
 mod ownership;
 mod projection;
 mod prune;
+mod reach;
 mod resolve;
 mod uninstall;
 mod watches;

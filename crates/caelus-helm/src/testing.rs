@@ -34,6 +34,16 @@ pub fn chart_dir(name: &str, version: &str) -> PathBuf {
     charts_dir().join(name).join(version)
 }
 
+/// Unmodified third-party chart `name` from the project's `../shared/charts`
+/// (beside the repository), or `None` when that folder is absent: tests that
+/// need one say so and skip, so the suite still runs on a plain clone.
+pub fn shared_chart(name: &str) -> Option<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/charts")
+        .join(name);
+    dir.join("Chart.yaml").is_file().then_some(dir)
+}
+
 /// An engine for tests, with its data dir under `data_dir`.
 pub fn engine(data_dir: &Path) -> Result<HelmEngine, HelmError> {
     HelmEngine::load(EngineConfig::new(data_dir))
@@ -176,10 +186,20 @@ pub async fn push_test_chart(
     name: &str,
     version: &str,
 ) -> Result<(String, Digest), HelmError> {
+    let (_, digest) = push_chart_path(registry, &chart_dir(name, version)).await?;
+    Ok((
+        format!("{}/{name}:{version}", registry.repository()),
+        digest,
+    ))
+}
+
+/// Package the chart in directory `dir`, push it to `registry` and resolve its
+/// tag. Returns `(oci://…/charts/NAME@sha256:…, manifest digest)`.
+pub async fn push_chart_path(
+    registry: &TestRegistry,
+    dir: &Path,
+) -> Result<(String, Digest), HelmError> {
     let engine = registry.engine()?;
-    let resolved = engine
-        .push_chart_dir(&chart_dir(name, version), &registry.repository())
-        .await?;
-    let reference = format!("{}/{name}:{version}", registry.repository());
-    Ok((reference, resolved.digest))
+    let resolved = engine.push_chart_dir(dir, &registry.repository()).await?;
+    Ok((resolved.reference.to_string(), resolved.digest))
 }

@@ -152,6 +152,35 @@ impl Harness {
         let (reference, _) = push_test_chart(&self.registry, chart, version)
             .await
             .unwrap();
+        self.publish_reference(product, &reference, version, allow, caps)
+            .await
+    }
+
+    /// Pushes the chart in directory `dir` (e.g. one of `../shared/charts`) and
+    /// publishes it as `product`/`version`.
+    pub async fn publish_path(
+        &self,
+        product: &str,
+        dir: &std::path::Path,
+        version: &str,
+        allow: &[&str],
+        caps: Capabilities,
+    ) -> TemplateVersion {
+        let (reference, _) = caelus_helm::testing::push_chart_path(&self.registry, dir)
+            .await
+            .unwrap();
+        self.publish_reference(product, &reference, version, allow, caps)
+            .await
+    }
+
+    async fn publish_reference(
+        &self,
+        product: &str,
+        reference: &str,
+        version: &str,
+        allow: &[&str],
+        caps: Capabilities,
+    ) -> TemplateVersion {
         let inspected = self
             .helm
             .inspect(&reference.parse::<ChartReference>().unwrap())

@@ -9,6 +9,8 @@ use crate::routes::deployments::{
     self as api, CreateDeployment, DeploymentListQuery, EventQuery, RevisionQuery, UpdateDeployment,
 };
 use crate::routes::products as product_api;
+use crate::routes::reach;
+use crate::routes::templates as template_api;
 use crate::state::AppState;
 use crate::views::{DeploymentView, EventView, ListResponse, PageQuery, RevisionView};
 use axum::Json;
@@ -194,6 +196,10 @@ pub struct Detail {
     pub view: DeploymentView,
     pub revisions: Vec<RevisionView>,
     pub events: Vec<EventView>,
+    /// Its Services and Ingresses, or why they cannot be shown (no cluster).
+    pub endpoints: Result<Vec<caelus_core::reach::Endpoint>, String>,
+    /// Secret keys its template lets the owner read (values only on reveal).
+    pub connection_declared: Vec<caelus_core::reach::ConnectionSecret>,
 }
 
 /// Events shown on the page (the newest).
@@ -241,10 +247,28 @@ pub async fn load(state: &AppState, user: &UiUser, uid: &str) -> ApiResult<Detai
         }
     }
     events.reverse();
+    let endpoints = reach::get_deployment_endpoints(
+        State(state.clone()),
+        user.actor.clone(),
+        Path(uid.to_string()),
+    )
+    .await
+    .map(|Json(list)| list.items)
+    .map_err(|e| e.detail);
+    let connection_declared = template_api::get_template_version(
+        State(state.clone()),
+        user.actor.clone(),
+        Path((view.product.clone(), view.version.clone())),
+    )
+    .await
+    .map(|Json(t)| t.capabilities.connection_secrets)
+    .unwrap_or_default();
     Ok(Detail {
         view,
         revisions: revisions.items,
         events,
+        endpoints,
+        connection_declared,
     })
 }
 
@@ -421,6 +445,78 @@ fn notes(d: &Detail) -> Markup {
     }
 }
 
+/// Services (DNS name, ports, addresses) and Ingress URLs, from the cluster.
+fn endpoints(d: &Detail) -> Markup {
+    html! {
+        @match &d.endpoints {
+            Err(why) => p.muted { "Endpoints are not available: " (why) },
+            Ok(list) if list.is_empty() => p.muted { "The deployment has no Services or Ingresses." },
+            Ok(list) => div.scroll { table #endpoints-table {
+                thead { tr { th { "Kind" } th { "Name" } th { "Type" } th { "Address" } th { "Ports" } } }
+                tbody {
+                    @for e in list {
+                        tr {
+                            td { (e.kind) }
+                            td { (e.name) }
+                            td { (e.type_) }
+                            td.wrap {
+                                @for url in &e.urls { a href=(url) { (url) } " " }
+                                @if let Some(dns) = &e.dns_name { code { (dns) } " " }
+                                @for a in &e.addresses { code { (a) } " " }
+                            }
+                            td { (e.ports.join(", ")) }
+                        }
+                    }
+                }
+            } },
+        }
+    }
+}
+
+/// The template's connection details: masked until revealed (each reveal is audited).
+fn connection(
+    user: &UiUser,
+    d: &Detail,
+    revealed: Option<&crate::routes::reach::ConnectionView>,
+) -> Markup {
+    let uid = &d.view.uid;
+    html! {
+        @if d.connection_declared.is_empty() {
+            p.muted { "The template declares no connection details." }
+        } @else if let Some(c) = revealed {
+            div.scroll { table #connection-table {
+                thead { tr { th { "Secret" } th { "Key" } th { "Value" } } }
+                tbody {
+                    @for item in &c.items {
+                        @for (k, v) in &item.values {
+                            tr { td { (item.secret) } td { (k) } td { code.secret { (v) } } }
+                        }
+                        @for k in &item.missing {
+                            tr { td { (item.secret) } td { (k) } td.muted { "(missing)" } }
+                        }
+                    }
+                }
+            } }
+            p.muted { "This read is recorded in the deployment's events." }
+        } @else {
+            div.scroll { table #connection-table {
+                thead { tr { th { "Secret" } th { "Key" } th { "Value" } } }
+                tbody {
+                    @for c in &d.connection_declared {
+                        @for k in &c.keys {
+                            tr { td { (c.name_for(&d.view.release)) } td { (k) } td { "••••••••" } }
+                        }
+                    }
+                }
+            } }
+            form.inline method="post" action={ "/ui/deployments/" (uid) "/connection" } {
+                (csrf(user))
+                button.small #reveal-connection type="submit" { "Reveal" }
+            }
+        }
+    }
+}
+
 /// What the page polls: the parts that change while a deployment moves.
 fn fragments(user: &UiUser, d: &Detail) -> serde_json::Value {
     json!({
@@ -428,6 +524,7 @@ fn fragments(user: &UiUser, d: &Detail) -> serde_json::Value {
         "fragments": {
             "summary": summary(&d.view).into_string(),
             "notes": notes(d).into_string(),
+            "endpoints": endpoints(d).into_string(),
             "conditions": conditions(&d.view).into_string(),
             "objects": objects(&d.view).into_string(),
             "history": history(user, d).into_string(),
@@ -445,6 +542,8 @@ pub struct Extras {
     pub values_text: Option<String>,
     pub upgrade: upgrade::UpgradeInput,
     pub plan: Option<serde_json::Value>,
+    /// Connection details the user chose to reveal.
+    pub connection: Option<crate::routes::reach::ConnectionView>,
 }
 
 pub async fn render_detail(
@@ -491,6 +590,17 @@ pub async fn render_detail(
         section.card #notes-card {
             h2 { "Notes" }
             div #notes { (notes(&d)) }
+        }
+        div.grid {
+            section.card #endpoints-card {
+                h2 { "Endpoints" }
+                div #endpoints { (endpoints(&d)) }
+            }
+            section.card #connection-card {
+                h2 { "Connection details" }
+                @if let Some(e) = err_for("connection") { (e) }
+                (connection(user, &d, extras.connection.as_ref()))
+            }
         }
         div.grid {
             section.card {
@@ -558,6 +668,45 @@ pub async fn detail_fragment(
         Ok(d) => Json(fragments(&user, &d)).into_response(),
         Err(e) => e.into_response(),
     }
+}
+
+/// The reveal button: nothing but the CSRF token.
+#[derive(Debug, Deserialize)]
+pub struct RevealForm {}
+
+/// Reveals the connection details on the page, through the API handler (audited there).
+pub async fn reveal_connection(
+    State(state): State<AppState>,
+    Path(uid): Path<String>,
+    UiForm { user, form: _ }: UiForm<RevealForm>,
+) -> Response {
+    let result = reach::get_deployment_connection(
+        State(state.clone()),
+        user.actor.clone(),
+        Path(uid.clone()),
+    )
+    .await;
+    let (extras, status) = match result {
+        Ok(Json(c)) => (
+            Extras {
+                connection: Some(c),
+                ..Extras::default()
+            },
+            StatusCode::OK,
+        ),
+        Err(e) => {
+            let status = e.status;
+            (
+                Extras {
+                    error: Some(e),
+                    error_for: "connection",
+                    ..Extras::default()
+                },
+                status,
+            )
+        }
+    };
+    render_detail(&state, &user, &uid, extras, status).await
 }
 
 #[derive(Debug, Deserialize)]

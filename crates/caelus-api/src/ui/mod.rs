@@ -57,6 +57,10 @@ pub fn router() -> Router<AppState> {
             "/ui/deployments/{uid}/delete",
             get(deployments::delete_page).post(deployments::delete),
         )
+        .route(
+            "/ui/deployments/{uid}/connection",
+            post(deployments::reveal_connection),
+        )
         .route("/ui/deployments/{uid}/upgrade", post(upgrade::upgrade))
         .route("/ui/deployments/{uid}/rollback", post(upgrade::rollback))
         .route("/ui/catalog", get(catalog::catalog_page))
