@@ -63,6 +63,8 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(upgrades::upgrade_deployment))
         .routes(routes!(upgrades::list_upgrade_targets))
         .routes(routes!(upgrades::rollback_deployment))
+        .routes(routes!(upgrades::retry_deployment))
+        .routes(routes!(deployments::purge_deployment))
         .routes(routes!(tokens::create_token, tokens::list_tokens))
         .routes(routes!(tokens::revoke_token))
         .routes(routes!(orphans::scan_orphans))

@@ -16,7 +16,10 @@ pub struct AppState {
     /// (`None`: the orphan endpoints answer 503).
     pub orphans: Option<caelus_reconciler::OrphanScanner>,
     /// The cluster, when this server has one: endpoints and connection details
-    /// are read from it (`None`: those endpoints answer 503).
+    /// are read from it (`None`: those endpoints answer 503), and previews
+    /// (upgrade, update, rollback and retry plans) render with Helm's `lookup`
+    /// scoped to the deployment's namespace, as the worker does (`None`:
+    /// lookups are empty, as in `helm template`).
     pub cluster: Option<caelus_engine::Engine>,
 }
 
@@ -31,14 +34,19 @@ impl AppState {
         }
     }
 
-    /// Reads endpoints and connection details from `engine`'s cluster.
+    /// Reads endpoints and connection details from `engine`'s cluster, and
+    /// renders previews against it (scoped lookups).
     pub fn with_cluster(mut self, engine: caelus_engine::Engine) -> Self {
         self.cluster = Some(engine);
         self
     }
 
     /// Serves the orphan endpoints with `scanner`.
+    /// (A server that scans a cluster for orphans also previews against it.)
     pub fn with_orphans(mut self, scanner: caelus_reconciler::OrphanScanner) -> Self {
+        if self.cluster.is_none() {
+            self.cluster = Some(scanner.engine.clone());
+        }
         self.orphans = Some(scanner);
         self
     }

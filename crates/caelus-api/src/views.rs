@@ -150,6 +150,10 @@ pub struct DeploymentStatus {
     pub attempts: i64,
     /// When the next reconcile (or retry) is due.
     pub next_attempt_at: Option<String>,
+    /// The current generation's failure: what was attempted (`target_version`,
+    /// `revision`), why it failed (`reason`, `message`) and what was done
+    /// (`remedy`: `retry`, `roll-back` or `stall`). `retry` re-attempts it.
+    pub failure: Option<caelus_core::remediation::FailureRecord>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -158,7 +162,12 @@ pub struct DeploymentView {
     pub name: String,
     pub tenant: String,
     pub product: String,
+    /// The version that runs (the deployed revision's); the desired one
+    /// while nothing has been deployed yet.
     pub version: String,
+    /// The version asked for. It differs from `version` while an upgrade is
+    /// applied, and after a failed upgrade was rolled back (see `status.failure`).
+    pub desired_version: String,
     pub values: Value,
     /// Kubernetes namespace, derived from the uid.
     pub namespace: String,
@@ -179,12 +188,14 @@ pub struct DeploymentView {
 
 impl From<Deployment> for DeploymentView {
     fn from(d: Deployment) -> Self {
+        let failure = caelus_core::change::current_failure(d.generation, d.failure.as_ref()).cloned();
         Self {
             uid: d.uid,
             name: d.display_name,
             tenant: d.tenant,
             product: d.product_slug,
-            version: d.version,
+            version: d.running_version.unwrap_or_else(|| d.version.clone()),
+            desired_version: d.version,
             values: d.user_values,
             namespace: d.namespace_name,
             release: d.release_name,
@@ -200,6 +211,7 @@ impl From<Deployment> for DeploymentView {
                 last_error: d.last_error,
                 attempts: d.attempts,
                 next_attempt_at: d.due_at.map(rfc3339),
+                failure,
             },
             created_at: rfc3339(d.created_at),
             updated_at: rfc3339(d.updated_at),

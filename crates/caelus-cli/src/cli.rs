@@ -555,13 +555,30 @@ pub enum DeploymentCommand {
         values: Option<PathBuf>,
         #[arg(long)]
         name: Option<String>,
+        /// Proceed although the new values drop or change persistent volumes
+        /// (admins; recorded).
+        #[arg(long)]
+        allow_data_loss: bool,
         #[command(flatten)]
         wait: WaitArgs,
         #[command(flatten)]
         client: ClientArgs,
     },
-    /// Delete a deployment.
+    /// Delete a deployment (all of it, unless --keep-volumes).
     Delete {
+        uid: String,
+        /// Keep the namespace and its PersistentVolumeClaims (phase Retained)
+        /// until `purge`; `--keep-volumes=false` overrides a template that keeps
+        /// them by default.
+        #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+        keep_volumes: Option<bool>,
+        #[command(flatten)]
+        wait: WaitArgs,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Remove the namespace and volumes a `delete --keep-volumes` kept.
+    Purge {
         uid: String,
         #[command(flatten)]
         wait: WaitArgs,
@@ -601,6 +618,20 @@ pub enum DeploymentCommand {
         to_revision: i64,
         #[arg(long)]
         dry_run: bool,
+        #[arg(long)]
+        allow_data_loss: bool,
+        #[command(flatten)]
+        wait: WaitArgs,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Re-attempt a failed, stalled or rolled-back generation now (fresh backoff).
+    Retry {
+        uid: String,
+        /// Show the plan and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Proceed although the data-continuity preflight refuses (admins; recorded).
         #[arg(long)]
         allow_data_loss: bool,
         #[command(flatten)]

@@ -421,12 +421,16 @@ pub async fn deployment(cmd: DeploymentCommand) -> Result<()> {
             uid,
             values,
             name,
+            allow_data_loss,
             wait,
             client,
         } => {
             let mut body = json!({});
             if let Some(p) = values {
                 body["values"] = read_document(&p)?;
+            }
+            if allow_data_loss {
+                body["allow_data_loss"] = json!(true);
             }
             if let Some(n) = name {
                 body["name"] = json!(n);
@@ -444,11 +448,34 @@ pub async fn deployment(cmd: DeploymentCommand) -> Result<()> {
                 follow(&client, &v, wait, Goal::Ready).await?;
             }
         }
-        Delete { uid, wait, client } => {
+        Delete {
+            uid,
+            keep_volumes,
+            wait,
+            client,
+        } => {
+            let q: Vec<_> = keep_volumes
+                .map(|k| ("keep_volumes", k.to_string()))
+                .into_iter()
+                .collect();
             let v = run_op(
                 &client,
                 output::DEPLOYMENT,
                 "delete_deployment",
+                &[("uid", &uid)],
+                &q,
+                None,
+            )
+            .await?;
+            if wait.wait {
+                follow(&client, &v, wait, Goal::Deleted).await?;
+            }
+        }
+        Purge { uid, wait, client } => {
+            let v = run_op(
+                &client,
+                output::DEPLOYMENT,
+                "purge_deployment",
                 &[("uid", &uid)],
                 &[],
                 None,
@@ -505,6 +532,24 @@ pub async fn deployment(cmd: DeploymentCommand) -> Result<()> {
             let v = client_call(
                 &client,
                 "rollback_deployment",
+                &[("uid", &uid)],
+                &[],
+                Some(&body),
+            )
+            .await?;
+            plan_or_follow(&client, &v, dry_run, wait).await?;
+        }
+        Retry {
+            uid,
+            dry_run,
+            allow_data_loss,
+            wait,
+            client,
+        } => {
+            let body = json!({"dry_run": dry_run, "allow_data_loss": allow_data_loss});
+            let v = client_call(
+                &client,
+                "retry_deployment",
                 &[("uid", &uid)],
                 &[],
                 Some(&body),
@@ -648,6 +693,19 @@ fn print_deployment(v: &Value, wide: bool) {
     outln!("UID:         {}", s("/uid"));
     outln!("Tenant:      {}", s("/tenant"));
     outln!("Product:     {} {}", s("/product"), s("/version"));
+    if v["desired_version"] != v["version"] && v["desired_version"].is_string() {
+        outln!("Wanted:      {}", s("/desired_version"));
+    }
+    if v.pointer("/status/failure").is_some_and(Value::is_object) {
+        outln!(
+            "Failed:      {} (revision {}) {}: {} [{}]",
+            s("/status/failure/target_version"),
+            s("/status/failure/revision"),
+            s("/status/failure/reason"),
+            s("/status/failure/message"),
+            s("/status/failure/remedy")
+        );
+    }
     outln!("Namespace:   {}", s("/namespace"));
     outln!("Release:     {}", s("/release"));
     outln!(
@@ -802,6 +860,8 @@ async fn follow(
         match (goal, phase.as_str()) {
             (Goal::Ready, "Ready") if current => return Ok(()),
             (Goal::Deleted, "Deleted") => return Ok(()),
+            // Deleted keeping its volumes: as far as a delete goes.
+            (Goal::Deleted, "Retained") if current => return Ok(()),
             (Goal::Ready, "Failed") | (Goal::Ready, "Degraded") if current => {
                 let next = v["status"]["next_attempt_at"].as_str().unwrap_or("-");
                 let hint = if stalled {

@@ -170,6 +170,18 @@ pub const OPERATIONS: &[Operation] = &[
         command: "deployment rollback",
     },
     Operation {
+        id: "retry_deployment",
+        method: "POST",
+        path: "/api/v1/deployments/{uid}/retry",
+        command: "deployment retry",
+    },
+    Operation {
+        id: "purge_deployment",
+        method: "POST",
+        path: "/api/v1/deployments/{uid}/purge",
+        command: "deployment purge",
+    },
+    Operation {
         id: "create_token",
         method: "POST",
         path: "/api/v1/tokens",

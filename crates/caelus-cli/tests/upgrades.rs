@@ -44,10 +44,6 @@ impl Platform {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (stop, stop_rx) = tokio::sync::watch::channel(false);
-        let mut api_stop = stop_rx.clone();
-        tokio::spawn(caelus_api::serve(listener, state.clone(), async move {
-            let _ = api_stop.changed().await;
-        }));
         let client = kube::Client::try_from(kube::Config::new(sim.url().parse().unwrap())).unwrap();
         let args = ReconcileArgs {
             concurrency: 2,
@@ -65,6 +61,12 @@ impl Platform {
             &args,
             state.wake_workers.clone(),
         );
+        // Previews render with Helm's lookup scoped as the worker's renders are.
+        let state = state.with_cluster(reconciler.engine.clone());
+        let mut api_stop = stop_rx.clone();
+        tokio::spawn(caelus_api::serve(listener, state, async move {
+            let _ = api_stop.changed().await;
+        }));
         tokio::spawn(reconciler.run(stop_rx));
         Platform {
             base,
@@ -567,4 +569,332 @@ async fn two_racing_upgrades_never_both_win() {
         2,
         "one revision per generation"
     );
+}
+
+/// Issue 11: after an automatic rollback the deployment shows what runs and
+/// the failed target; the target can be retried (`retry`, or `upgrade` to it
+/// again), and `rollback` to the running revision gives the target up.
+#[tokio::test]
+async fn a_rolled_back_upgrade_shows_what_runs_and_can_be_retried() {
+    let p = Platform::start().await;
+    p.catalog().await;
+    let t = p.tenant("acme").await;
+    let (s, d) = p
+        .post(
+            "/api/v1/deployments",
+            &t,
+            json!({"name": "cache", "product": "db", "version": "2.0.0"}),
+        )
+        .await;
+    assert_eq!(s, 201, "{d}");
+    let uid = d["uid"].as_str().unwrap().to_string();
+    let ns = d["namespace"].as_str().unwrap().to_string();
+    p.wait_settled(&uid, &t, "Ready").await;
+    let volumes = p.pvcs(&ns).await;
+    let retry = format!("/api/v1/deployments/{uid}/retry");
+    let (s, b) = p.post(&retry, &t, json!({})).await;
+    assert_eq!(s, 409, "nothing failed yet: {b}");
+    assert!(b["detail"].as_str().unwrap().contains("nothing to retry"), "{b}");
+
+    let upgrade = format!("/api/v1/deployments/{uid}/upgrade");
+    let (s, b) = p.post(&upgrade, &t, json!({"to_version": "3.0.0"})).await;
+    assert_eq!(s, 202, "{b}");
+    let d = p.wait_settled(&uid, &t, "Degraded").await;
+    // What runs, what was asked for, and why it does not run.
+    assert_eq!(d["version"], "2.0.0", "{d:#}");
+    assert_eq!(d["desired_version"], "3.0.0");
+    assert_eq!(d["status"]["current_revision"], 1);
+    let failure = &d["status"]["failure"];
+    assert_eq!(failure["target_version"], "3.0.0", "{d:#}");
+    assert_eq!(failure["revision"], 2);
+    assert_eq!(failure["remedy"], "roll-back");
+    assert_eq!(failure["reason"], "HealthCheckFailed");
+    let ready = d["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "Ready")
+        .unwrap();
+    assert_eq!(ready["reason"], "RolledBack");
+
+    // `upgrade --to` the failed target is an explicit retry: allowed again.
+    let (s, b) = p
+        .post(&upgrade, &t, json!({"to_version": "3.0.0", "dry_run": true}))
+        .await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["allowed"], true, "{b}");
+    assert_eq!(b["from_version"], "2.0.0");
+
+    // `retry` re-attempts it now: a new generation and a new failed revision.
+    let generation = d["generation"].as_i64().unwrap();
+    let (s, b) = p.post(&retry, &t, json!({})).await;
+    assert_eq!(s, 202, "{b}");
+    assert_eq!(b["generation"], generation + 1);
+    let d = p
+        .wait(&uid, &t, "the retry rolled back", |d| {
+            d["status"]["phase"] == "Degraded"
+                && d["observed_generation"] == generation + 1
+        })
+        .await;
+    assert_eq!(d["status"]["failure"]["revision"], 3, "{d:#}");
+    assert_eq!(d["version"], "2.0.0");
+    let events = p
+        .get(&format!("/api/v1/deployments/{uid}/events?limit=500"), &t)
+        .await;
+    let retried = events["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["action"] == "deployment.retry")
+        .expect("the retry is on the timeline");
+    assert_eq!(retried["details"]["failed_revision"], 2, "{retried}");
+
+    // Rolling back to the revision that runs gives the failed target up.
+    let (s, b) = p
+        .post(
+            &format!("/api/v1/deployments/{uid}/rollback"),
+            &t,
+            json!({"revision": 1}),
+        )
+        .await;
+    assert_eq!(s, 202, "{b}");
+    let d = p.wait_settled(&uid, &t, "Ready").await;
+    assert_eq!(d["version"], "2.0.0");
+    assert_eq!(d["desired_version"], "2.0.0");
+    assert!(d["status"]["failure"].is_null(), "{d:#}");
+    let (s, b) = p
+        .post(
+            &format!("/api/v1/deployments/{uid}/rollback"),
+            &t,
+            json!({"revision": d["status"]["current_revision"]}),
+        )
+        .await;
+    assert_eq!(s, 409, "restoring what runs changes nothing: {b}");
+    let (s, _) = p.post(&retry, &t, json!({})).await;
+    assert_eq!(s, 409);
+
+    // A values update gets the same data-continuity preflight as an upgrade.
+    let (s, b) = p
+        .call(
+            reqwest::Method::PATCH,
+            &format!("/api/v1/deployments/{uid}"),
+            &t,
+            Some(json!({"values": {"persistence": {"size": "5Gi"}}})),
+        )
+        .await;
+    assert_eq!(s, 409, "{b}");
+    let detail = b["detail"].as_str().unwrap();
+    assert!(
+        detail.starts_with("update refused") && detail.contains("StatefulSet/"),
+        "{b}"
+    );
+    let (s, _) = p
+        .call(
+            reqwest::Method::PATCH,
+            &format!("/api/v1/deployments/{uid}"),
+            &t,
+            Some(json!({"values": {"persistence": {"size": "5Gi"}}, "allow_data_loss": true})),
+        )
+        .await;
+    assert_eq!(s, 403, "only admins may accept data loss");
+    assert_eq!(
+        p.get(&format!("/api/v1/deployments/{uid}"), &t).await["generation"],
+        d["generation"],
+        "refused updates change nothing"
+    );
+    assert_eq!(p.pvcs(&ns).await, volumes, "the same volumes throughout");
+}
+
+/// The charts of `../shared/charts` (real third-party charts), when present.
+fn shared_chart(name: &str) -> Option<std::path::PathBuf> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/charts")
+        .join(name);
+    if dir.join("Chart.yaml").is_file() {
+        Some(dir)
+    } else {
+        eprintln!(
+            "skipped: {} is absent (the real third-party charts live in ../shared/charts)",
+            dir.display()
+        );
+        None
+    }
+}
+
+impl Platform {
+    /// name -> data of the Opaque Secrets in a namespace (generated passwords).
+    async fn secrets(&self, ns: &str) -> BTreeMap<String, BTreeMap<String, k8s_openapi::ByteString>> {
+        let client =
+            kube::Client::try_from(kube::Config::new(self.sim.url().parse().unwrap())).unwrap();
+        let api: kube::Api<k8s_openapi::api::core::v1::Secret> = kube::Api::namespaced(client, ns);
+        api.list(&Default::default())
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .filter(|s| s.type_.as_deref() == Some("Opaque"))
+            .map(|s| (s.metadata.name.unwrap(), s.data.unwrap_or_default()))
+            .collect()
+    }
+}
+
+/// Pushes `dir` (a chart directory) as `version` and publishes it as product `wp`.
+async fn publish_chart_dir(p: &Platform, dir: &std::path::Path, name: &str, version: &str) {
+    let copy = p.registry.temp_dir().join(format!("{name}-{version}"));
+    let _ = std::fs::remove_dir_all(&copy);
+    assert!(
+        std::process::Command::new("cp")
+            .arg("-r")
+            .arg(dir)
+            .arg(&copy)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let chart_yaml = copy.join("Chart.yaml");
+    let text = std::fs::read_to_string(&chart_yaml).unwrap();
+    let text: String = text
+        .lines()
+        .map(|l| {
+            if l.starts_with("version:") {
+                format!("version: {version}")
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(&chart_yaml, text).unwrap();
+    p.registry
+        .engine()
+        .unwrap()
+        .push_chart_dir(&copy, &p.registry.repository())
+        .await
+        .unwrap();
+    let chart = format!("{}/{name}:{version}", p.registry.repository());
+    let (s, b) = p
+        .post(
+            "/api/v1/products/wp/versions",
+            &p.admin,
+            json!({"version": version, "chart": chart, "publish": true,
+                   "values_allowlist": ["persistence.*", "wordpressBlogName"],
+                   "capabilities": {"health_timeout_seconds": 60}}),
+        )
+        .await;
+    assert_eq!(s, 201, "{b}");
+}
+
+/// Issue 11's must-show on bitnami wordpress (+ mariadb): installed with
+/// defaults; updated and upgraded with no passwords in the values (Helm's
+/// `lookup` finds the generated Secrets in the deployment's namespace); an
+/// update that disables persistence is refused naming the PVC, and goes
+/// through for an admin with `allow_data_loss` (recorded).
+#[tokio::test]
+async fn bitnami_wordpress_updates_and_upgrades_through_scoped_lookups_and_keeps_its_volume() {
+    let Some(wordpress) = shared_chart("wordpress") else {
+        return;
+    };
+    let p = Platform::start().await;
+    let (s, _) = p
+        .post(
+            "/api/v1/products",
+            &p.admin,
+            json!({"slug": "wp", "name": "WordPress"}),
+        )
+        .await;
+    assert_eq!(s, 201);
+    publish_chart_dir(&p, &wordpress, "wordpress", "27.0.0").await;
+    publish_chart_dir(&p, &wordpress, "wordpress", "27.0.1").await;
+    let t = p.tenant("acme").await;
+    let (s, d) = p
+        .post(
+            "/api/v1/deployments",
+            &t,
+            json!({"name": "blog", "product": "wp", "version": "27.0.0"}),
+        )
+        .await;
+    assert_eq!(s, 201, "{d}");
+    let uid = d["uid"].as_str().unwrap().to_string();
+    let ns = d["namespace"].as_str().unwrap().to_string();
+    p.wait_settled(&uid, &t, "Ready").await;
+    let volumes = p.pvcs(&ns).await;
+    let wp_pvc = volumes
+        .keys()
+        .find(|n| n.ends_with("-wordpress"))
+        .unwrap_or_else(|| panic!("the wordpress PVC: {volumes:?}"))
+        .clone();
+    assert!(
+        volumes.keys().any(|n| n.starts_with("data-")),
+        "mariadb's claim: {volumes:?}"
+    );
+    let passwords = p.secrets(&ns).await;
+    assert!(!passwords.is_empty());
+
+    // An update without passwords: rendered as an upgrade, lookup finds them.
+    let path = format!("/api/v1/deployments/{uid}");
+    let (s, b) = p
+        .call(
+            reqwest::Method::PATCH,
+            &path,
+            &t,
+            Some(json!({"values": {"wordpressBlogName": "Caelus"}})),
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
+    let d = p.wait_settled(&uid, &t, "Ready").await;
+    assert_eq!(d["generation"], 2);
+    assert_eq!(p.secrets(&ns).await, passwords, "the passwords are kept");
+
+    // An upgrade, the same way.
+    let (s, b) = p
+        .post(
+            &format!("/api/v1/deployments/{uid}/upgrade"),
+            &t,
+            json!({"to_version": "27.0.1"}),
+        )
+        .await;
+    assert_eq!(s, 202, "{b}");
+    let d = p.wait_settled(&uid, &t, "Ready").await;
+    assert_eq!(d["version"], "27.0.1");
+    assert_eq!(p.secrets(&ns).await, passwords);
+    assert_eq!(p.pvcs(&ns).await, volumes);
+
+    // Disabling persistence would delete the PVC: refused, naming it.
+    let off = json!({"values": {"wordpressBlogName": "Caelus", "persistence": {"enabled": false}}});
+    let (s, b) = p
+        .call(reqwest::Method::PATCH, &path, &t, Some(off.clone()))
+        .await;
+    assert_eq!(s, 409, "{b}");
+    assert!(
+        b["detail"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("PersistentVolumeClaim/{wp_pvc}")),
+        "{b}"
+    );
+    assert_eq!(p.pvcs(&ns).await, volumes, "same PVC names and uids");
+    let mut forced = off.clone();
+    forced["allow_data_loss"] = json!(true);
+    let (s, _) = p
+        .call(reqwest::Method::PATCH, &path, &t, Some(forced.clone()))
+        .await;
+    assert_eq!(s, 403, "a tenant cannot accept data loss");
+    let (s, b) = p
+        .call(reqwest::Method::PATCH, &path, &p.admin, Some(forced))
+        .await;
+    assert_eq!(s, 200, "{b}");
+    p.wait(&uid, &t, "the PVC removed", |d| {
+        d["status"]["phase"] == "Ready" && d["observed_generation"] == d["generation"]
+    })
+    .await;
+    let events = p.get(&format!("{path}/events?limit=500"), &p.admin).await;
+    let update = events["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .rev()
+        .find(|e| e["action"] == "deployment.update")
+        .unwrap();
+    assert_eq!(update["details"]["allow_data_loss"], true, "{update}");
+    assert!(update["message"].as_str().unwrap().contains(&wp_pvc));
 }

@@ -2,12 +2,14 @@
 //! so every rule is tested as a plain function.
 
 pub mod allowlist;
+pub mod change;
 pub mod chart_ref;
 pub mod drift;
 pub mod field_error;
 pub mod identity;
 pub mod lifecycle;
 pub mod list_keys;
+pub mod lookup_scope;
 pub mod names;
 pub mod orphans;
 pub mod ownership;

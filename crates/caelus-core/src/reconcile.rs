@@ -90,7 +90,10 @@ impl RevisionKind {
 
 pub fn classify(f: &Facts) -> ReleaseState {
     if f.desired == DesiredState::Absent {
-        return if f.phase == Phase::Deleted {
+        // Retained (deleted keeping volumes) is the end of its generation;
+        // `purge` makes a new one, which removes the rest.
+        let retained = f.phase == Phase::Retained && f.observed_generation == f.generation;
+        return if f.phase == Phase::Deleted || retained {
             ReleaseState::AbsentAndGone
         } else {
             ReleaseState::Deleting
@@ -345,6 +348,27 @@ mod tests {
             ..facts()
         };
         assert_eq!(classify(&moved_on), ReleaseState::NeedsInstall);
+    }
+
+    #[test]
+    fn retained_rests_until_a_purge() {
+        let retained = Facts {
+            desired: DesiredState::Absent,
+            phase: Phase::Retained,
+            generation: 3,
+            observed_generation: 3,
+            has_deployed_revision: true,
+            ..facts()
+        };
+        assert_eq!(
+            next_action(&retained),
+            (ReleaseState::AbsentAndGone, Action::None)
+        );
+        let purge = Facts {
+            generation: 4,
+            ..retained
+        };
+        assert_eq!(next_action(&purge), (ReleaseState::Deleting, Action::Uninstall));
     }
 
     #[test]

@@ -45,10 +45,13 @@ pub enum Phase {
     Deleting,
     DeletionBlocked,
     Deleted,
+    /// Deleted with `keep_volumes`: the objects are gone, the namespace stays
+    /// with its PersistentVolumeClaims until `purge`.
+    Retained,
 }
 
 impl Phase {
-    pub const ALL: [Phase; 10] = [
+    pub const ALL: [Phase; 11] = [
         Phase::Pending,
         Phase::Installing,
         Phase::Upgrading,
@@ -59,6 +62,7 @@ impl Phase {
         Phase::Deleting,
         Phase::DeletionBlocked,
         Phase::Deleted,
+        Phase::Retained,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -73,6 +77,7 @@ impl Phase {
             Phase::Deleting => "Deleting",
             Phase::DeletionBlocked => "DeletionBlocked",
             Phase::Deleted => "Deleted",
+            Phase::Retained => "Retained",
         }
     }
 
@@ -80,7 +85,7 @@ impl Phase {
     pub fn is_deleting(self) -> bool {
         matches!(
             self,
-            Phase::Deleting | Phase::DeletionBlocked | Phase::Deleted
+            Phase::Deleting | Phase::DeletionBlocked | Phase::Deleted | Phase::Retained
         )
     }
 }

@@ -79,6 +79,11 @@ pub struct Capabilities {
     /// Secret keys a deployment's owner may read (`GET …/connection`), audited.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub connection_secrets: Vec<crate::reach::ConnectionSecret>,
+    /// Deleting a deployment keeps its namespace and PersistentVolumeClaims
+    /// unless the request says otherwise (`keep_volumes=false`); `purge`
+    /// removes them. Off by default: a delete deletes.
+    #[serde(default)]
+    pub keep_volumes_on_delete: bool,
 }
 
 impl Default for Capabilities {
@@ -92,6 +97,7 @@ impl Default for Capabilities {
             health_timeout_seconds: default_health_timeout(),
             drift_ignore: Vec::new(),
             connection_secrets: Vec::new(),
+            keep_volumes_on_delete: false,
         }
     }
 }

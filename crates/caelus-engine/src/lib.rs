@@ -14,6 +14,7 @@ mod drift;
 mod error;
 mod health;
 mod hooks;
+mod lookup;
 mod namespace;
 mod object;
 mod openapi;
@@ -32,6 +33,7 @@ pub use apply::{ApplyOutcome, ApplyRequest, Progress};
 pub use config::{EngineConfig, LimitRangeDefaults, QuotaDefaults};
 pub use drift::{Drift, LiveState, drifted_fields};
 pub use error::{EngineError, Result};
+pub use lookup::LookupScope;
 pub use health::{FAILED, HEALTHY, MISSING, PROGRESSING, object_health};
 pub use namespace::{
     LIMIT_RANGE_NAME, NETWORK_POLICY_NAME, NamespaceTarget, QUOTA_NAME, isolation_objects,
@@ -62,6 +64,8 @@ struct Inner {
     resolver: resolve::Resolver,
     watches: watches::Watches,
     openapi: openapi::OpenApiKeys,
+    /// Helm's namespace-scoped `lookup` endpoint, started on first use.
+    lookup: tokio::sync::OnceCell<lookup::LookupProxy>,
 }
 
 impl Engine {
@@ -71,6 +75,7 @@ impl Engine {
                 resolver: resolve::Resolver::new(client.clone()),
                 watches: watches::Watches::new(client.clone()),
                 openapi: openapi::OpenApiKeys::new(client.clone()),
+                lookup: tokio::sync::OnceCell::new(),
                 client,
                 config,
             }),
@@ -83,6 +88,17 @@ impl Engine {
     /// new subscription replaces the previous one.
     pub fn subscribe_changes(&self) -> tokio::sync::mpsc::Receiver<String> {
         self.inner.watches.subscribe()
+    }
+
+    /// Access for one render's Helm `lookup`: reads of `namespace` only
+    /// (see the `lookup` module). Valid until the scope is dropped.
+    pub async fn lookup_scope(&self, namespace: &str) -> std::io::Result<LookupScope> {
+        let proxy = self
+            .inner
+            .lookup
+            .get_or_try_init(|| lookup::LookupProxy::start(self.inner.client.clone()))
+            .await?;
+        Ok(proxy.scope(namespace))
     }
 
     pub fn config(&self) -> &EngineConfig {

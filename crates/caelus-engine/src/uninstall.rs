@@ -1,5 +1,6 @@
 //! Deleting a deployment: pre-delete hooks, objects in reverse install
-//! order, then the namespace. A namespace that stays Terminating is reported
+//! order, post-delete hooks, then the namespace (or, keeping volumes, every
+//! object but the PersistentVolumeClaims, and the namespace stays). A namespace that stays Terminating is reported
 //! with its own conditions (which finalizers, on how many objects); Caelus
 //! never strips finalizers. Calling again re-checks.
 
@@ -23,10 +24,14 @@ pub struct UninstallRequest {
     pub deployment_uid: String,
     /// The inventory of the last applied revision.
     pub inventory: Vec<ObjectRef>,
-    /// The render's hooks; those of `pre-delete` run first.
+    /// The render's hooks: `pre-delete` ones run before the objects are
+    /// deleted, `post-delete` ones after them, before the namespace goes.
     pub hooks: Vec<Hook>,
-    /// How long each pre-delete hook may take.
+    /// How long each delete hook may take.
     pub hook_timeout: Duration,
+    /// Keep the namespace and its PersistentVolumeClaims (the chart's own and
+    /// those StatefulSets made): every other object goes.
+    pub keep_volumes: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -36,6 +41,9 @@ pub enum UninstallStatus {
     Gone,
     /// The namespace is still being deleted; `message` quotes its conditions.
     Terminating { message: String },
+    /// `keep_volumes`: the objects are gone; the namespace stays with these
+    /// PersistentVolumeClaims (names).
+    Retained { volumes: Vec<String> },
 }
 
 /// Namespace conditions that explain a slow deletion, most telling first.
@@ -81,6 +89,17 @@ pub(crate) fn terminating_message(ns: &Value) -> String {
 
 impl Engine {
     pub async fn uninstall(&self, req: &UninstallRequest) -> Result<UninstallStatus> {
+        self.uninstall_with_progress(req, &|_: Progress| {}).await
+    }
+
+    /// [`Self::uninstall`], reporting the hooks it runs (`pre-delete` before
+    /// the objects go, `post-delete` after them and before the namespace, as
+    /// `helm uninstall` runs them).
+    pub async fn uninstall_with_progress(
+        &self,
+        req: &UninstallRequest,
+        progress: &(dyn Fn(Progress) + Send + Sync),
+    ) -> Result<UninstallStatus> {
         let ns_ref = ObjectRef {
             api_version: "v1".into(),
             kind: "Namespace".into(),
@@ -104,19 +123,21 @@ impl Engine {
             .is_some_and(|ns| !ns["metadata"]["deletionTimestamp"].is_string());
 
         if active {
-            let quiet = |_: Progress| {};
             self.run_hook_list(
                 &req.namespace,
                 &req.deployment_uid,
                 &req.hooks,
                 HookEvent::PreDelete,
                 req.hook_timeout,
-                &quiet,
+                progress,
             )
             .await?;
         }
         let mut inventory = req.inventory.clone();
         reverse_install_order(&mut inventory);
+        if req.keep_volumes {
+            inventory.retain(|o| o.kind != "PersistentVolumeClaim");
+        }
         for oref in &inventory {
             let target = match self.target(oref, &req.namespace).await {
                 Ok(t) => t,
@@ -135,6 +156,31 @@ impl Engine {
                     tracing::warn!(object = %target.oref, %owner, "not deleted: it belongs to someone else now");
                 }
                 OwnedDelete::Replaced => {}
+            }
+        }
+        if active {
+            // Post-delete hooks run in the namespace, which still exists.
+            self.run_hook_list(
+                &req.namespace,
+                &req.deployment_uid,
+                &req.hooks,
+                HookEvent::PostDelete,
+                req.hook_timeout,
+                progress,
+            )
+            .await?;
+            if req.keep_volumes {
+                let claims: kube::Api<k8s_openapi::api::core::v1::PersistentVolumeClaim> =
+                    kube::Api::namespaced(self.client().clone(), &req.namespace);
+                let volumes = claims
+                    .list(&Default::default())
+                    .await
+                    .map_err(|e| EngineError::api("listing the kept volumes", e))?
+                    .items
+                    .into_iter()
+                    .filter_map(|c| c.metadata.name)
+                    .collect();
+                return Ok(UninstallStatus::Retained { volumes });
             }
         }
         if let Some(ns) = live.as_ref().filter(|_| active) {

@@ -537,6 +537,7 @@ async fn uninstall_removes_everything_and_the_namespace() {
             false,
         )],
         hook_timeout: Duration::from_secs(5),
+        keep_volumes: false,
     };
     assert_eq!(
         env.engine.uninstall(&req).await.unwrap(),
@@ -572,6 +573,7 @@ async fn a_stuck_finalizer_blocks_deletion_visibly_until_removed() {
         inventory: out.inventory,
         hooks: vec![],
         hook_timeout: Duration::from_secs(5),
+        keep_volumes: false,
     };
     let status = env.engine.uninstall(&req).await.unwrap();
     let UninstallStatus::Terminating { message } = status else {
@@ -606,6 +608,7 @@ async fn a_stuck_finalizer_blocks_deletion_visibly_until_removed() {
                     "still terminating: {message}"
                 );
             }
+            other => panic!("volumes were not asked to be kept: {other:?}"),
         }
     }
     env.sim.shutdown().await;

@@ -502,7 +502,9 @@ impl HelmEngine {
         chart: &Chart,
         request: &RenderRequest,
     ) -> Result<Arc<Rendered>, HelmError> {
-        let key = chart.inner.cache_key.as_ref().map(|c| RenderKey {
+        // A render with `lookup` depends on the live cluster: never cached.
+        let cacheable = request.lookup.is_none();
+        let key = chart.inner.cache_key.as_ref().filter(|_| cacheable).map(|c| RenderKey {
             chart: c.clone(),
             values_hash: value_hash(&request.values),
             release: request.release_name.clone(),
@@ -552,9 +554,24 @@ fn render_blocking(
     } else {
         req.values.to_string()
     };
-    let out = lib
-        .render(&chart.inner.handle, &values, &options.to_string())
-        .map_err(|e| e.into_helm())?;
+    let out = match &req.lookup {
+        None => lib.render(&chart.inner.handle, &values, &options.to_string()),
+        Some(cluster) => {
+            // The memory storage driver: a render reads no release history.
+            let config = lib
+                .config_new(
+                    &json!({
+                        "kubeconfig_content": cluster.kubeconfig,
+                        "namespace": req.namespace,
+                        "storage_driver": "memory",
+                    })
+                    .to_string(),
+                )
+                .map_err(|e| e.into_helm())?;
+            lib.render_with_config(&config, &chart.inner.handle, &values, &options.to_string())
+        }
+    }
+    .map_err(|e| e.into_helm())?;
     let templates: BTreeMap<String, String> =
         serde_json::from_str(&out).map_err(|e| HelmError::Output {
             op: "render",

@@ -53,6 +53,9 @@ type FnHandleIn2 = unsafe extern "C" fn(Handle, StrIn, StrIn, StrOut, StrOut) ->
 type FnHandleIn3 = unsafe extern "C" fn(Handle, StrIn, StrIn, StrIn, StrOut, StrOut) -> i32;
 /// `(handle, host, user, password, opts, error_out)` — `helm_registry_login`.
 type FnLogin = unsafe extern "C" fn(Handle, StrIn, StrIn, StrIn, StrIn, StrOut) -> i32;
+/// `(handle, handle, in, in, out, error_out)` — `helm_render_with_config`
+/// (config first, chart second).
+type FnHandle2In2 = unsafe extern "C" fn(Handle, Handle, StrIn, StrIn, StrOut, StrOut) -> i32;
 /// `(in, in, in, out, error_out)` — `helm_lint_run_opts`.
 type FnIn3 = unsafe extern "C" fn(StrIn, StrIn, StrIn, StrOut, StrOut) -> i32;
 
@@ -74,6 +77,9 @@ struct Symbols {
     chart_save: FnHandleIn,
     schema_validate: FnHandleInStatus,
     render: FnHandleIn2,
+    render_with_config: FnHandle2In2,
+    config_new: FnNewHandle,
+    config_free: FnFree,
     lint_run_opts: FnIn3,
     registry_client_new: FnNewHandle,
     registry_client_free: FnFree,
@@ -293,6 +299,48 @@ impl HelmLibrary {
         self.string_result("render", code, out, err)
     }
 
+    /// `helm_config_new`: a cluster configuration (kubeconfig, namespace,
+    /// storage driver). Parsing only; the cluster is contacted lazily.
+    pub(crate) fn config_new(&'static self, options_json: &str) -> Result<ConfigHandle, CallError> {
+        let options = cstring("config_new", options_json)?;
+        let mut handle: Handle = 0;
+        let mut err: *mut c_char = ptr::null_mut();
+        // SAFETY: borrowed input, local out-pointers.
+        let code = unsafe { (self.sym.config_new)(options.as_ptr(), &mut handle, &mut err) };
+        self.status("config_new", code, err)?;
+        Ok(ConfigHandle {
+            lib: self,
+            raw: handle,
+        })
+    }
+
+    /// `helm_render_with_config`: like [`Self::render`], but Helm's `lookup`
+    /// reads the cluster behind `config`. Nothing is created or stored.
+    pub(crate) fn render_with_config(
+        &self,
+        config: &ConfigHandle,
+        chart: &ChartHandle,
+        values_json: &str,
+        options_json: &str,
+    ) -> Result<String, CallError> {
+        let values = cstring("render_with_config", values_json)?;
+        let options = cstring("render_with_config", options_json)?;
+        let mut out: *mut c_char = ptr::null_mut();
+        let mut err: *mut c_char = ptr::null_mut();
+        // SAFETY: live handles, borrowed inputs, local out-pointers.
+        let code = unsafe {
+            (self.sym.render_with_config)(
+                config.raw,
+                chart.raw,
+                values.as_ptr(),
+                options.as_ptr(),
+                &mut out,
+                &mut err,
+            )
+        };
+        self.string_result("render_with_config", code, out, err)
+    }
+
     /// `helm_lint_run_opts` on a chart directory or archive: a JSON report.
     pub(crate) fn lint(&self, path: &Path, options_json: &str) -> Result<String, CallError> {
         let path = cstring("lint", &path.to_string_lossy())?;
@@ -492,6 +540,21 @@ impl Drop for ChartHandle {
     }
 }
 
+/// An owned cluster configuration handle, freed on drop (the library then
+/// removes the private kubeconfig file it wrote).
+#[derive(Debug)]
+pub(crate) struct ConfigHandle {
+    lib: &'static HelmLibrary,
+    raw: Handle,
+}
+
+impl Drop for ConfigHandle {
+    fn drop(&mut self) {
+        self.lib
+            .free_handle(self.lib.sym.config_free, "config_free", self.raw);
+    }
+}
+
 /// An owned registry client handle, freed on drop.
 #[derive(Debug)]
 pub(crate) struct RegistryHandle {
@@ -561,6 +624,9 @@ fn resolve_symbols(lib: &libloading::Library) -> Result<Symbols, libloading::Err
             chart_save: *lib.get::<FnHandleIn>("helm_chart_save")?,
             schema_validate: *lib.get::<FnHandleInStatus>("helm_schema_validate")?,
             render: *lib.get::<FnHandleIn2>("helm_render")?,
+            render_with_config: *lib.get::<FnHandle2In2>("helm_render_with_config")?,
+            config_new: *lib.get::<FnNewHandle>("helm_config_new")?,
+            config_free: *lib.get::<FnFree>("helm_config_free")?,
             lint_run_opts: *lib.get::<FnIn3>("helm_lint_run_opts")?,
             registry_client_new: *lib.get::<FnNewHandle>("helm_registry_client_new")?,
             registry_client_free: *lib.get::<FnFree>("helm_registry_client_free")?,

@@ -29,5 +29,7 @@ pub use error::{ErrorCode, HelmError, INSTALL_COMMAND};
 pub use ffi::{EXPECTED_HELM_C_VERSION, EXPECTED_HELM_SDK_VERSION, HelmLibrary};
 pub use reference::{ChartReference, Digest};
 pub use registry::{Credentials, RegistrySettings};
-pub use render::{Hook, HookDeletePolicy, HookEvent, RenderRequest, Rendered, RevisionKind};
+pub use render::{
+    Hook, HookDeletePolicy, HookEvent, LookupCluster, RenderRequest, Rendered, RevisionKind,
+};
 pub use store::ChartStore;

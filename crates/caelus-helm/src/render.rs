@@ -46,6 +46,26 @@ pub struct RenderRequest {
     pub kube_version: Option<String>,
     /// Written into the `caelus.io/deployment-uid` label of every object.
     pub deployment_uid: String,
+    /// Where Helm's `lookup` reads from. `None` (the default): no cluster,
+    /// every lookup is empty, as in `helm template`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lookup: Option<LookupCluster>,
+}
+
+/// A cluster for Helm's `lookup`: a kubeconfig whose credentials can read
+/// only what the render may see (Caelus gives it a namespace-scoped,
+/// read-only endpoint; see `caelus_engine::lookup`).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LookupCluster {
+    /// The kubeconfig document (YAML or JSON).
+    pub kubeconfig: String,
+}
+
+impl fmt::Debug for LookupCluster {
+    // The kubeconfig may carry a credential: never print it.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("LookupCluster { .. }")
+    }
 }
 
 impl RenderRequest {
@@ -69,6 +89,7 @@ impl RenderRequest {
             },
             kube_version: None,
             deployment_uid: deployment_uid.to_string(),
+            lookup: None,
         }
     }
 }

@@ -55,6 +55,7 @@ async fn parallel_renders_do_not_crash_or_leak() {
                 },
                 kube_version: None,
                 deployment_uid: "u".into(),
+                lookup: None,
             };
             let r = engine.render(&chart, &req).await.unwrap();
             assert!(!r.objects.is_empty());

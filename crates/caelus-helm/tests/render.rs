@@ -26,6 +26,7 @@ fn request(values: Value, kind: RevisionKind, revision: u32) -> RenderRequest {
         kind,
         kube_version: Some("v1.32.0".into()),
         deployment_uid: "3f1c2b7e-0000-4000-8000-000000000001".into(),
+        lookup: None,
     }
 }
 

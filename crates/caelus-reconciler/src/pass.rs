@@ -177,7 +177,20 @@ impl Reconciler {
         } else {
             caelus_helm::RevisionKind::Upgrade
         };
-        self.helm.render(&chart, &request).await
+        // Helm's `lookup` reads the deployment's own namespace, as in `helm
+        // upgrade` (bitnami charts find their generated passwords this way);
+        // the scope ends with the render.
+        let scope = match self.engine.lookup_scope(&d.namespace_name).await {
+            Ok(scope) => Some(scope),
+            Err(e) => {
+                tracing::warn!(error = %e, "the lookup endpoint is unavailable; rendering with empty lookups");
+                None
+            }
+        };
+        request.lookup = scope.as_ref().map(|s| s.cluster());
+        let rendered = self.helm.render(&chart, &request).await;
+        drop(scope);
+        rendered
     }
 }
 

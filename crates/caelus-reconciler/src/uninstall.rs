@@ -1,12 +1,15 @@
 //! The uninstall action: pre-delete hooks, objects in reverse install order,
-//! the namespace; a namespace that stays Terminating is reported, never forced.
+//! post-delete hooks, the namespace; a namespace that stays Terminating is
+//! reported, never forced. The delete hooks that ran are on the timeline.
 
 use crate::Reconciler;
 use crate::commit::{Commit, unchanged};
 use crate::pass::{Loaded, PassResultOf, inventory_from, rfc3339, union};
 use crate::status::{set, set_ready};
-use caelus_core::status::{CONDITION_RECONCILING, ConditionStatus, Phase, ReadyReason, reason};
-use caelus_engine::{UninstallRequest, UninstallStatus};
+use caelus_core::status::{
+    CONDITION_RECONCILING, ConditionStatus, ObjectHealth, Phase, ReadyReason, reason,
+};
+use caelus_engine::{Progress, UninstallRequest, UninstallStatus};
 use caelus_store::deployments::Deployment;
 use caelus_store::now_ms;
 use caelus_store::queue::{self, Lease, PassResult};
@@ -37,8 +40,11 @@ impl Reconciler {
             now_ms(),
         )
         .await?;
-        // Pre-delete hooks come from the render of what is deployed.
+        // Delete hooks come from the render of what is deployed. A purge of a
+        // Retained deployment runs none: they ran when it was deleted.
+        let purging = d.phase == Phase::Retained;
         let hooks = match &l.last_deployed {
+            Some(_) if purging => Vec::new(),
             Some(last) => match self.version_of(last).await? {
                 Some(v) => match self
                     .render(&d, &v, &last.user_values, last.number, last.kind)
@@ -70,9 +76,31 @@ impl Reconciler {
             hook_timeout: Duration::from_secs(u64::from(
                 l.version.capabilities.health_timeout_seconds,
             )),
+            keep_volumes: d.keep_volumes,
         };
         let g = d.generation;
-        match self.engine.uninstall(&request).await {
+        // The delete hooks that ran become timeline events, whatever the outcome.
+        let ran = std::sync::Mutex::new(Vec::new());
+        let record = |p: Progress| {
+            if let Progress::HookSucceeded { event, kind, name } = p
+                && let Ok(mut ran) = ran.lock()
+            {
+                ran.push(format!("{} hook {kind}/{name} succeeded", event.as_str()));
+            }
+        };
+        let result = self.engine.uninstall_with_progress(&request, &record).await;
+        let hooks_ran = ran.into_inner().unwrap_or_default();
+        if !hooks_ran.is_empty() {
+            let commit = hooks_ran.iter().fold(Commit::new(), |c, hook| {
+                c.event(
+                    "hook.succeeded",
+                    format!("uninstall: {hook}"),
+                    json!({"generation": g}),
+                )
+            });
+            self.commit(lease, &d, commit).await?;
+        }
+        match result {
             Ok(UninstallStatus::Gone) => {
                 let mut conditions = d.conditions.clone();
                 set_ready(&mut conditions, ReadyReason::Deleted, "", g);
@@ -105,6 +133,54 @@ impl Reconciler {
                     });
                 self.commit(lease, &d, commit).await?;
                 Ok("deleted")
+            }
+            Ok(UninstallStatus::Retained { volumes }) => {
+                let message = format!(
+                    "Objects removed; namespace {} kept with {} volume(s): {}. `caelus deployment purge {}` removes them.",
+                    d.namespace_name,
+                    volumes.len(),
+                    volumes.join(", "),
+                    d.uid
+                );
+                let mut conditions = d.conditions.clone();
+                set_ready(&mut conditions, ReadyReason::Deleted, &message, g);
+                set(
+                    &mut conditions,
+                    CONDITION_RECONCILING,
+                    ConditionStatus::False,
+                    reason::DELETED,
+                    "",
+                    g,
+                );
+                let commit = Commit::new()
+                    .event(
+                        "reconcile.retained",
+                        message.clone(),
+                        json!({"generation": g, "volumes": volumes}),
+                    )
+                    .result(PassResult {
+                        phase: Phase::Retained,
+                        message,
+                        conditions,
+                        object_health: volumes
+                            .iter()
+                            .map(|name| ObjectHealth {
+                                kind: "PersistentVolumeClaim".into(),
+                                name: name.clone(),
+                                health: "Retained".into(),
+                                message: String::new(),
+                            })
+                            .collect(),
+                        observed_generation: g,
+                        current_revision: d.current_revision,
+                        last_error: None,
+                        attempts: 0,
+                        next_due: None,
+                        deleted: false,
+                        failure: None,
+                    });
+                self.commit(lease, &d, commit).await?;
+                Ok("retained")
             }
             Ok(UninstallStatus::Terminating { message }) => {
                 let mut conditions = d.conditions.clone();

@@ -782,3 +782,181 @@ async fn transient_errors_during_an_upgrade_are_retried_without_a_rollback() {
     h.sim.faults().clear();
     h.stop().await;
 }
+
+/// Hooks as `helm uninstall` and `helm test` run them (issue 11): pre-delete
+/// before the objects go, post-delete after them and before the namespace,
+/// both on the timeline; a `test` hook is never applied by a reconcile.
+#[tokio::test]
+async fn delete_hooks_run_in_order_and_test_hooks_are_never_applied() {
+    let h = Harness::start(Backend::Sqlite).await;
+    let t = h
+        .publish("app", "hooks", "1.1.0", &["message"], Capabilities::default())
+        .await;
+    let uid = h.create(&t, "app", json!({})).await;
+    let d = h.wait_phase(&uid, Phase::Ready).await;
+    let test_pod = format!("{}-test-connection", d.release_name);
+    assert!(
+        h.live("v1", "Pod", Some(&d.namespace_name), &test_pod)
+            .await
+            .is_none(),
+        "a test hook is not part of a deploy"
+    );
+    h.update(&uid, json!({"message": "again"})).await;
+    let d = h
+        .wait_until(&uid, Duration::from_secs(30), "the upgrade", |d| {
+            d.phase == Phase::Ready && d.observed_generation == 2
+        })
+        .await;
+    assert!(
+        h.live("v1", "Pod", Some(&d.namespace_name), &test_pod)
+            .await
+            .is_none(),
+        "nor of an upgrade"
+    );
+
+    h.delete(&uid).await;
+    h.wait_phase(&uid, Phase::Deleted).await;
+    let hooks: Vec<String> = h
+        .events(&uid)
+        .await
+        .into_iter()
+        .filter(|e| e.action == "hook.succeeded" && e.message.starts_with("uninstall:"))
+        .map(|e| e.message)
+        .collect();
+    assert_eq!(hooks.len(), 2, "{hooks:?}");
+    assert!(
+        hooks[0].contains("pre-delete hook Job/") && hooks[0].ends_with("-pre-delete succeeded"),
+        "{hooks:?}"
+    );
+    assert!(
+        hooks[1].contains("post-delete hook Job/") && hooks[1].ends_with("-post-delete succeeded"),
+        "{hooks:?}"
+    );
+    assert!(
+        h.live("v1", "Namespace", None, &d.namespace_name)
+            .await
+            .is_none()
+    );
+}
+
+/// Helm's `lookup` during a render reads the deployment's own namespace and
+/// nothing else (issue 11): another namespace's Secret, a list across
+/// namespaces and a cluster-scoped object all look absent — also when a
+/// tenant value evaluated by `tpl` asks for them.
+#[tokio::test]
+async fn lookups_read_the_own_namespace_only() {
+    use k8s_openapi::api::core::v1::{Namespace, Secret};
+    let h = Harness::start(Backend::Sqlite).await;
+    let t = h
+        .publish("probe", "lookup", "1.0.0", &["note"], Capabilities::default())
+        .await;
+    // Another tenant's namespace with a Secret worth stealing.
+    let namespaces: kube::Api<Namespace> = kube::Api::all(h.kube.clone());
+    namespaces
+        .create(
+            &Default::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "victim"}})).unwrap(),
+        )
+        .await
+        .unwrap();
+    let secret = |name: &str, token: &str| -> Secret {
+        serde_json::from_value(json!({"metadata": {"name": name}, "stringData": {"token": token}}))
+            .unwrap()
+    };
+    kube::Api::<Secret>::namespaced(h.kube.clone(), "victim")
+        .create(&Default::default(), &secret("stolen", "s3cret"))
+        .await
+        .unwrap();
+    let uid = h.create(&t, "probe", json!({})).await;
+    let d = h.wait_phase(&uid, Phase::Ready).await;
+    kube::Api::<Secret>::namespaced(h.kube.clone(), &d.namespace_name)
+        .create(&Default::default(), &secret("given", "mine"))
+        .await
+        .unwrap();
+    let steal = r#"{{ dig "data" "token" "none" (lookup "v1" "Secret" "victim" "stolen") }}"#;
+    h.update(&uid, json!({"note": steal})).await;
+    let d = h
+        .wait_until(&uid, Duration::from_secs(30), "the update", |d| {
+            d.phase == Phase::Ready && d.observed_generation == 2
+        })
+        .await;
+    let seen = h
+        .live(
+            "v1",
+            "ConfigMap",
+            Some(&d.namespace_name),
+            &format!("{}-seen", d.release_name),
+        )
+        .await
+        .unwrap();
+    // Secret data as Helm's lookup returns it: base64 of "mine".
+    assert_eq!(seen["data"]["own"], "bWluZQ==", "{seen}");
+    assert_eq!(seen["data"]["other"], "none", "{seen}");
+    assert_eq!(seen["data"]["everywhere"], "false", "{seen}");
+    assert_eq!(seen["data"]["namespace"], "none", "{seen}");
+    assert_eq!(seen["data"]["note"], "none", "{seen}");
+}
+
+/// `delete --keep-volumes` (issue 11): the objects go, the namespace stays
+/// with its PersistentVolumeClaims (same uids) and the deployment shows
+/// `Retained` listing them; `purge` removes the rest.
+#[tokio::test]
+async fn keep_volumes_retains_the_claims_until_a_purge() {
+    use caelus_store::deployments;
+    use k8s_openapi::api::core::v1::PersistentVolumeClaim;
+    let h = Harness::start(Backend::Sqlite).await;
+    let t = h
+        .publish("db", "stateful", "1.0.0", &[], Capabilities::default())
+        .await;
+    let uid = h.create(&t, "db", json!({})).await;
+    let d = h.wait_phase(&uid, Phase::Ready).await;
+    let ns = d.namespace_name.clone();
+    let claims = || async {
+        kube::Api::<PersistentVolumeClaim>::namespaced(h.kube.clone(), &ns)
+            .list(&Default::default())
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .map(|c| (c.metadata.name.unwrap(), c.metadata.uid.unwrap()))
+            .collect::<std::collections::BTreeMap<_, _>>()
+    };
+    let before = claims().await;
+    assert!(!before.is_empty());
+    {
+        let mut c = h.db.store.conn().await.unwrap();
+        assert!(
+            deployments::set_absent_keeping(&mut c, &uid, true, caelus_store::now_ms())
+                .await
+                .unwrap()
+        );
+    }
+    h.wake.notify_one();
+    let d = h.wait_phase(&uid, Phase::Retained).await;
+    assert_eq!(claims().await, before, "the same claims, the same uids");
+    assert!(
+        h.live("apps/v1", "StatefulSet", Some(&ns), &format!("{}-stateful", d.release_name))
+            .await
+            .is_none(),
+        "the objects are gone"
+    );
+    for name in before.keys() {
+        assert!(d.message.contains(name.as_str()), "{}", d.message);
+        assert!(
+            d.object_health
+                .iter()
+                .any(|o| &o.name == name && o.health == "Retained")
+        );
+    }
+    // Retained rests: a later pass changes nothing.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(h.get(&uid).await.phase, Phase::Retained);
+
+    {
+        let mut c = h.db.store.conn().await.unwrap();
+        assert!(deployments::purge(&mut c, &uid, caelus_store::now_ms()).await.unwrap());
+    }
+    h.wake.notify_one();
+    h.wait_phase(&uid, Phase::Deleted).await;
+    assert!(h.live("v1", "Namespace", None, &ns).await.is_none());
+}

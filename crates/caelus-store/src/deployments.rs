@@ -41,6 +41,11 @@ pub struct Deployment {
     pub rollback_to: Option<i64>,
     /// The current generation's failure and what was done about it.
     pub failure: Option<FailureRecord>,
+    /// The template version of the revision that runs (`current_revision`):
+    /// after an automatic rollback it is older than `version`, the desired one.
+    pub running_version: Option<String>,
+    /// Deleted with `keep_volumes`: uninstall keeps the namespace and its PVCs.
+    pub keep_volumes: bool,
 }
 
 /// What the API decides when a deployment is created; the rest starts at its defaults.
@@ -57,9 +62,12 @@ pub struct NewDeployment {
     pub now: i64,
 }
 
-const SELECT: &str = "SELECT d.*, p.slug AS product_slug, tv.version AS version FROM deployments d
+const SELECT: &str = "SELECT d.*, p.slug AS product_slug, tv.version AS version,
+        rtv.version AS running_version FROM deployments d
     JOIN products p ON p.id = d.product_id
-    JOIN template_versions tv ON tv.id = d.template_version_id";
+    JOIN template_versions tv ON tv.id = d.template_version_id
+    LEFT JOIN revisions cr ON cr.deployment_uid = d.uid AND cr.number = d.current_revision
+    LEFT JOIN template_versions rtv ON rtv.id = cr.template_version_id";
 
 fn from_row(r: &AnyRow) -> Result<Deployment> {
     let desired: String = r.try_get("desired_state")?;
@@ -96,6 +104,8 @@ fn from_row(r: &AnyRow) -> Result<Deployment> {
             Some(text) => Some(json_col("failure", &text)?),
             None => None,
         },
+        running_version: r.try_get("running_version")?,
+        keep_volumes: r.try_get::<i64, _>("keep_volumes")? != 0,
     })
 }
 
@@ -219,10 +229,37 @@ pub async fn set_desired_values(
 /// Asks for removal: desired state absent, new generation, due now.
 /// Returns false if it was already absent (deleting twice is not a change).
 pub async fn set_absent(conn: &mut Conn, uid: &str, now: i64) -> Result<bool> {
+    set_absent_keeping(conn, uid, false, now).await
+}
+
+/// [`set_absent`], saying whether the namespace and its PVCs are kept.
+pub async fn set_absent_keeping(
+    conn: &mut Conn,
+    uid: &str,
+    keep_volumes: bool,
+    now: i64,
+) -> Result<bool> {
     let done = sqlx::query(
         "UPDATE deployments SET desired_state = 'absent', generation = generation + 1, phase = 'Deleting',
-            message = 'Deletion requested', due_at = $1, attempts = 0, updated_at = $1
+            message = 'Deletion requested', due_at = $1, attempts = 0, updated_at = $1, keep_volumes = $3
          WHERE uid = $2 AND desired_state = 'present'",
+    )
+    .bind(now)
+    .bind(uid)
+    .bind(i64::from(keep_volumes))
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Removes what a deletion kept (a `Retained` deployment's namespace and
+/// volumes): a new generation without `keep_volumes`, due now. Returns false
+/// when the deployment is not `Retained`.
+pub async fn purge(conn: &mut Conn, uid: &str, now: i64) -> Result<bool> {
+    let done = sqlx::query(
+        "UPDATE deployments SET keep_volumes = 0, generation = generation + 1,
+            message = 'Purge requested', due_at = $1, attempts = 0, updated_at = $1
+         WHERE uid = $2 AND desired_state = 'absent' AND phase = 'Retained'",
     )
     .bind(now)
     .bind(uid)

@@ -1,4 +1,4 @@
-use super::{Audit, page_params};
+use super::{Audit, page_params, upgrades};
 use crate::auth::Actor;
 use crate::charts;
 use crate::error::{ApiError, ApiResult};
@@ -9,6 +9,7 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use caelus_core::allowlist::{self, Allowlist};
+use caelus_core::change::ChangeKind;
 use caelus_core::names::{validate_display_name, validate_tenant};
 use caelus_core::status::{DesiredState, Phase};
 use caelus_core::{FieldError, FieldErrors, identity};
@@ -48,6 +49,10 @@ pub struct UpdateDeployment {
     pub values: Option<Value>,
     /// New display name.
     pub name: Option<String>,
+    /// Proceed although the new values would delete or change persistent
+    /// volumes (admins only; recorded in the event).
+    #[serde(default)]
+    pub allow_data_loss: bool,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -272,8 +277,10 @@ pub async fn update_deployment(
     if let Some(name) = &req.name {
         validate_display_name("name", name)?;
     }
-    // Values are checked (the schema may need the chart from the registry) before
-    // the transaction opens; the transaction re-reads the row it changes.
+    // Values are checked (the schema may need the chart from the registry) and
+    // the data-continuity preflight renders both sides before the transaction
+    // opens; the transaction re-reads the row and refuses if it moved meanwhile.
+    let mut checked = None;
     if let Some(values) = &req.values {
         let current = owned(&mut *state.store.conn().await?, &actor, &uid).await?;
         let version = templates::get_by_id(
@@ -284,6 +291,28 @@ pub async fn update_deployment(
         .ok_or_else(|| ApiError::internal("deployment refers to a missing template version"))?;
         check_values("values", &version, values)?;
         charts::check_schema(&state.helm, &version, "values", values).await?;
+        if *values != current.user_values && current.desired_state == DesiredState::Present {
+            let (plan, risks) = upgrades::preflight(
+                &state,
+                &actor,
+                &current,
+                &version,
+                values,
+                Default::default(),
+                req.allow_data_loss,
+                ChangeKind::Update,
+            )
+            .await?;
+            let overridden = upgrades::refuse_if_needed(
+                &actor,
+                &plan,
+                &risks,
+                req.allow_data_loss,
+                ChangeKind::Update,
+                "values",
+            )?;
+            checked = Some((current.generation, overridden, risks));
+        }
     }
     let mut tx = state.store.begin().await?;
     let current = owned(&mut tx, &actor, &uid).await?;
@@ -300,6 +329,11 @@ pub async fn update_deployment(
             .await?
             .ok_or_else(|| ApiError::internal("deployment refers to a missing template version"))?;
         check_values("values", &version, values)?;
+        if checked.as_ref().map(|c| c.0) != Some(current.generation) {
+            return Err(ApiError::conflict(format!(
+                "deployment {uid} changed while this request was checked; read it again and retry"
+            )));
+        }
         deployments::set_desired_values(&mut tx, &uid, &version.id, values, now_ms()).await?;
         changes.push("values");
     }
@@ -313,14 +347,27 @@ pub async fn update_deployment(
         return Ok(Json(current.into()));
     }
     let updated = reload(&mut tx, &uid).await?;
+    let (overridden, risks) = match &checked {
+        Some((_, overridden, risks)) if changes.contains(&"values") => (*overridden, risks.clone()),
+        _ => (false, Vec::new()),
+    };
+    let message = if overridden {
+        format!(
+            "changed {} WITH allow_data_loss: {}",
+            changes.join(" and "),
+            caelus_core::change::describe_risks(&risks)
+        )
+    } else {
+        format!("changed {}", changes.join(" and "))
+    };
     Audit {
         actor: &actor,
         action: "deployment.update",
         subject: format!("deployment/{uid}"),
         deployment_uid: Some(&uid),
         tenant: Some(&current.tenant),
-        message: format!("changed {}", changes.join(" and ")),
-        details: json!({"changed": changes, "generation": updated.generation}),
+        message,
+        details: json!({"changed": changes, "generation": updated.generation, "allow_data_loss": overridden, "data_risks": risks}),
     }
     .write(&mut tx)
     .await?;
@@ -334,19 +381,36 @@ pub async fn update_deployment(
     Ok(Json(updated.into()))
 }
 
-/// Delete a deployment: desired state becomes absent; the reconciler removes it.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DeleteQuery {
+    /// Keep the namespace and its PersistentVolumeClaims (phase `Retained`)
+    /// until `purge`. Default: the template's `keep_volumes_on_delete`
+    /// (off unless the template says so: a delete deletes).
+    pub keep_volumes: Option<bool>,
+}
+
+/// Delete a deployment: desired state becomes absent; the reconciler removes it
+/// (or, with `keep_volumes`, everything but its volumes).
 #[utoipa::path(delete, path = "/api/v1/deployments/{uid}", tag = "deployments", operation_id = "delete_deployment",
-    params(("uid" = String, Path, description = "Deployment uid")),
+    params(("uid" = String, Path, description = "Deployment uid"), DeleteQuery),
     responses((status = 202, body = DeploymentView), (status = 404, body = crate::error::Problem)),
     security(("bearer" = [])))]
 pub async fn delete_deployment(
     State(state): State<AppState>,
     actor: Actor,
     Path(uid): Path<String>,
+    Query(q): Query<DeleteQuery>,
 ) -> ApiResult<(StatusCode, Json<DeploymentView>)> {
     let mut tx = state.store.begin().await?;
     let current = owned(&mut tx, &actor, &uid).await?;
-    if !deployments::set_absent(&mut tx, &uid, now_ms()).await? {
+    let keep_volumes = match q.keep_volumes {
+        Some(keep) => keep,
+        None => templates::get_by_id(&mut tx, &current.template_version_id)
+            .await?
+            .is_some_and(|t| t.capabilities.keep_volumes_on_delete),
+    };
+    if !deployments::set_absent_keeping(&mut tx, &uid, keep_volumes, now_ms()).await? {
         // Already being deleted: deleting again changes nothing.
         return Ok((StatusCode::ACCEPTED, Json(current.into())));
     }
@@ -357,8 +421,12 @@ pub async fn delete_deployment(
         subject: format!("deployment/{uid}"),
         deployment_uid: Some(&uid),
         tenant: Some(&current.tenant),
-        message: "deletion requested".into(),
-        details: json!({"generation": updated.generation}),
+        message: if keep_volumes {
+            "deletion requested, keeping the namespace and its volumes".into()
+        } else {
+            "deletion requested".into()
+        },
+        details: json!({"generation": updated.generation, "keep_volumes": keep_volumes}),
     }
     .write(&mut tx)
     .await?;
@@ -411,4 +479,45 @@ pub async fn list_deployment_events(
     let items =
         events::list_for_deployment(&mut conn, &uid, q.after.unwrap_or(0), limit + 1).await?;
     Ok(Json(super::numbered_page(items, limit, |e| e.id)))
+}
+
+/// Remove what a deletion with `keep_volumes` kept: the namespace and its
+/// PersistentVolumeClaims of a `Retained` deployment.
+#[utoipa::path(post, path = "/api/v1/deployments/{uid}/purge", tag = "deployments", operation_id = "purge_deployment",
+    params(("uid" = String, Path, description = "Deployment uid")),
+    responses((status = 202, body = DeploymentView), (status = 404, body = crate::error::Problem),
+              (status = 409, body = crate::error::Problem)),
+    security(("bearer" = [])))]
+pub async fn purge_deployment(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(uid): Path<String>,
+) -> ApiResult<(StatusCode, Json<DeploymentView>)> {
+    let mut tx = state.store.begin().await?;
+    let current = owned(&mut tx, &actor, &uid).await?;
+    if !deployments::purge(&mut tx, &uid, now_ms()).await? {
+        return Err(ApiError::conflict(format!(
+            "deployment {uid} is {}, not Retained: only a deployment deleted with keep_volumes has anything to purge",
+            current.phase
+        )));
+    }
+    let updated = reload(&mut tx, &uid).await?;
+    Audit {
+        actor: &actor,
+        action: "deployment.purge",
+        subject: format!("deployment/{uid}"),
+        deployment_uid: Some(&uid),
+        tenant: Some(&current.tenant),
+        message: format!(
+            "purge requested: namespace {} and its volumes go",
+            current.namespace_name
+        ),
+        details: json!({"generation": updated.generation}),
+    }
+    .write(&mut tx)
+    .await?;
+    queue::notify_workers(&mut tx, state.store.backend()).await?;
+    tx.commit().await.map_err(StoreError::from)?;
+    state.wake_workers.notify_one();
+    Ok((StatusCode::ACCEPTED, Json(updated.into())))
 }

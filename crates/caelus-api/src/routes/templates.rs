@@ -458,6 +458,7 @@ pub async fn render_template_version(
                 kind: caelus_helm::RevisionKind::Install,
                 kube_version: None,
                 deployment_uid: "00000000-0000-0000-0000-000000000000".into(),
+                lookup: None,
             },
         )
         .await

@@ -15,6 +15,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use caelus_core::FieldError;
+use caelus_core::change::{self, ChangeKind, DataDecision};
 use caelus_core::render_policy::{RenderCapabilities, check_rendered};
 use caelus_core::upgrade::{self, DataRisk, RefusalKind, UpgradeCandidate, Verdict};
 use caelus_helm::{RenderRequest, Rendered};
@@ -50,6 +51,17 @@ pub struct RollbackRequest {
     pub revision: i64,
     #[serde(default)]
     pub dry_run: bool,
+    #[serde(default)]
+    pub allow_data_loss: bool,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RetryRequest {
+    /// Only compute and return the plan.
+    #[serde(default)]
+    pub dry_run: bool,
+    /// Proceed although data-continuity checks refuse (admins only; recorded).
     #[serde(default)]
     pub allow_data_loss: bool,
 }
@@ -101,7 +113,7 @@ pub struct UpgradeTarget {
     pub warnings: Vec<String>,
 }
 
-fn refusal_error(v: &Verdict) -> ApiError {
+pub(crate) fn refusal_error(v: &Verdict) -> ApiError {
     let first = &v.refusals[0];
     let detail = v
         .refusals
@@ -133,7 +145,9 @@ fn candidate<'a>(
 ) -> UpgradeCandidate<'a> {
     UpgradeCandidate {
         deployment_product: &d.product_slug,
-        current_version: &d.version,
+        // What runs decides what is newer: after an automatic rollback the
+        // desired version is the failed target, and going to it again is allowed.
+        current_version: d.running_version.as_deref().unwrap_or(&d.version),
         desired: d.desired_state,
         target_product: &target.product_slug,
         target_version: &target.version,
@@ -151,20 +165,33 @@ async fn render(
     revision: i64,
 ) -> ApiResult<Arc<Rendered>> {
     let chart = charts::chart_of(&state.helm, version).await?;
-    state
+    let mut request = RenderRequest::for_revision(
+        values.clone(),
+        &d.release_name,
+        &d.namespace_name,
+        revision,
+        &d.uid,
+    );
+    // With a cluster, `lookup` answers from the deployment's namespace as it
+    // will for the worker, so charts that look up their Secrets preview too.
+    let scope = match &state.cluster {
+        Some(engine) => match engine.lookup_scope(&d.namespace_name).await {
+            Ok(scope) => Some(scope),
+            Err(e) => {
+                tracing::warn!(error = %e, "lookup endpoint unavailable; previewing with empty lookups");
+                None
+            }
+        },
+        None => None,
+    };
+    request.lookup = scope.as_ref().map(|s| s.cluster());
+    let rendered = state
         .helm
-        .render(
-            &chart,
-            &RenderRequest::for_revision(
-                values.clone(),
-                &d.release_name,
-                &d.namespace_name,
-                revision,
-                &d.uid,
-            ),
-        )
+        .render(&chart, &request)
         .await
-        .map_err(|e| charts::chart_error("values", e))
+        .map_err(|e| charts::chart_error("values", e));
+    drop(scope);
+    rendered
 }
 
 fn all_objects(r: &Rendered) -> Vec<Value> {
@@ -192,9 +219,10 @@ async fn current_objects(
     Ok((all_objects(&rendered), Some(last)))
 }
 
-/// Renders both sides, checks policy and data continuity, and builds the plan.
+/// Renders both sides, checks policy and data continuity, and builds the plan:
+/// the same preflight for an update, an upgrade, a rollback and a retry.
 #[allow(clippy::too_many_arguments)]
-async fn preflight(
+pub(crate) async fn preflight(
     state: &AppState,
     actor: &Actor,
     d: &Deployment,
@@ -202,7 +230,7 @@ async fn preflight(
     values: &Value,
     mut verdict: Verdict,
     allow_data_loss: bool,
-    rollback: bool,
+    kind: ChangeKind,
 ) -> ApiResult<(UpgradePlan, Vec<DataRisk>)> {
     let (current, last) = current_objects(state, d).await?;
     let next_number = last.as_ref().map_or(1, |r| r.number + 1);
@@ -214,16 +242,22 @@ async fn preflight(
     let violations = check_rendered(&target_objects, &d.namespace_name, &caps);
     let risks = upgrade::data_continuity(&current, &target_objects);
     let plan = upgrade::plan(&current, &target_objects);
-    let hook_event = if rollback { "rollback" } else { "upgrade" };
-    let mut policy: Vec<PolicyResult> = [
-        "same-product",
-        "published-target",
-        "newer-target",
-        "admin-required",
-        "not-deleting",
-    ]
+    let hook_event = kind.hook_event();
+    // The version rules are about moving to another version: only an upgrade
+    // (and, for admin-only targets, a rollback) is judged by them.
+    let version_rules: &[&str] = match kind {
+        ChangeKind::Upgrade => &[
+            "same-product",
+            "published-target",
+            "newer-target",
+            "admin-required",
+        ],
+        ChangeKind::Rollback => &["same-product", "admin-required"],
+        ChangeKind::Update | ChangeKind::Retry => &[],
+    };
+    let mut policy: Vec<PolicyResult> = version_rules
     .iter()
-    .filter(|rule| !(rollback && (**rule == "newer-target" || **rule == "published-target")))
+    .chain(&["not-deleting"])
     .map(|rule| {
         let refusal = verdict.refusals.iter().find(|r| r.rule == *rule);
         PolicyResult {
@@ -238,20 +272,15 @@ async fn preflight(
         passed: violations.is_empty(),
         message: caelus_core::render_policy::describe(&violations),
     });
-    let data_ok = risks.is_empty() || (allow_data_loss && actor.is_admin());
+    let data = change::check_data_continuity(kind, &risks, allow_data_loss, actor.is_admin());
+    let data_ok = data.is_ok();
     policy.push(PolicyResult {
         rule: "data-continuity".into(),
         passed: risks.is_empty(),
-        message: if risks.is_empty() {
-            String::new()
-        } else if data_ok {
-            "overridden with allow_data_loss".into()
-        } else {
-            risks
-                .iter()
-                .map(|r| r.message.clone())
-                .collect::<Vec<_>>()
-                .join("; ")
+        message: match &data {
+            Ok(DataDecision::Safe) => String::new(),
+            Ok(DataDecision::Overridden) => "overridden with allow_data_loss".into(),
+            Err(_) => change::describe_risks(&risks),
         },
     });
     if allow_data_loss && !risks.is_empty() {
@@ -288,41 +317,37 @@ async fn preflight(
     Ok((plan, risks))
 }
 
-/// Refuses what the plan found, most fundamental first.
-fn refuse_if_needed(
+/// Refuses what the plan found, most fundamental first: the render's policy,
+/// then the data-continuity rule of core. Returns whether data loss was
+/// knowingly allowed (for the event).
+pub(crate) fn refuse_if_needed(
     actor: &Actor,
     plan: &UpgradePlan,
     risks: &[DataRisk],
     allow_data_loss: bool,
-) -> ApiResult<()> {
+    kind: ChangeKind,
+    field: &str,
+) -> ApiResult<bool> {
     if let Some(p) = plan
         .policy
         .iter()
         .find(|p| p.rule == "rendered-objects" && !p.passed)
     {
         return Err(ApiError::invalid(FieldError::new(
-            "to_version",
+            field,
             format!("the target's render is refused by policy: {}", p.message),
         )));
     }
-    if !risks.is_empty() {
-        if allow_data_loss && !actor.is_admin() {
-            return Err(ApiError::forbidden(
-                "only an admin may pass allow_data_loss",
-            ));
-        }
-        if !allow_data_loss {
-            let objects: Vec<String> = risks.iter().map(|r| r.message.clone()).collect();
-            return Err(ApiError::conflict(format!(
-                "refused to protect persistent data: {}. An admin may pass allow_data_loss to proceed.",
-                objects.join("; ")
-            )));
-        }
+    match change::check_data_continuity(kind, risks, allow_data_loss, actor.is_admin()) {
+        Ok(decision) => Ok(decision == DataDecision::Overridden),
+        Err(refusal) => Err(refusal_error(&Verdict {
+            refusals: vec![refusal],
+            warnings: Vec::new(),
+        })),
     }
-    Ok(())
 }
 
-enum Reply {
+pub(crate) enum Reply {
     Plan(Box<UpgradePlan>),
     Accepted(Box<DeploymentView>),
 }
@@ -467,27 +492,29 @@ pub async fn upgrade_deployment(
         &values,
         verdict,
         req.allow_data_loss,
-        false,
+        ChangeKind::Upgrade,
     )
     .await?;
     if req.dry_run {
         return Ok(Reply::Plan(Box::new(plan)).into_response());
     }
-    refuse_if_needed(&actor, &plan, &risks, req.allow_data_loss)?;
-    let overridden = req.allow_data_loss && !risks.is_empty();
+    let overridden = refuse_if_needed(
+        &actor,
+        &plan,
+        &risks,
+        req.allow_data_loss,
+        ChangeKind::Upgrade,
+        "to_version",
+    )?;
+    let from = d.running_version.as_deref().unwrap_or(&d.version);
     let message = if overridden {
         format!(
-            "upgrade from {} to {} requested WITH allow_data_loss: {}",
-            d.version,
+            "upgrade from {from} to {} requested WITH allow_data_loss: {}",
             target.version,
-            risks
-                .iter()
-                .map(|r| r.message.clone())
-                .collect::<Vec<_>>()
-                .join("; ")
+            change::describe_risks(&risks)
         )
     } else {
-        format!("upgrade from {} to {} requested", d.version, target.version)
+        format!("upgrade from {from} to {} requested", target.version)
     };
     let view = commit_change(
         &state,
@@ -498,7 +525,7 @@ pub async fn upgrade_deployment(
         None,
         "deployment.upgrade",
         message,
-        json!({"from": d.version, "to": target.version, "allow_data_loss": overridden, "data_risks": risks}),
+        json!({"from": from, "to": target.version, "allow_data_loss": overridden, "data_risks": risks}),
         plan.warnings,
     )
     .await?;
@@ -600,12 +627,19 @@ pub async fn rollback_deployment(
             ),
         )));
     }
-    if d.current_revision == Some(rev.number) && d.observed_generation == d.generation {
-        return Err(ApiError::conflict(format!(
-            "revision {} is already the one running",
-            rev.number
-        )));
-    }
+    change::check_restore(&change::RestoreFacts {
+        target: rev.number,
+        current_revision: d.current_revision,
+        generation: d.generation,
+        observed_generation: d.observed_generation,
+        failure: d.failure.as_ref(),
+    })
+    .map_err(|refusal| {
+        refusal_error(&Verdict {
+            refusals: vec![refusal],
+            warnings: Vec::new(),
+        })
+    })?;
     let target = templates::get_by_id(&mut conn, &rev.template_version_id)
         .await?
         .ok_or_else(|| ApiError::internal("revision refers to a missing template version"))?;
@@ -628,13 +662,20 @@ pub async fn rollback_deployment(
         &values,
         verdict,
         req.allow_data_loss,
-        true,
+        ChangeKind::Rollback,
     )
     .await?;
     if req.dry_run {
         return Ok(Reply::Plan(Box::new(plan)).into_response());
     }
-    refuse_if_needed(&actor, &plan, &risks, req.allow_data_loss)?;
+    let overridden = refuse_if_needed(
+        &actor,
+        &plan,
+        &risks,
+        req.allow_data_loss,
+        ChangeKind::Rollback,
+        "revision",
+    )?;
     let view = commit_change(
         &state,
         &actor,
@@ -644,7 +685,98 @@ pub async fn rollback_deployment(
         Some(rev.number),
         "deployment.rollback",
         format!("rollback to revision {} ({} {}) requested", rev.number, d.product_slug, target.version),
-        json!({"revision": rev.number, "to": target.version, "allow_data_loss": req.allow_data_loss && !risks.is_empty()}),
+        json!({"revision": rev.number, "to": target.version, "allow_data_loss": overridden, "data_risks": risks}),
+        plan.warnings,
+    )
+    .await?;
+    Ok(Reply::Accepted(Box::new(view)).into_response())
+}
+
+/// Re-attempt a deployment's failed, stalled or rolled-back generation now,
+/// with a fresh backoff: a new generation with the same desired version and
+/// values (a retried rollback stays a rollback). The data-continuity
+/// preflight runs as for any change that renders anew.
+#[utoipa::path(post, path = "/api/v1/deployments/{uid}/retry", tag = "deployments", operation_id = "retry_deployment",
+    params(("uid" = String, Path, description = "Deployment uid")),
+    request_body = RetryRequest,
+    responses((status = 202, body = DeploymentView, description = "Accepted: a new generation"),
+              (status = 200, body = UpgradePlan, description = "The plan (dry run)"),
+              (status = 403, body = crate::error::Problem), (status = 404, body = crate::error::Problem),
+              (status = 409, body = crate::error::Problem), (status = 422, body = crate::error::Problem)),
+    security(("bearer" = [])))]
+pub async fn retry_deployment(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(uid): Path<String>,
+    ApiJson(req): ApiJson<RetryRequest>,
+) -> ApiResult<Response> {
+    let mut conn = state.store.conn().await?;
+    let d = owned(&mut conn, &actor, &uid).await?;
+    change::check_retry(&change::RetryFacts {
+        desired: d.desired_state,
+        generation: d.generation,
+        observed_generation: d.observed_generation,
+        failure: d.failure.as_ref(),
+        stalled: d.conditions.iter().any(|c| {
+            c.type_ == caelus_core::status::CONDITION_STALLED
+                && c.status == caelus_core::status::ConditionStatus::True
+                && c.observed_generation == d.generation
+        }),
+    })
+    .map_err(|refusal| {
+        refusal_error(&Verdict {
+            refusals: vec![refusal],
+            warnings: Vec::new(),
+        })
+    })?;
+    let target = templates::get_by_id(&mut conn, &d.template_version_id)
+        .await?
+        .ok_or_else(|| ApiError::internal("deployment refers to a missing template version"))?;
+    drop(conn);
+    let values = d.user_values.clone();
+    let (plan, risks) = preflight(
+        &state,
+        &actor,
+        &d,
+        &target,
+        &values,
+        Verdict::default(),
+        req.allow_data_loss,
+        ChangeKind::Retry,
+    )
+    .await?;
+    if req.dry_run {
+        return Ok(Reply::Plan(Box::new(plan)).into_response());
+    }
+    let overridden = refuse_if_needed(
+        &actor,
+        &plan,
+        &risks,
+        req.allow_data_loss,
+        ChangeKind::Retry,
+        "body",
+    )?;
+    let failed = change::current_failure(d.generation, d.failure.as_ref());
+    let message = match failed {
+        Some(f) => format!(
+            "retry of generation {} ({} {}) requested after: {}",
+            d.generation, d.product_slug, target.version, f.message
+        ),
+        None => format!(
+            "retry of generation {} ({} {}) requested",
+            d.generation, d.product_slug, target.version
+        ),
+    };
+    let view = commit_change(
+        &state,
+        &actor,
+        &d,
+        &target,
+        &values,
+        d.rollback_to,
+        "deployment.retry",
+        message,
+        json!({"retried_generation": d.generation, "version": target.version, "failed_revision": failed.and_then(|f| f.revision), "allow_data_loss": overridden, "data_risks": risks}),
         plan.warnings,
     )
     .await?;

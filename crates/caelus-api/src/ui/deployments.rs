@@ -282,6 +282,18 @@ fn summary(v: &DeploymentView) -> Markup {
         }
         dl.facts {
             dt { "Product" } dd { (v.product) " " (v.version) }
+            @if v.desired_version != v.version {
+                dt { "Desired version" } dd #desired-version { (v.desired_version) }
+            }
+            @if let Some(f) = &s.failure {
+                dt { "Failed target" }
+                dd #failed-target {
+                    @if let Some(t) = &f.target_version { (t) " " }
+                    @if let Some(r) = f.revision { "(revision " (r) ") " }
+                    (f.reason) ": " (f.message)
+                    @if f.remedy == caelus_core::remediation::Remedy::RollBack { " — rolled back" }
+                }
+            }
             dt { "Tenant" } dd { (v.tenant) }
             dt { "Ready objects" } dd #ready-objects { (ready) "/" (total) }
             dt { "Generation" } dd { (v.generation) " (observed " (v.observed_generation) ")" }
@@ -729,6 +741,7 @@ pub async fn update_values(
             ApiJson(UpdateDeployment {
                 values: Some(values),
                 name: None,
+                allow_data_loss: false,
             }),
         )
         .await
@@ -788,7 +801,13 @@ pub async fn delete(
     Path(uid): Path<String>,
     UiForm { user, .. }: UiForm<serde::de::IgnoredAny>,
 ) -> Response {
-    match api::delete_deployment(State(state.clone()), user.actor.clone(), Path(uid.clone())).await
+    match api::delete_deployment(
+        State(state.clone()),
+        user.actor.clone(),
+        Path(uid.clone()),
+        Query(api::DeleteQuery { keep_volumes: None }),
+    )
+    .await
     {
         Ok(_) => {
             user.flash(FlashKind::Info, "Deletion requested");

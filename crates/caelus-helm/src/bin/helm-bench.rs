@@ -19,6 +19,7 @@ fn request(i: usize) -> RenderRequest {
         kind: RevisionKind::Install,
         kube_version: Some("v1.32.0".into()),
         deployment_uid: "00000000-0000-4000-8000-000000000000".into(),
+        lookup: None,
     }
 }
 
