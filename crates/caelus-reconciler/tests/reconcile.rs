@@ -859,18 +859,19 @@ async fn lookups_read_the_own_namespace_only() {
         )
         .await
         .unwrap();
+    // `data` is base64: "s3cret" and "mine".
     let secret = |name: &str, token: &str| -> Secret {
-        serde_json::from_value(json!({"metadata": {"name": name}, "stringData": {"token": token}}))
+        serde_json::from_value(json!({"metadata": {"name": name}, "data": {"token": token}}))
             .unwrap()
     };
     kube::Api::<Secret>::namespaced(h.kube.clone(), "victim")
-        .create(&Default::default(), &secret("stolen", "s3cret"))
+        .create(&Default::default(), &secret("stolen", "czNjcmV0"))
         .await
         .unwrap();
     let uid = h.create(&t, "probe", json!({})).await;
     let d = h.wait_phase(&uid, Phase::Ready).await;
     kube::Api::<Secret>::namespaced(h.kube.clone(), &d.namespace_name)
-        .create(&Default::default(), &secret("given", "mine"))
+        .create(&Default::default(), &secret("given", "bWluZQ=="))
         .await
         .unwrap();
     let steal = r#"{{ dig "data" "token" "none" (lookup "v1" "Secret" "victim" "stolen") }}"#;

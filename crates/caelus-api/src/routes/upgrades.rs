@@ -289,7 +289,8 @@ pub(crate) async fn preflight(
             .push("allow_data_loss is set: persistent data may be lost; this is recorded".into());
     }
     let plan = UpgradePlan {
-        from_version: d.version.clone(),
+        // What runs is what the plan starts from.
+        from_version: d.running_version.clone().unwrap_or_else(|| d.version.clone()),
         to_version: target.version.clone(),
         create: plan.create,
         update: plan
