@@ -188,7 +188,8 @@ pub struct DeploymentView {
 
 impl From<Deployment> for DeploymentView {
     fn from(d: Deployment) -> Self {
-        let failure = caelus_core::change::current_failure(d.generation, d.failure.as_ref()).cloned();
+        let failure =
+            caelus_core::change::current_failure(d.generation, d.failure.as_ref()).cloned();
         Self {
             uid: d.uid,
             name: d.display_name,

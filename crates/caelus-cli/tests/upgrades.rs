@@ -594,7 +594,10 @@ async fn a_rolled_back_upgrade_shows_what_runs_and_can_be_retried() {
     let retry = format!("/api/v1/deployments/{uid}/retry");
     let (s, b) = p.post(&retry, &t, json!({})).await;
     assert_eq!(s, 409, "nothing failed yet: {b}");
-    assert!(b["detail"].as_str().unwrap().contains("nothing to retry"), "{b}");
+    assert!(
+        b["detail"].as_str().unwrap().contains("nothing to retry"),
+        "{b}"
+    );
 
     let upgrade = format!("/api/v1/deployments/{uid}/upgrade");
     let (s, b) = p.post(&upgrade, &t, json!({"to_version": "3.0.0"})).await;
@@ -619,7 +622,11 @@ async fn a_rolled_back_upgrade_shows_what_runs_and_can_be_retried() {
 
     // `upgrade --to` the failed target is an explicit retry: allowed again.
     let (s, b) = p
-        .post(&upgrade, &t, json!({"to_version": "3.0.0", "dry_run": true}))
+        .post(
+            &upgrade,
+            &t,
+            json!({"to_version": "3.0.0", "dry_run": true}),
+        )
         .await;
     assert_eq!(s, 200, "{b}");
     assert_eq!(b["allowed"], true, "{b}");
@@ -632,8 +639,7 @@ async fn a_rolled_back_upgrade_shows_what_runs_and_can_be_retried() {
     assert_eq!(b["generation"], generation + 1);
     let d = p
         .wait(&uid, &t, "the retry rolled back", |d| {
-            d["status"]["phase"] == "Degraded"
-                && d["observed_generation"] == generation + 1
+            d["status"]["phase"] == "Degraded" && d["observed_generation"] == generation + 1
         })
         .await;
     assert_eq!(d["status"]["failure"]["revision"], 3, "{d:#}");
@@ -723,7 +729,10 @@ fn shared_chart(name: &str) -> Option<std::path::PathBuf> {
 
 impl Platform {
     /// name -> data of the Opaque Secrets in a namespace (generated passwords).
-    async fn secrets(&self, ns: &str) -> BTreeMap<String, BTreeMap<String, k8s_openapi::ByteString>> {
+    async fn secrets(
+        &self,
+        ns: &str,
+    ) -> BTreeMap<String, BTreeMap<String, k8s_openapi::ByteString>> {
         let client =
             kube::Client::try_from(kube::Config::new(self.sim.url().parse().unwrap())).unwrap();
         let api: kube::Api<k8s_openapi::api::core::v1::Secret> = kube::Api::namespaced(client, ns);

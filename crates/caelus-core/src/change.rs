@@ -256,7 +256,12 @@ mod tests {
             observed_generation: 2,
             ..retry_facts(None)
         };
-        assert!(check_retry(&busy).unwrap_err().message.contains("being applied"));
+        assert!(
+            check_retry(&busy)
+                .unwrap_err()
+                .message
+                .contains("being applied")
+        );
         let f = failure(3, Remedy::Retry);
         let gone = RetryFacts {
             desired: DesiredState::Absent,

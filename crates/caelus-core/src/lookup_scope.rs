@@ -48,9 +48,7 @@ pub fn classify(path: &str, query: Option<&str>, namespace: &str) -> LookupAcces
         _ => return LookupAccess::NotFound,
     };
     match tail {
-        ["namespaces", ns, _] | ["namespaces", ns, _, _]
-            if *ns == namespace =>
-        {
+        ["namespaces", ns, _] | ["namespaces", ns, _, _] if *ns == namespace => {
             LookupAccess::OwnNamespace
         }
         _ => LookupAccess::NotFound,
@@ -81,14 +79,25 @@ mod tests {
             assert_eq!(classify(path, None, NS), OwnNamespace, "{path}");
         }
         assert_eq!(
-            classify("/api/v1/namespaces/cae-1234/configmaps", Some("limit=500"), NS),
+            classify(
+                "/api/v1/namespaces/cae-1234/configmaps",
+                Some("limit=500"),
+                NS
+            ),
             OwnNamespace
         );
     }
 
     #[test]
     fn discovery_is_forwarded() {
-        for path in ["/version", "/api", "/apis", "/api/v1", "/apis/apps/v1", "/apis/apps"] {
+        for path in [
+            "/version",
+            "/api",
+            "/apis",
+            "/api/v1",
+            "/apis/apps/v1",
+            "/apis/apps",
+        ] {
             assert_eq!(classify(path, None, NS), Discovery, "{path}");
         }
     }
@@ -117,11 +126,19 @@ mod tests {
             assert_eq!(classify(path, None, NS), NotFound, "{path}");
         }
         assert_eq!(
-            classify("/api/v1/namespaces/cae-1234/secrets", Some("watch=true"), NS),
+            classify(
+                "/api/v1/namespaces/cae-1234/secrets",
+                Some("watch=true"),
+                NS
+            ),
             NotFound
         );
         assert_eq!(
-            classify("/api/v1/namespaces/cae-1234/secrets", Some("watch=false"), NS),
+            classify(
+                "/api/v1/namespaces/cae-1234/secrets",
+                Some("watch=false"),
+                NS
+            ),
             OwnNamespace
         );
     }

@@ -368,7 +368,10 @@ mod tests {
             generation: 4,
             ..retained
         };
-        assert_eq!(next_action(&purge), (ReleaseState::Deleting, Action::Uninstall));
+        assert_eq!(
+            next_action(&purge),
+            (ReleaseState::Deleting, Action::Uninstall)
+        );
     }
 
     #[test]

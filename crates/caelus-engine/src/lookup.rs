@@ -159,7 +159,11 @@ async fn forward(
     let path = uri.path().strip_prefix(&prefix).unwrap_or("");
     match classify(path, uri.query(), &namespace) {
         LookupAccess::NotFound => {
-            tracing::debug!(path, namespace, "lookup outside the namespace answered not found");
+            tracing::debug!(
+                path,
+                namespace,
+                "lookup outside the namespace answered not found"
+            );
             status(
                 StatusCode::NOT_FOUND,
                 "NotFound",
@@ -172,12 +176,9 @@ async fn forward(
                 None => path.to_string(),
             };
             match tokio::time::timeout(FORWARD_TIMEOUT, read(&state.client, &target)).await {
-                Ok(Ok((code, body))) => (
-                    code,
-                    [(header::CONTENT_TYPE, "application/json")],
-                    body,
-                )
-                    .into_response(),
+                Ok(Ok((code, body))) => {
+                    (code, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+                }
                 Ok(Err(message)) => status(StatusCode::BAD_GATEWAY, "InternalError", &message),
                 Err(_) => status(
                     StatusCode::GATEWAY_TIMEOUT,

@@ -295,6 +295,7 @@ async fn a_before_hook_creation_hook_never_deletes_a_foreign_object() {
             inventory: vec![],
             hooks: vec![cluster_role_hook("operator-edit", HookEvent::PreDelete)],
             hook_timeout: Duration::from_secs(5),
+            keep_volumes: false,
         })
         .await
         .unwrap_err();
@@ -414,6 +415,7 @@ async fn uninstall_never_deletes_a_cluster_scoped_object_recreated_by_someone_el
             inventory: outcome.inventory,
             hooks: vec![],
             hook_timeout: Duration::from_secs(5),
+            keep_volumes: false,
         })
         .await
         .unwrap();

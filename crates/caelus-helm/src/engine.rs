@@ -504,16 +504,21 @@ impl HelmEngine {
     ) -> Result<Arc<Rendered>, HelmError> {
         // A render with `lookup` depends on the live cluster: never cached.
         let cacheable = request.lookup.is_none();
-        let key = chart.inner.cache_key.as_ref().filter(|_| cacheable).map(|c| RenderKey {
-            chart: c.clone(),
-            values_hash: value_hash(&request.values),
-            release: request.release_name.clone(),
-            namespace: request.namespace.clone(),
-            kind: request.kind,
-            revision: request.revision,
-            kube_version: request.kube_version.clone(),
-            deployment_uid: request.deployment_uid.clone(),
-        });
+        let key = chart
+            .inner
+            .cache_key
+            .as_ref()
+            .filter(|_| cacheable)
+            .map(|c| RenderKey {
+                chart: c.clone(),
+                values_hash: value_hash(&request.values),
+                release: request.release_name.clone(),
+                namespace: request.namespace.clone(),
+                kind: request.kind,
+                revision: request.revision,
+                kube_version: request.kube_version.clone(),
+                deployment_uid: request.deployment_uid.clone(),
+            });
         if let Some(key) = &key
             && let Some(hit) = lock(&self.inner.renders).get(key)
         {

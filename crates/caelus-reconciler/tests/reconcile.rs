@@ -790,7 +790,13 @@ async fn transient_errors_during_an_upgrade_are_retried_without_a_rollback() {
 async fn delete_hooks_run_in_order_and_test_hooks_are_never_applied() {
     let h = Harness::start(Backend::Sqlite).await;
     let t = h
-        .publish("app", "hooks", "1.1.0", &["message"], Capabilities::default())
+        .publish(
+            "app",
+            "hooks",
+            "1.1.0",
+            &["message"],
+            Capabilities::default(),
+        )
         .await;
     let uid = h.create(&t, "app", json!({})).await;
     let d = h.wait_phase(&uid, Phase::Ready).await;
@@ -848,7 +854,13 @@ async fn lookups_read_the_own_namespace_only() {
     use k8s_openapi::api::core::v1::{Namespace, Secret};
     let h = Harness::start(Backend::Sqlite).await;
     let t = h
-        .publish("probe", "lookup", "1.0.0", &["note"], Capabilities::default())
+        .publish(
+            "probe",
+            "lookup",
+            "1.0.0",
+            &["note"],
+            Capabilities::default(),
+        )
         .await;
     // Another tenant's namespace with a Secret worth stealing.
     let namespaces: kube::Api<Namespace> = kube::Api::all(h.kube.clone());
@@ -936,9 +948,14 @@ async fn keep_volumes_retains_the_claims_until_a_purge() {
     let d = h.wait_phase(&uid, Phase::Retained).await;
     assert_eq!(claims().await, before, "the same claims, the same uids");
     assert!(
-        h.live("apps/v1", "StatefulSet", Some(&ns), &format!("{}-stateful", d.release_name))
-            .await
-            .is_none(),
+        h.live(
+            "apps/v1",
+            "StatefulSet",
+            Some(&ns),
+            &format!("{}-stateful", d.release_name)
+        )
+        .await
+        .is_none(),
         "the objects are gone"
     );
     for name in before.keys() {
@@ -955,7 +972,11 @@ async fn keep_volumes_retains_the_claims_until_a_purge() {
 
     {
         let mut c = h.db.store.conn().await.unwrap();
-        assert!(deployments::purge(&mut c, &uid, caelus_store::now_ms()).await.unwrap());
+        assert!(
+            deployments::purge(&mut c, &uid, caelus_store::now_ms())
+                .await
+                .unwrap()
+        );
     }
     h.wake.notify_one();
     h.wait_phase(&uid, Phase::Deleted).await;

@@ -256,17 +256,17 @@ pub(crate) async fn preflight(
         ChangeKind::Update | ChangeKind::Retry => &[],
     };
     let mut policy: Vec<PolicyResult> = version_rules
-    .iter()
-    .chain(&["not-deleting"])
-    .map(|rule| {
-        let refusal = verdict.refusals.iter().find(|r| r.rule == *rule);
-        PolicyResult {
-            rule: rule.to_string(),
-            passed: refusal.is_none(),
-            message: refusal.map(|r| r.message.clone()).unwrap_or_default(),
-        }
-    })
-    .collect();
+        .iter()
+        .chain(&["not-deleting"])
+        .map(|rule| {
+            let refusal = verdict.refusals.iter().find(|r| r.rule == *rule);
+            PolicyResult {
+                rule: rule.to_string(),
+                passed: refusal.is_none(),
+                message: refusal.map(|r| r.message.clone()).unwrap_or_default(),
+            }
+        })
+        .collect();
     policy.push(PolicyResult {
         rule: "rendered-objects".into(),
         passed: violations.is_empty(),
@@ -290,7 +290,10 @@ pub(crate) async fn preflight(
     }
     let plan = UpgradePlan {
         // What runs is what the plan starts from.
-        from_version: d.running_version.clone().unwrap_or_else(|| d.version.clone()),
+        from_version: d
+            .running_version
+            .clone()
+            .unwrap_or_else(|| d.version.clone()),
         to_version: target.version.clone(),
         create: plan.create,
         update: plan
