@@ -709,6 +709,35 @@ async fn a_rolled_back_upgrade_shows_what_runs_and_can_be_retried() {
         "refused updates change nothing"
     );
     assert_eq!(p.pvcs(&ns).await, volumes, "the same volumes throughout");
+
+    // Deleting with keep_volumes: Retained, the same claims; purge removes them.
+    let purge = format!("/api/v1/deployments/{uid}/purge");
+    let (s, _) = p.post(&purge, &t, json!({})).await;
+    assert_eq!(s, 409, "nothing to purge while it runs");
+    let (s, b) = p
+        .call(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/deployments/{uid}?keep_volumes=true"),
+            &t,
+            None,
+        )
+        .await;
+    assert_eq!(s, 202, "{b}");
+    let d = p.wait_settled(&uid, &t, "Retained").await;
+    assert_eq!(p.pvcs(&ns).await, volumes, "kept, with the same uids");
+    for name in volumes.keys() {
+        assert!(
+            d["status"]["message"]
+                .as_str()
+                .unwrap()
+                .contains(name.as_str()),
+            "{d:#}"
+        );
+    }
+    let (s, b) = p.post(&purge, &t, json!({})).await;
+    assert_eq!(s, 202, "{b}");
+    p.wait_settled(&uid, &t, "Deleted").await;
+    assert!(p.pvcs(&ns).await.is_empty());
 }
 
 /// The charts of `../shared/charts` (real third-party charts), when present.

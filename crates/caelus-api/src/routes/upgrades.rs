@@ -559,7 +559,9 @@ pub async fn list_upgrade_targets(
     let mut items: Vec<UpgradeTarget> = page
         .items
         .iter()
-        .filter(|t| t.version != d.version)
+        // Every version but the one that runs: after a rollback the failed
+        // target is listed (and allowed) again.
+        .filter(|t| t.version != d.running_version.as_deref().unwrap_or(&d.version))
         .map(|t| {
             let mut v = upgrade::check_upgrade(&candidate(&d, t, &actor));
             if let Err(e) = check_values("values", t, &d.user_values) {
