@@ -48,8 +48,9 @@ pub struct WorkerConfig {
     pub deletion_recheck: Duration,
     /// How long a shutdown waits for in-flight passes before releasing their leases.
     pub shutdown_grace: Duration,
-    /// Changes the cluster watches report are gathered this long before the
-    /// deployments they touch are made due (a rollout is many events).
+    /// After the first change, later ones the cluster watches report are
+    /// gathered this long before the deployments they touch are made due (a
+    /// rollout is many events).
     pub change_debounce: Duration,
 }
 
@@ -157,15 +158,18 @@ impl Reconciler {
         }
     }
 
-    /// Debounces the engine's change feed and makes the changed deployments
-    /// due now. A deployment whose pass is in flight is asked again after
-    /// the next window: its pass may have looked before the change.
+    /// Follows the engine's change feed. The first change after a quiet spell
+    /// makes its deployment due at once (a hand edit is corrected without
+    /// waiting); what arrives in the `change_debounce` window after it is
+    /// gathered and made due together (a rollout is many events). A deployment
+    /// whose pass is in flight is asked again after the next window: its pass
+    /// may have looked before the change.
     async fn follow_changes(self: Arc<Self>, mut changes: mpsc::Receiver<String>) {
         let mut pending: BTreeSet<String> = BTreeSet::new();
         loop {
             if pending.is_empty() {
                 match changes.recv().await {
-                    Some(uid) => pending.insert(uid),
+                    Some(uid) => pending = self.make_due_now(vec![uid]).await,
                     None => return,
                 };
             }
@@ -180,16 +184,29 @@ impl Reconciler {
                     },
                 }
             }
-            let uids: Vec<String> = pending.iter().cloned().collect();
-            match queue::make_due(&self.store, &uids, now_ms()).await {
-                Ok(made) => {
-                    if !made.due.is_empty() {
-                        tracing::debug!(deployments = ?made.due, "cluster changed: due now");
-                        self.wake.notify_one();
-                    }
-                    pending = made.in_flight.into_iter().collect();
+            pending = self
+                .make_due_now(std::mem::take(&mut pending).into_iter().collect())
+                .await;
+        }
+    }
+
+    /// Makes `uids` due now and wakes a worker; returns those whose pass is in
+    /// flight (to be asked again).
+    async fn make_due_now(&self, uids: Vec<String>) -> BTreeSet<String> {
+        if uids.is_empty() {
+            return BTreeSet::new();
+        }
+        match queue::make_due(&self.store, &uids, now_ms()).await {
+            Ok(made) => {
+                if !made.due.is_empty() {
+                    tracing::debug!(deployments = ?made.due, "cluster changed: due now");
+                    self.wake.notify_one();
                 }
-                Err(e) => tracing::warn!(error = %e, "cannot make changed deployments due"),
+                made.in_flight.into_iter().collect()
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot make changed deployments due");
+                BTreeSet::new()
             }
         }
     }
