@@ -39,6 +39,12 @@ async fn helm_hooks_run_and_are_deleted() {
     scenario("hooks").await;
 }
 
+/// Caelus's own chart (`deploy/chart`), installed as its README says.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn helm_installs_upgrades_and_uninstalls_the_caelus_chart() {
+    scenario("caelus_chart").await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn helm_shared_nginx_install_upgrade_uninstall() {
     scenario("shared_nginx").await;

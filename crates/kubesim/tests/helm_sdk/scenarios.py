@@ -141,8 +141,54 @@ def shared_redis():
         cfg.uninstall("redis", wait="watcher", timeout=120)
 
 
+def caelus_chart():
+    """deploy/chart (Caelus itself) in a namespace enforcing Pod Security `restricted`:
+    CRDs from crds/, the migrations hook, the bundled PostgreSQL whose generated
+    password `lookup` keeps across an upgrade to 3 API + 3 worker replicas, and an
+    uninstall that leaves the CRDs (as Helm does). kubesim runs no containers:
+    its controllers make the workloads ready once their Pods are admitted."""
+    ns = "caelus-system"
+    chart = os.path.join(ROOT, "deploy", "chart")
+    core.create_namespace({"metadata": {"name": ns, "labels": {
+        "pod-security.kubernetes.io/enforce": "restricted",
+        "pod-security.kubernetes.io/enforce-version": "latest"}}})
+    crds = kubernetes.client.ApiextensionsV1Api()
+    rbac = kubernetes.client.RbacAuthorizationV1Api()
+    with config(ns) as cfg:
+        rel = cfg.install(chart, "caelus", {}, namespace=ns, wait="watcher", timeout=120)
+        check(rel["status"] == "deployed", f"install {rel}")
+        names = {c.metadata.name for c in crds.list_custom_resource_definition().items}
+        check({"caelusdeployments.caelus.io", "caelustemplates.caelus.io"} <= names, f"CRDs {names}")
+        for name in ["caelus-api", "caelus-worker"]:
+            dep = apps.read_namespaced_deployment(name, ns)
+            check(dep.status.ready_replicas == 2, f"{name} ready: {dep.status}")
+        sts = apps.read_namespaced_stateful_set("caelus-postgresql", ns)
+        check(sts.status.ready_replicas == 1, f"postgresql ready: {sts.status}")
+        password = core.read_namespaced_secret("caelus-database", ns).data["password"]
+        jobs = [j.metadata.name for j in batch.list_namespaced_job(ns).items]
+        check("caelus-migrate" not in jobs, f"migrations hook ran and was deleted: {jobs}")
+        check(rbac.read_cluster_role("caelus").rules, "ClusterRole installed")
+
+        rel = cfg.upgrade(chart, "caelus", {"api": {"replicas": 3}, "worker": {"replicas": 3}},
+                          namespace=ns, wait="watcher", timeout=120)
+        check(rel["revision"] == 2, f"upgraded: {rel}")
+        for name in ["caelus-api", "caelus-worker"]:
+            dep = apps.read_namespaced_deployment(name, ns)
+            check(dep.status.ready_replicas == 3, f"{name} scaled: {dep.status}")
+        after = core.read_namespaced_secret("caelus-database", ns).data["password"]
+        check(after == password, "the generated database password survives the upgrade (lookup)")
+
+        cfg.uninstall("caelus", wait="watcher", timeout=120)
+        check(apps.list_namespaced_deployment(ns).items == [], "Deployments removed")
+        check(apps.list_namespaced_stateful_set(ns).items == [], "StatefulSet removed")
+        roles = [r.metadata.name for r in rbac.list_cluster_role().items]
+        check("caelus" not in roles, f"ClusterRole removed: {roles}")
+        names = {c.metadata.name for c in crds.list_custom_resource_definition().items}
+        check("caelusdeployments.caelus.io" in names, "CRDs stay after uninstall")
+
+
 SCENARIOS = {f.__name__: f for f in [lifecycle, wait_watcher, hooks, shared_nginx,
-                                      shared_postgresql_upgrade, shared_redis]}
+                                      shared_postgresql_upgrade, shared_redis, caelus_chart]}
 
 if __name__ == "__main__":
     SCENARIOS[SCENARIO]()
