@@ -121,6 +121,13 @@ impl Engine {
                 let list = match api.list(&params).await {
                     Ok(l) => l,
                     Err(e) if is_not_found(&e) => continue,
+                    // Least-privilege RBAC (the chart's ClusterRole) grants only
+                    // the kinds Caelus may create: a kind it may not list is one
+                    // it could not have created either, so it holds no orphans.
+                    Err(e) if describe(&e).0 == 403 => {
+                        tracing::debug!(kind = %kind.ar.kind, "not allowed to list; skipped");
+                        continue;
+                    }
                     Err(e) => return Err(EngineError::api(format!("list {}", kind.ar.kind), e)),
                 };
                 out.extend(list.items.iter().filter_map(|o| labelled(&kind, o)));

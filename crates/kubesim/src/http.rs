@@ -212,6 +212,25 @@ async fn handle(State(s): State<Arc<Shared>>, req: Request) -> Response {
         _ => return error_response(&ApiError::method_not_allowed()),
     };
     s.stats.record(verb, &target.info.resource);
+    let token = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    let rbac_resource = match &target.sub {
+        Some(sub) => format!("{}/{sub}", target.info.resource),
+        None => target.info.resource.clone(),
+    };
+    if let Err(e) = s.rbac.authorize(
+        token,
+        verb,
+        &target.info.group,
+        &rbac_resource,
+        target.namespace.as_deref(),
+        target.name.as_deref().unwrap_or_default(),
+    ) {
+        return error_response(&e);
+    }
     let decision = s.faults.decide(verb, &target.info.resource);
     if !decision.delay.is_zero() {
         tokio::time::sleep(decision.delay).await;

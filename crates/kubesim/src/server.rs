@@ -9,6 +9,7 @@ use serde_json::json;
 
 use crate::api::{Api, WriteOptions};
 use crate::faults::Faults;
+use crate::rbac::Rbac;
 use crate::stats::{Stats, StatsSnapshot};
 use crate::store::Store;
 
@@ -45,6 +46,7 @@ pub struct Shared {
     pub api: Arc<Api>,
     pub faults: Arc<Faults>,
     pub stats: Arc<Stats>,
+    pub rbac: Arc<Rbac>,
     pub config: Config,
     pub addr: SocketAddr,
 }
@@ -110,6 +112,7 @@ impl Server {
             api: api.clone(),
             faults: Arc::new(Faults::new()),
             stats: Arc::new(Stats::default()),
+            rbac: Arc::new(Rbac::default()),
             config: config.clone(),
             addr,
         });
@@ -165,6 +168,12 @@ impl Server {
     /// Request counters (also at `GET /kubesim/stats`).
     pub fn stats(&self) -> StatsSnapshot {
         self.shared.stats.snapshot()
+    }
+
+    /// Role-based access control for the bearer tokens a test restricts
+    /// (requests without one are not restricted).
+    pub fn rbac(&self) -> &Rbac {
+        &self.shared.rbac
     }
 
     pub fn reset_stats(&self) {
