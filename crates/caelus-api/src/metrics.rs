@@ -193,12 +193,17 @@ pub fn router<S>(source: MetricsSource) -> Router<S> {
 }
 
 /// A metrics-only HTTP server, for processes without the API (`caelus worker`).
+/// It also answers `GET /healthz` (the process serves requests), the
+/// worker's liveness probe in the chart; unlike `/metrics` it does not need
+/// the database, so a database outage does not restart every worker.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     source: MetricsSource,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app: Router = router(source).layer(axum::middleware::from_fn(track_http));
+    let app: Router = router(source)
+        .route("/healthz", get(crate::routes::health::healthz))
+        .layer(axum::middleware::from_fn(track_http));
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await

@@ -172,8 +172,8 @@ pub struct ServerArgs {
     pub helm: HelmArgs,
     #[command(flatten)]
     pub log: LogArgs,
-    /// Kubeconfig of the cluster the orphan endpoints scan (default: in-cluster
-    /// service account, then KUBECONFIG; without either they answer 503).
+    /// Kubeconfig of the cluster the orphan endpoints scan (default: KUBECONFIG or
+    /// ~/.kube/config, else the in-cluster service account; without any they answer 503).
     #[arg(long, env = "CAELUS_KUBECONFIG")]
     pub kubeconfig: Option<PathBuf>,
     /// Id of this Caelus installation (the `caelus.io/installation` label).
@@ -235,7 +235,8 @@ pub struct HelmArgs {
 pub struct WorkerArgs {
     #[command(flatten)]
     pub db: DatabaseArgs,
-    /// Kubeconfig file (default: in-cluster config, then KUBECONFIG).
+    /// Kubeconfig file (default: KUBECONFIG or ~/.kube/config, else the in-cluster
+    /// service account, as in a pod the chart runs).
     #[arg(long, env = "CAELUS_KUBECONFIG")]
     pub kubeconfig: Option<PathBuf>,
     #[command(flatten)]
@@ -258,6 +259,10 @@ pub struct WorkerArgs {
     /// Delete what the periodic scan finds (default: report only).
     #[arg(long, env = "CAELUS_ORPHAN_CLEAN", requires = "orphan_scan_interval")]
     pub orphan_clean: bool,
+    /// Names this worker in leases and logs (default: `worker-` and a random suffix);
+    /// the chart sets the pod's name.
+    #[arg(long, env = "CAELUS_WORKER_ID")]
+    pub worker_id: Option<String>,
 }
 
 /// How the reconciler behaves (worker and dev).

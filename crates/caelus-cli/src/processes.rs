@@ -173,7 +173,10 @@ async fn scan_orphans_every(
     }
 }
 
-/// A Kubernetes client: from a kubeconfig file, or inferred (in-cluster, then KUBECONFIG).
+/// A Kubernetes client: from a kubeconfig file, or inferred as `kube::Config::infer`
+/// does: KUBECONFIG or ~/.kube/config, else the in-cluster service account
+/// (`KUBERNETES_SERVICE_HOST`/`_PORT` and the token and CA mounted under
+/// /var/run/secrets/kubernetes.io/serviceaccount, re-read as the token rotates).
 pub async fn kube_client(kubeconfig: Option<&Path>) -> Result<kube::Client> {
     let config = match kubeconfig {
         Some(path) => {
@@ -182,9 +185,9 @@ pub async fn kube_client(kubeconfig: Option<&Path>) -> Result<kube::Client> {
             kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
                 .await?
         }
-        None => kube::Config::infer()
-            .await
-            .context("no Kubernetes configuration found (in-cluster or KUBECONFIG)")?,
+        None => kube::Config::infer().await.context(
+            "no Kubernetes configuration found (KUBECONFIG, ~/.kube/config or in-cluster)",
+        )?,
     };
     // Every request to the API server is counted by verb and status code.
     Ok(kube::client::ClientBuilder::try_from(config)?
@@ -198,6 +201,7 @@ pub fn reconciler(
     helm: caelus_helm::HelmEngine,
     client: kube::Client,
     args: &ReconcileArgs,
+    worker_id: Option<String>,
     wake: Arc<Notify>,
 ) -> Arc<caelus_reconciler::Reconciler> {
     let engine = caelus_engine::Engine::new(
@@ -225,6 +229,7 @@ pub fn reconciler(
         engine,
         projector,
         config: caelus_reconciler::WorkerConfig {
+            id: worker_id.unwrap_or_else(|| caelus_reconciler::WorkerConfig::default().id),
             concurrency: args.concurrency.max(1),
             resync: Duration::from_secs(args.resync_seconds.max(1)),
             lease: Duration::from_secs(args.lease_seconds.max(3)),
@@ -265,7 +270,14 @@ pub async fn worker(args: WorkerArgs) -> Result<()> {
         shutdown_signal().await;
         let _ = stop_tx.send(true);
     });
-    let reconciler = reconciler(store, helm, client, &args.reconcile, wake);
+    let reconciler = reconciler(
+        store,
+        helm,
+        client,
+        &args.reconcile,
+        args.worker_id.clone(),
+        wake,
+    );
     if args.install_crds {
         reconciler
             .engine
@@ -361,6 +373,7 @@ pub async fn dev(args: DevArgs) -> Result<()> {
         helm.clone(),
         client,
         &args.reconcile,
+        None,
         state.wake_workers.clone(),
     );
     if sim.is_some() {

@@ -59,6 +59,7 @@ impl Platform {
             helm,
             client,
             &args,
+            None,
             state.wake_workers.clone(),
         );
         // Previews render with Helm's lookup scoped as the worker's renders are.
