@@ -227,6 +227,7 @@ async fn the_engine_installs_upgrades_and_uninstalls_the_installer_chart() {
             inventory: inventory.clone(),
             hooks: second.hooks.clone(),
             hook_timeout: Duration::from_secs(10),
+            keep_volumes: false,
         })
         .await
         .unwrap();
@@ -242,6 +243,7 @@ async fn the_engine_installs_upgrades_and_uninstalls_the_installer_chart() {
                 inventory: inventory.clone(),
                 hooks: vec![],
                 hook_timeout: Duration::from_secs(10),
+                keep_volumes: false,
             })
             .await
             .unwrap();
