@@ -1001,13 +1001,35 @@ mod helm {
         .await
         .ok(201);
         let (chart, _) = s.chart("clusterrole", "1.0.0").await;
+        // Publishing checks the chart with its defaults: a ClusterRole
+        // without allow_cluster_scoped is refused, naming object and rule.
+        let r = s
+            .post(
+                "/api/v1/products/rbac/versions",
+                &s.admin,
+                json!({"version": "1.0.0", "chart": chart, "publish": true}),
+            )
+            .await;
+        let detail = r.problem(422)["detail"].as_str().unwrap().to_string();
+        assert!(
+            detail.contains("ClusterRole") && detail.contains("(cluster-scoped)"),
+            "{detail}"
+        );
+        assert_eq!(r.fields(), vec!["capabilities"]);
         s.post(
             "/api/v1/products/rbac/versions",
             &s.admin,
-            json!({"version": "1.0.0", "chart": chart, "publish": true}),
+            json!({"version": "1.0.0", "chart": chart}),
         )
         .await
         .ok(201);
+        s.post(
+            "/api/v1/products/rbac/versions/1.0.0/publish",
+            &s.admin,
+            json!({}),
+        )
+        .await
+        .problem(422);
         let r = s
             .post(
                 "/api/v1/products/rbac/versions/1.0.0/render",
@@ -1022,5 +1044,133 @@ mod helm {
                 .any(|v| v.as_str().unwrap().contains("ClusterRole")),
             "{violations:?}"
         );
+    }
+
+    async fn hostile_catalog(s: &Server) {
+        s.post(
+            "/api/v1/products",
+            &s.admin,
+            json!({"slug": "hostile", "name": "Hostile"}),
+        )
+        .await
+        .ok(201);
+        let (chart, _) = s.chart("hostile", "1.0.0").await;
+        s.post(
+            "/api/v1/products/hostile/versions",
+            &s.admin,
+            json!({"version": "1.0.0", "chart": chart, "publish": true,
+                   "values_allowlist": ["extraObjects", "copies"]}),
+        )
+        .await
+        .ok(201);
+    }
+
+    #[tokio::test]
+    async fn render_preview_lists_every_violation_of_a_hostile_chart_including_hooks() {
+        let s = Server::start(Backend::Sqlite).await;
+        hostile_catalog(&s).await;
+        let tenant = s.tenant("mallory").await;
+        let r = s
+            .post(
+                "/api/v1/products/hostile/versions/1.0.0/render",
+                &tenant,
+                json!({"values": {"extraObjects": [
+                    {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+                     "metadata": {"name": "pwn", "annotations": {"helm.sh/hook": "pre-install"}},
+                     "roleRef": {"kind": "ClusterRole", "name": "cluster-admin"},
+                     "subjects": [{"kind": "User", "name": "mallory"}]},
+                    {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "someone-else"}},
+                    {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "annotations": {"helm.sh/hook": "test"}},
+                     "spec": {"hostNetwork": true, "containers": [{"name": "c", "image": "x"}]}},
+                ]}}),
+            )
+            .await;
+        let v = r.ok(200);
+        let violations: Vec<String> = v["policy_violations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap().to_string())
+            .collect();
+        let has = |t: &str| violations.iter().any(|v| v.contains(t));
+        assert!(
+            has("ClusterRoleBinding \"pwn\" (pre-install hook)") && has("(cluster-scoped)"),
+            "{violations:?}"
+        );
+        assert!(has("subjects[0] is User \"mallory\""), "{violations:?}");
+        assert!(
+            has("Namespace \"someone-else\"") && has("(namespace-object)"),
+            "{violations:?}"
+        );
+        assert!(
+            has("Pod \"p\" (test hook)") && has("spec.hostNetwork"),
+            "{violations:?}"
+        );
+        // Harmless values: nothing to report.
+        let r = s
+            .post(
+                "/api/v1/products/hostile/versions/1.0.0/render",
+                &tenant,
+                json!({"values": {"copies": 2}}),
+            )
+            .await;
+        assert_eq!(r.ok(200)["policy_violations"], json!([]));
+    }
+
+    #[tokio::test]
+    async fn a_huge_range_in_a_value_is_refused_with_a_small_answer() {
+        let s = Server::start(Backend::Sqlite).await;
+        hostile_catalog(&s).await;
+        let tenant = s.tenant("mallory").await;
+        // 200k ConfigMaps would be ~18 MB of manifest: past the output bound.
+        for copies in [200_000, 4_999] {
+            let r = s
+                .post(
+                    "/api/v1/products/hostile/versions/1.0.0/render",
+                    &tenant,
+                    json!({"values": {"copies": copies}}),
+                )
+                .await;
+            let body = r.problem(422);
+            let size = serde_json::to_vec(body).unwrap().len();
+            assert!(
+                size < 4096,
+                "the refusal is small, not the manifest: {size} bytes"
+            );
+            let detail = body["detail"].as_str().unwrap();
+            assert!(detail.contains("rendering refused"), "{detail}");
+            if copies == 4_999 {
+                // 4999 copies and the settings ConfigMap.
+                assert!(
+                    detail.contains("5000 objects") && detail.contains("limit: 2000 objects"),
+                    "{detail}"
+                );
+            } else {
+                assert!(detail.contains("bytes"), "{detail}");
+            }
+            assert_eq!(r.fields(), vec!["values"]);
+        }
+        // Asked again, the same input is refused without rendering again.
+        let r = s
+            .post(
+                "/api/v1/products/hostile/versions/1.0.0/render",
+                &tenant,
+                json!({"values": {"copies": 200_000}}),
+            )
+            .await;
+        assert!(
+            r.problem(422)["detail"]
+                .as_str()
+                .unwrap()
+                .contains("earlier refusal")
+        );
+        let r = s
+            .post(
+                "/api/v1/products/hostile/versions/1.0.0/render",
+                &tenant,
+                json!({"values": {"copies": 3}}),
+            )
+            .await;
+        assert_eq!(r.ok(200)["objects"].as_array().unwrap().len(), 4);
     }
 }

@@ -229,6 +229,36 @@ pub struct HelmArgs {
     /// default to plain HTTP, all others to HTTPS.
     #[arg(long, env = "CAELUS_REGISTRIES")]
     pub registries: Option<PathBuf>,
+    /// Longest one chart render may take before it is refused (`10s`).
+    #[arg(long = "render-timeout", env = "CAELUS_RENDER_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub render_timeout: std::time::Duration,
+    /// Largest render output accepted, in bytes (all templates' text).
+    #[arg(long = "render-max-bytes", env = "CAELUS_RENDER_MAX_BYTES", default_value_t = 8 * 1024 * 1024)]
+    pub render_max_bytes: usize,
+    /// Most objects (CRDs, objects, hooks) one render may produce.
+    #[arg(
+        long = "render-max-objects",
+        env = "CAELUS_RENDER_MAX_OBJECTS",
+        default_value_t = 2_000
+    )]
+    pub render_max_objects: usize,
+    /// Memory the render cache may hold, in bytes of render output.
+    #[arg(long = "render-cache-bytes", env = "CAELUS_RENDER_CACHE_BYTES", default_value_t = 128 * 1024 * 1024)]
+    pub render_cache_bytes: usize,
+}
+
+impl HelmArgs {
+    /// The render bounds these flags set.
+    pub fn render_limits(&self) -> caelus_helm::RenderLimits {
+        caelus_helm::RenderLimits {
+            timeout: self
+                .render_timeout
+                .max(std::time::Duration::from_millis(100)),
+            max_output_bytes: self.render_max_bytes.max(1024),
+            max_objects: self.render_max_objects.max(1),
+            cache_bytes: self.render_cache_bytes,
+        }
+    }
 }
 
 #[derive(Debug, Args)]

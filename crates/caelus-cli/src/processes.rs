@@ -76,7 +76,11 @@ pub async fn admin_create_token(args: AdminCreateTokenArgs) -> Result<()> {
 /// Loads the Helm engine with its chart cache under `data_dir`.
 /// Loads the Helm engine as `caelus server` and `caelus worker` configure it.
 pub fn load_helm_with(args: &HelmArgs) -> Result<caelus_helm::HelmEngine> {
-    let helm = load_helm(&args.data_dir, args.helm_lib.as_deref())?;
+    let helm = load_helm_limited(
+        &args.data_dir,
+        args.helm_lib.as_deref(),
+        args.render_limits(),
+    )?;
     if let Some(path) = &args.registries {
         for (host, s) in crate::chart_push::read_registries(path)? {
             helm.set_registry(&host, s);
@@ -86,10 +90,19 @@ pub fn load_helm_with(args: &HelmArgs) -> Result<caelus_helm::HelmEngine> {
 }
 
 pub fn load_helm(data_dir: &Path, lib: Option<&Path>) -> Result<caelus_helm::HelmEngine> {
+    load_helm_limited(data_dir, lib, caelus_helm::RenderLimits::default())
+}
+
+fn load_helm_limited(
+    data_dir: &Path,
+    lib: Option<&Path>,
+    limits: caelus_helm::RenderLimits,
+) -> Result<caelus_helm::HelmEngine> {
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("cannot create data dir {}", data_dir.display()))?;
     let mut config = caelus_helm::EngineConfig::new(data_dir);
     config.library_path = lib.map(Path::to_path_buf);
+    config.render_limits = limits;
     Ok(caelus_helm::HelmEngine::load(config)?)
 }
 

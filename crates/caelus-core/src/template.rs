@@ -62,7 +62,13 @@ pub struct Capabilities {
     /// The chart may create cluster-scoped objects (ClusterRole, …).
     #[serde(default)]
     pub allow_cluster_scoped: bool,
-    /// Pod Security level enforced on the namespace.
+    /// ClusterRoles the chart's RoleBindings (and, with
+    /// `allow_cluster_scoped`, ClusterRoleBindings) may reference; by
+    /// default none (see `caelus_core::rbac`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_cluster_roles: Vec<String>,
+    /// Pod Security level: every rendered pod template is checked against
+    /// it, and the namespace enforces it.
     #[serde(default)]
     pub pod_security: PodSecurityLevel,
     #[serde(default)]
@@ -91,6 +97,7 @@ impl Default for Capabilities {
         Self {
             upgrade_requires_admin: false,
             allow_cluster_scoped: false,
+            allowed_cluster_roles: Vec::new(),
             pod_security: PodSecurityLevel::default(),
             drift_mode: DriftMode::default(),
             rollback_on_failure: true,
@@ -112,6 +119,22 @@ impl Capabilities {
         }
         for (i, c) in self.connection_secrets.iter().enumerate() {
             c.validate(&format!("{field}.connection_secrets[{i}]"))?;
+        }
+        for (i, role) in self.allowed_cluster_roles.iter().enumerate() {
+            // ClusterRole names are path segments: non-empty, no '/' or '%',
+            // not '.' or '..' (`system:` names contain ':', which is fine).
+            let bad = role.is_empty()
+                || role.len() > 253
+                || role == "."
+                || role == ".."
+                || role.contains(['/', '%'])
+                || role.chars().any(char::is_whitespace);
+            if bad {
+                return Err(FieldError::new(
+                    format!("{field}.allowed_cluster_roles[{i}]"),
+                    "must be a ClusterRole name (like view), without '/', '%' or spaces",
+                ));
+            }
         }
         for (i, rule) in self.drift_ignore.iter().enumerate() {
             let at = format!("{field}.drift_ignore[{i}]");
@@ -244,6 +267,28 @@ mod tests {
         assert_eq!(
             c.validate("capabilities").unwrap_err().field,
             "capabilities.health_timeout_seconds"
+        );
+    }
+
+    #[test]
+    fn allowed_cluster_roles_default_to_none_and_are_names() {
+        let c: Capabilities = serde_json::from_value(
+            json!({"allowed_cluster_roles": ["view", "system:aggregate-to-view"]}),
+        )
+        .unwrap();
+        assert!(c.validate("capabilities").is_ok());
+        assert!(Capabilities::default().allowed_cluster_roles.is_empty());
+        assert!(
+            serde_json::to_value(Capabilities::default()).unwrap()["allowed_cluster_roles"]
+                .is_null()
+        );
+        let bad = Capabilities {
+            allowed_cluster_roles: vec!["view".into(), "a/b".into()],
+            ..Default::default()
+        };
+        assert_eq!(
+            bad.validate("capabilities").unwrap_err().field,
+            "capabilities.allowed_cluster_roles[1]"
         );
     }
 

@@ -24,6 +24,7 @@ mod projection;
 mod prune;
 mod reach;
 mod resolve;
+mod scope;
 mod uninstall;
 mod watches;
 
@@ -49,6 +50,7 @@ pub use projection::{
     Projection, ProjectionKey, ProjectionSeen, TEMPLATE_PROJECTION_KIND, TEMPLATE_VERSION_LABEL,
     TemplateView, template_projection_name,
 };
+pub use scope::ScopeTable;
 pub use uninstall::{UninstallRequest, UninstallStatus};
 
 /// The apply engine. Cheap to clone; clones share discovery and the drift

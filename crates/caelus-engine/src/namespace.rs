@@ -13,9 +13,8 @@ use crate::object::{
     DEPLOYMENT_UID_LABEL, INSTALLATION_LABEL, MANAGED_BY_LABEL, MANAGED_BY_VALUE, ObjectRef, label,
 };
 
-pub const QUOTA_NAME: &str = "caelus-quota";
-pub const LIMIT_RANGE_NAME: &str = "caelus-limits";
-pub const NETWORK_POLICY_NAME: &str = "caelus-default-deny-ingress";
+// The names live in core: its policy refuses chart objects that reuse them.
+pub use caelus_core::render_policy::{LIMIT_RANGE_NAME, NETWORK_POLICY_NAME, QUOTA_NAME};
 
 /// The namespace of one deployment.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -43,6 +43,38 @@ pub struct EngineConfig {
     pub chart_cache_entries: usize,
     /// Render results kept in memory.
     pub render_cache_entries: usize,
+    /// Bounds of one render (time, output, objects) and of the render cache.
+    pub render_limits: RenderLimits,
+}
+
+/// Bounds on rendering: a chart and its values are a tenant's input, and a
+/// `range` over a huge value would otherwise produce output (and take
+/// memory and time) without limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RenderLimits {
+    /// Longest a render may take. libhelm_c's render takes no context, so
+    /// the call cannot be interrupted: the caller stops waiting and gets a
+    /// refusal, the call keeps its slot of the blocking pool until it ends
+    /// (so at most `max_concurrent_calls` run away at once), and its input
+    /// is remembered so retries are refused without rendering again.
+    pub timeout: std::time::Duration,
+    /// Largest render output (all templates' text) accepted.
+    pub max_output_bytes: usize,
+    /// Most objects (CRDs, objects and hooks) one render may produce.
+    pub max_objects: usize,
+    /// Memory the render cache may hold (sum of the renders' output sizes).
+    pub cache_bytes: usize,
+}
+
+impl Default for RenderLimits {
+    fn default() -> Self {
+        RenderLimits {
+            timeout: std::time::Duration::from_secs(10),
+            max_output_bytes: 8 * 1024 * 1024,
+            max_objects: 2_000,
+            cache_bytes: 128 * 1024 * 1024,
+        }
+    }
 }
 
 impl EngineConfig {
@@ -54,6 +86,7 @@ impl EngineConfig {
             max_concurrent_calls: cores.max(2),
             chart_cache_entries: 64,
             render_cache_entries: 512,
+            render_limits: RenderLimits::default(),
         }
     }
 }
@@ -113,6 +146,8 @@ pub struct CacheStats {
     pub render_misses: u64,
     pub charts_in_memory: usize,
     pub renders_in_memory: usize,
+    /// Output bytes of the renders kept in memory.
+    pub render_cache_bytes: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -149,6 +184,10 @@ struct Inner {
     /// why the repository is part of the key.
     charts: Mutex<Lru<(String, Digest), Chart>>,
     renders: Mutex<Lru<RenderKey, Arc<Rendered>>>,
+    /// Inputs whose render went past a limit, with the refusal: asked
+    /// again (a retry), they are refused without running again.
+    refused: Mutex<Lru<RenderKey, String>>,
+    limits: RenderLimits,
     render_hits: AtomicU64,
     render_misses: AtomicU64,
 }
@@ -175,7 +214,12 @@ impl HelmEngine {
                 registry_settings: Mutex::new(HashMap::new()),
                 clients: Mutex::new(HashMap::new()),
                 charts: Mutex::new(Lru::new(config.chart_cache_entries)),
-                renders: Mutex::new(Lru::new(config.render_cache_entries)),
+                renders: Mutex::new(Lru::weighted(
+                    config.render_cache_entries,
+                    config.render_limits.cache_bytes,
+                )),
+                refused: Mutex::new(Lru::new(256)),
+                limits: config.render_limits,
                 render_hits: AtomicU64::new(0),
                 render_misses: AtomicU64::new(0),
             }),
@@ -203,6 +247,7 @@ impl HelmEngine {
             render_misses: self.inner.render_misses.load(Ordering::Relaxed),
             charts_in_memory: lock(&self.inner.charts).len(),
             renders_in_memory: lock(&self.inner.renders).len(),
+            render_cache_bytes: lock(&self.inner.renders).weight(),
         }
     }
 
@@ -211,6 +256,7 @@ impl HelmEngine {
     pub fn clear_caches(&self) {
         lock(&self.inner.charts).clear();
         lock(&self.inner.renders).clear();
+        lock(&self.inner.refused).clear();
         lock(&self.inner.clients).clear();
     }
 
@@ -496,7 +542,15 @@ impl HelmEngine {
         .await
     }
 
-    /// Render `chart` for `request`. Results are cached by the full input.
+    /// The configured render bounds.
+    pub fn render_limits(&self) -> RenderLimits {
+        self.inner.limits
+    }
+
+    /// Render `chart` for `request`, within the [`RenderLimits`]. Results
+    /// are cached by the full input. Callers that deploy or preview a
+    /// revision use [`HelmEngine::render_revision`], which also checks
+    /// policy.
     pub async fn render(
         &self,
         chart: &Chart,
@@ -519,31 +573,72 @@ impl HelmEngine {
                 kube_version: request.kube_version.clone(),
                 deployment_uid: request.deployment_uid.clone(),
             });
-        if let Some(key) = &key
-            && let Some(hit) = lock(&self.inner.renders).get(key)
-        {
-            self.inner.render_hits.fetch_add(1, Ordering::Relaxed);
-            return Ok(hit);
+        if let Some(key) = &key {
+            if let Some(hit) = lock(&self.inner.renders).get(key) {
+                self.inner.render_hits.fetch_add(1, Ordering::Relaxed);
+                return Ok(hit);
+            }
+            if let Some(message) = lock(&self.inner.refused).get(key) {
+                return Err(HelmError::RenderLimit {
+                    limit: "earlier refusal".into(),
+                    message,
+                });
+            }
         }
         self.inner.render_misses.fetch_add(1, Ordering::Relaxed);
         let chart = chart.clone();
         let request = request.clone();
-        let rendered = Arc::new(
-            self.blocking(move |inner| render_blocking(inner.lib, &chart, &request))
-                .await?,
-        );
+        let limits = self.inner.limits;
+        // The clock starts once the render runs, not while it waits for a
+        // slot of the pool behind other renders.
+        let permit = self
+            .inner
+            .pool
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|e| HelmError::Worker(e.to_string()))?;
+        let inner = self.inner.clone();
+        let run = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            render_blocking(inner.lib, &chart, &request, &limits)
+        });
+        let result = match tokio::time::timeout(limits.timeout, run).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => Err(HelmError::Worker(e.to_string())),
+            Err(_) => Err(HelmError::RenderLimit {
+                limit: format!("render timeout {}s", limits.timeout.as_secs_f64()),
+                message: format!(
+                    "the chart did not finish rendering within {:.1}s with these values (a `range` over a large value?)",
+                    limits.timeout.as_secs_f64()
+                ),
+            }),
+        };
+        let (rendered, weight) = match result {
+            Ok(r) => r,
+            Err(e) => {
+                if let (Some(key), HelmError::RenderLimit { message, .. }) = (&key, &e) {
+                    lock(&self.inner.refused).insert(key.clone(), message.clone());
+                }
+                return Err(e);
+            }
+        };
+        let rendered = Arc::new(rendered);
         if let Some(key) = key {
-            lock(&self.inner.renders).insert(key, rendered.clone());
+            lock(&self.inner.renders).insert_weighted(key, rendered.clone(), weight);
         }
         Ok(rendered)
     }
 }
 
+/// Render once, within the output and object bounds; returns the render
+/// and its weight for the cache (output bytes).
 fn render_blocking(
     lib: &'static HelmLibrary,
     chart: &Chart,
     req: &RenderRequest,
-) -> Result<Rendered, HelmError> {
+    limits: &RenderLimits,
+) -> Result<(Rendered, usize), HelmError> {
     let mut options = json!({
         "name": req.release_name,
         "namespace": req.namespace,
@@ -559,8 +654,10 @@ fn render_blocking(
     } else {
         req.values.to_string()
     };
+    let options = options.to_string();
+    let max = limits.max_output_bytes;
     let out = match &req.lookup {
-        None => lib.render(&chart.inner.handle, &values, &options.to_string()),
+        None => lib.render(&chart.inner.handle, &values, &options, max),
         Some(cluster) => {
             // The memory storage driver: a render reads no release history.
             let config = lib
@@ -573,17 +670,31 @@ fn render_blocking(
                     .to_string(),
                 )
                 .map_err(|e| e.into_helm())?;
-            lib.render_with_config(&config, &chart.inner.handle, &values, &options.to_string())
+            lib.render_with_config(&config, &chart.inner.handle, &values, &options, max)
         }
     }
-    .map_err(|e| e.into_helm())?;
+    .map_err(|e| e.into_helm())?
+    .map_err(|size| HelmError::RenderLimit {
+        limit: format!("{max} bytes of output"),
+        message: format!("the chart rendered {size} bytes with these values"),
+    })?;
     let templates: BTreeMap<String, String> =
         serde_json::from_str(&out).map_err(|e| HelmError::Output {
             op: "render",
             message: e.to_string(),
         })?;
     let crds = chart.crd_files(lib)?;
-    assemble(chart.name(), &templates, &crds, &req.deployment_uid)
+    let weight = out.len() + crds.iter().map(|(_, t)| t.len()).sum::<usize>();
+    drop(out);
+    let rendered = assemble(chart.name(), &templates, &crds, &req.deployment_uid)?;
+    let count = rendered.crds.len() + rendered.objects.len() + rendered.hooks.len();
+    if count > limits.max_objects {
+        return Err(HelmError::RenderLimit {
+            limit: format!("{} objects", limits.max_objects),
+            message: format!("the chart rendered {count} objects with these values"),
+        });
+    }
+    Ok((rendered, weight))
 }
 
 impl Inner {

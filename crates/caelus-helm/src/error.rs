@@ -122,6 +122,11 @@ pub enum HelmError {
     #[error("rendering failed: {message}")]
     Render { message: String },
 
+    /// A render went past one of its bounds (time, output bytes, object
+    /// count); `limit` names the bound and its configured value.
+    #[error("rendering refused: {message} (limit: {limit})")]
+    RenderLimit { limit: String, message: String },
+
     /// A rendered template produced a document we cannot use.
     #[error("template {template} produced an invalid document: {message}")]
     BadManifest { template: String, message: String },
@@ -175,9 +180,10 @@ impl HelmError {
     pub fn failure_kind(&self) -> caelus_core::remediation::FailureKind {
         use caelus_core::remediation::FailureKind;
         match self {
-            Self::Render { .. } | Self::BadManifest { .. } | Self::InvalidValues { .. } => {
-                FailureKind::NeedsChange
-            }
+            Self::Render { .. }
+            | Self::RenderLimit { .. }
+            | Self::BadManifest { .. }
+            | Self::InvalidValues { .. } => FailureKind::NeedsChange,
             _ => FailureKind::Api,
         }
     }
@@ -193,6 +199,7 @@ impl HelmError {
                 | Self::ChartInvalid { .. }
                 | Self::InvalidValues { .. }
                 | Self::Render { .. }
+                | Self::RenderLimit { .. }
                 | Self::BadManifest { .. }
         )
     }

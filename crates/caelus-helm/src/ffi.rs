@@ -275,13 +275,17 @@ impl HelmLibrary {
         self.status("schema_validate", code, err)
     }
 
-    /// `helm_render`: JSON object of template path -> rendered text.
+    /// `helm_render`: JSON object of template path -> rendered text, or
+    /// `Ok(Err(size))` when the output is larger than `max_bytes` (it is
+    /// freed without being copied, so an oversized render costs no memory
+    /// on the Rust side).
     pub(crate) fn render(
         &self,
         chart: &ChartHandle,
         values_json: &str,
         options_json: &str,
-    ) -> Result<String, CallError> {
+        max_bytes: usize,
+    ) -> Result<Result<String, usize>, CallError> {
         let values = cstring("render", values_json)?;
         let options = cstring("render", options_json)?;
         let mut out: *mut c_char = ptr::null_mut();
@@ -296,7 +300,31 @@ impl HelmLibrary {
                 &mut err,
             )
         };
-        self.string_result("render", code, out, err)
+        self.bounded_result("render", code, out, err, max_bytes)
+    }
+
+    /// The result of a render call, or `Ok(Err(size))` when its output is
+    /// larger than `max_bytes`: freed without being copied, so an oversized
+    /// render costs no memory on the Rust side.
+    fn bounded_result(
+        &self,
+        op: &'static str,
+        code: i32,
+        out: *mut c_char,
+        err: *mut c_char,
+        max_bytes: usize,
+    ) -> Result<Result<String, usize>, CallError> {
+        if !out.is_null() {
+            // SAFETY: a NUL-terminated string the library allocated.
+            let size = unsafe { CStr::from_ptr(out) }.to_bytes().len();
+            if size > max_bytes {
+                // SAFETY: freed once, here; `out` is not used afterwards.
+                unsafe { (self.sym.free_string)(out) };
+                self.status(op, code, err)?;
+                return Ok(Err(size));
+            }
+        }
+        self.string_result(op, code, out, err).map(Ok)
     }
 
     /// `helm_config_new`: a cluster configuration (kubeconfig, namespace,
@@ -322,7 +350,8 @@ impl HelmLibrary {
         chart: &ChartHandle,
         values_json: &str,
         options_json: &str,
-    ) -> Result<String, CallError> {
+        max_bytes: usize,
+    ) -> Result<Result<String, usize>, CallError> {
         let values = cstring("render_with_config", values_json)?;
         let options = cstring("render_with_config", options_json)?;
         let mut out: *mut c_char = ptr::null_mut();
@@ -338,7 +367,7 @@ impl HelmLibrary {
                 &mut err,
             )
         };
-        self.string_result("render_with_config", code, out, err)
+        self.bounded_result("render_with_config", code, out, err, max_bytes)
     }
 
     /// `helm_lint_run_opts` on a chart directory or archive: a JSON report.

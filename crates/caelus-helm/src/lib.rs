@@ -7,6 +7,7 @@
 //! the private `ffi` module of this crate.
 
 mod chart;
+pub mod checked;
 mod engine;
 mod error;
 mod ffi;
@@ -21,9 +22,10 @@ mod store;
 pub mod testing;
 
 pub use chart::{Chart, ChartInfo, LintMessage, LintReport};
+pub use checked::{CheckedRender, RevisionPolicy};
 pub use engine::{
     CacheStats, DEFAULT_LIBRARY_RELATIVE, EngineConfig, HelmEngine, InspectedChart, LIBRARY_ENV,
-    ResolvedChart, locate_library,
+    RenderLimits, ResolvedChart, locate_library,
 };
 pub use error::{ErrorCode, HelmError, INSTALL_COMMAND};
 pub use ffi::{EXPECTED_HELM_C_VERSION, EXPECTED_HELM_SDK_VERSION, HelmLibrary};

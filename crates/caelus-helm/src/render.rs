@@ -359,7 +359,11 @@ fn label(object: &mut Map<String, Value>, deployment_uid: &str) {
     }
     let labels = labels.as_object_mut().expect("labels is an object");
     labels.insert(MANAGED_BY_LABEL.into(), MANAGED_BY_VALUE.into());
-    labels.insert(DEPLOYMENT_UID_LABEL.into(), deployment_uid.into());
+    // A uid the chart set itself is kept, so that the policy check sees
+    // (and refuses) a chart claiming another deployment's objects.
+    labels
+        .entry(DEPLOYMENT_UID_LABEL)
+        .or_insert_with(|| deployment_uid.into());
 }
 
 /// `kind` of a rendered object ("" when absent).

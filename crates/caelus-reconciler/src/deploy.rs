@@ -13,7 +13,6 @@ use caelus_core::remediation::{
     FailedAttempt, FailureClass, FailureKind, FailureOrigin, FailureRecord, RemediationPolicy,
     Remedy, remediate,
 };
-use caelus_core::render_policy::{RenderCapabilities, check_rendered, describe};
 use caelus_core::revision::{RevisionKind, RevisionOutcome};
 use caelus_core::status::{
     CONDITION_DRIFTED, CONDITION_RECONCILING, CONDITION_STALLED, ConditionStatus, ObjectHealth,
@@ -175,31 +174,29 @@ impl Reconciler {
             attempted: &[],
         };
 
-        let rendered = match self
-            .render(&d, &version, &d.user_values, number, kind)
+        // The one render seam: every object (CRDs, objects, hooks of every
+        // event) checked by core's policy, scopes from the cluster, before
+        // anything of this revision is written.
+        let checked = match self
+            .render_revision(&d, &version, &d.user_values, number, kind)
             .await
         {
-            Ok(r) => r,
+            Ok(Ok(c)) => c,
+            Ok(Err(e)) => return self.failed(lease, &d, &attempt, engine_failure(e)).await,
             Err(e) => return self.failed(lease, &d, &attempt, helm_failure(e)).await,
         };
-        let objects = objects_of(&rendered);
-        let caps = RenderCapabilities {
-            allow_cluster_scoped: version.capabilities.allow_cluster_scoped,
-        };
-        let violations = check_rendered(&objects, &d.namespace_name, &caps);
-        if !violations.is_empty() {
+        if let Some(refusal) = checked.refusal() {
             let failure = Failure {
                 reason: ReadyReason::PolicyViolation,
                 class: FailureClass::Deterministic,
                 kind: FailureKind::NeedsChange,
-                message: format!(
-                    "the rendered chart is refused by policy: {}",
-                    describe(&violations)
-                ),
+                message: refusal,
                 health: None,
             };
             return self.failed(lease, &d, &attempt, failure).await;
         }
+        let rendered = checked.rendered;
+        let objects = objects_of(&rendered);
 
         let target = NamespaceTarget {
             name: d.namespace_name.clone(),
@@ -378,8 +375,9 @@ impl Reconciler {
         )
         .await?;
         let rollback = async {
-            let rendered = self
-                .render(
+            // The restored revision passes the same policy before it is written again.
+            let checked = self
+                .render_revision(
                     d,
                     &restore_version,
                     &last.user_values,
@@ -387,7 +385,12 @@ impl Reconciler {
                     last.kind,
                 )
                 .await
+                .map_err(|e| e.to_string())?
                 .map_err(|e| e.to_string())?;
+            if let Some(refusal) = checked.refusal() {
+                return Err(refusal);
+            }
+            let rendered = checked.rendered;
             let request = ApplyRequest {
                 namespace: d.namespace_name.clone(),
                 deployment_uid: d.uid.clone(),

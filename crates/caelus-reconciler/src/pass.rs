@@ -10,7 +10,9 @@ use caelus_core::remediation::{FailureOrigin, Remedy};
 use caelus_core::revision::RevisionKind;
 use caelus_core::status::Phase;
 use caelus_engine::ObjectRef;
-use caelus_helm::{ChartReference, HelmError, RenderRequest, Rendered};
+use caelus_helm::{
+    ChartReference, CheckedRender, HelmError, RenderRequest, Rendered, RevisionPolicy,
+};
 use caelus_store::deployments::{self, Deployment};
 use caelus_store::queue::{self, Lease};
 use caelus_store::revisions::{self, Revision};
@@ -156,6 +158,8 @@ impl Reconciler {
 
     /// Renders revision `revision` of kind `kind`: the kind decides Helm's
     /// `.Release.IsInstall/IsUpgrade`, the number `.Release.Revision`.
+    /// For revisions already deployed (drift, uninstall hooks); a revision
+    /// about to be applied goes through [`Reconciler::render_revision`].
     pub(crate) async fn render(
         &self,
         d: &Deployment,
@@ -165,21 +169,23 @@ impl Reconciler {
         kind: RevisionKind,
     ) -> Result<Arc<Rendered>, HelmError> {
         let chart = self.chart(version).await?;
-        let mut request = RenderRequest::for_revision(
-            values.clone(),
-            &d.release_name,
-            &d.namespace_name,
-            revision,
-            &d.uid,
-        );
-        request.kind = if kind.is_install() {
-            caelus_helm::RevisionKind::Install
-        } else {
-            caelus_helm::RevisionKind::Upgrade
-        };
-        // Helm's `lookup` reads the deployment's own namespace, as in `helm
-        // upgrade` (bitnami charts find their generated passwords this way);
-        // the scope ends with the render.
+        let (request, scope) = self.lookup_request(d, values, revision, kind).await;
+        let rendered = self.helm.render(&chart, &request).await;
+        drop(scope);
+        rendered
+    }
+
+    /// The render request of a revision, with Helm's `lookup` reading the
+    /// deployment's own namespace, as in `helm upgrade` (bitnami charts find
+    /// their generated passwords this way). The scope must outlive the render.
+    async fn lookup_request(
+        &self,
+        d: &Deployment,
+        values: &Value,
+        revision: i64,
+        kind: RevisionKind,
+    ) -> (RenderRequest, Option<caelus_engine::LookupScope>) {
+        let mut request = render_request(d, values, revision, kind);
         let scope = match self.engine.lookup_scope(&d.namespace_name).await {
             Ok(scope) => Some(scope),
             Err(e) => {
@@ -188,10 +194,59 @@ impl Reconciler {
             }
         };
         request.lookup = scope.as_ref().map(|s| s.cluster());
-        let rendered = self.helm.render(&chart, &request).await;
-        drop(scope);
-        rendered
+        (request, scope)
     }
+
+    /// The render seam for a revision about to be applied: all rendered
+    /// objects and core's policy over them, first with the static scope
+    /// table, then with every kind's scope from the cluster's discovery.
+    /// A kind the cluster cannot be asked about is an engine failure.
+    pub(crate) async fn render_revision(
+        &self,
+        d: &Deployment,
+        version: &TemplateVersion,
+        values: &Value,
+        revision: i64,
+        kind: RevisionKind,
+    ) -> Result<Result<CheckedRender, caelus_engine::EngineError>, HelmError> {
+        let chart = self.chart(version).await?;
+        let (request, scope) = self.lookup_request(d, values, revision, kind).await;
+        let policy = RevisionPolicy::from(&version.capabilities);
+        let checked = self.helm.render_revision(&chart, &request, &policy).await;
+        drop(scope);
+        let mut checked = checked?;
+        if !checked.is_allowed() {
+            return Ok(Ok(checked));
+        }
+        let objects = caelus_helm::checked::all_objects(&checked.rendered);
+        let scopes = match self.engine.scope_table(&objects).await {
+            Ok(s) => s,
+            Err(e) => return Ok(Err(e)),
+        };
+        checked.recheck(&request, &policy, &|av, k| scopes.scope_of(av, k));
+        Ok(Ok(checked))
+    }
+}
+
+fn render_request(
+    d: &Deployment,
+    values: &Value,
+    revision: i64,
+    kind: RevisionKind,
+) -> RenderRequest {
+    let mut request = RenderRequest::for_revision(
+        values.clone(),
+        &d.release_name,
+        &d.namespace_name,
+        revision,
+        &d.uid,
+    );
+    request.kind = if kind.is_install() {
+        caelus_helm::RevisionKind::Install
+    } else {
+        caelus_helm::RevisionKind::Upgrade
+    };
+    request
 }
 
 /// What the state machine looks at, read from the rows.

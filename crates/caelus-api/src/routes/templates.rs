@@ -8,11 +8,11 @@ use crate::views::{ListResponse, PageQuery, TemplateVersionView};
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use caelus_core::FieldErrors;
 use caelus_core::allowlist::Allowlist;
 use caelus_core::chart_ref;
 use caelus_core::lifecycle::{self, Lifecycle};
 use caelus_core::template::{Capabilities, FrozenSpec, check_change, parse_version};
+use caelus_core::{FieldError, FieldErrors};
 use caelus_store::products::{self, Product};
 use caelus_store::templates::{self, TemplateVersion};
 use caelus_store::{Conn, StoreError, now_ms};
@@ -178,6 +178,9 @@ pub async fn create_template_version(
         updated_at: now,
     };
     apply_chart(&mut candidate, &chart);
+    if req.publish {
+        check_publishable(&state, &candidate).await?;
+    }
     if let Some(existing) = templates::get(&mut tx, &p.slug, &req.version).await? {
         immutable(&existing, &candidate)?;
         return Err(ApiError::conflict(match existing.lifecycle {
@@ -321,6 +324,14 @@ async fn move_lifecycle(
     to: Lifecycle,
 ) -> ApiResult<Json<TemplateVersionView>> {
     actor.require_admin(&format!("move template versions to {to}"))?;
+    if to == Lifecycle::Published {
+        // Rendered before the transaction opens: no connection is held meanwhile.
+        let t =
+            visible_version(&mut *state.store.conn().await?, &actor, &product, &version).await?;
+        if t.lifecycle == Lifecycle::Draft {
+            check_publishable(&state, &t).await?;
+        }
+    }
     let mut tx = state.store.begin().await?;
     let mut t = visible_version(&mut tx, &actor, &product, &version).await?;
     let from = t.lifecycle;
@@ -427,6 +438,46 @@ pub struct RenderPreviewView {
 
 pub const PREVIEW_RELEASE: &str = "preview";
 pub const PREVIEW_NAMESPACE: &str = "caelus-preview";
+const PREVIEW_UID: &str = "00000000-0000-0000-0000-000000000000";
+
+/// A first install of the preview release with `values`.
+fn preview_request(values: Value) -> caelus_helm::RenderRequest {
+    caelus_helm::RenderRequest {
+        values,
+        release_name: PREVIEW_RELEASE.into(),
+        namespace: PREVIEW_NAMESPACE.into(),
+        revision: 1,
+        kind: caelus_helm::RevisionKind::Install,
+        kube_version: None,
+        deployment_uid: PREVIEW_UID.into(),
+        lookup: None,
+    }
+}
+
+/// The check at publish time: the chart with its default values must pass
+/// the policy under the version's capabilities (the scope of kinds from
+/// the built-in table; the worker checks again against the cluster).
+async fn check_publishable(state: &AppState, t: &TemplateVersion) -> ApiResult<()> {
+    let chart = charts::chart_of(&state.helm, t).await?;
+    let checked = state
+        .helm
+        .render_revision(
+            &chart,
+            &preview_request(json!({})),
+            &caelus_helm::RevisionPolicy::from(&t.capabilities),
+        )
+        .await
+        .map_err(|e| charts::chart_error("chart", e))?;
+    match checked.refusal() {
+        None => Ok(()),
+        Some(refusal) => Err(ApiError::invalid(FieldError::new(
+            "capabilities",
+            format!(
+                "with its default values, {refusal}; grant the capability the rule names, or publish a chart that does not need it"
+            ),
+        ))),
+    }
+}
 
 /// Render a version with values, for review: the manifest, hooks and policy result.
 #[utoipa::path(post, path = "/api/v1/products/{product}/versions/{version}/render", tag = "templates",
@@ -446,28 +497,17 @@ pub async fn render_template_version(
     crate::routes::deployments::check_values("values", &t, &req.values)?;
     charts::check_schema(&state.helm, &t, "values", &req.values).await?;
     let chart = charts::chart_of(&state.helm, &t).await?;
-    let rendered = state
+    let checked = state
         .helm
-        .render(
+        .render_revision(
             &chart,
-            &caelus_helm::RenderRequest {
-                values: req.values,
-                release_name: PREVIEW_RELEASE.into(),
-                namespace: PREVIEW_NAMESPACE.into(),
-                revision: 1,
-                kind: caelus_helm::RevisionKind::Install,
-                kube_version: None,
-                deployment_uid: "00000000-0000-0000-0000-000000000000".into(),
-                lookup: None,
-            },
+            &preview_request(req.values),
+            &caelus_helm::RevisionPolicy::from(&t.capabilities),
         )
         .await
         .map_err(|e| charts::chart_error("values", e))?;
-    let caps = caelus_core::render_policy::RenderCapabilities {
-        allow_cluster_scoped: t.capabilities.allow_cluster_scoped,
-    };
-    let violations =
-        caelus_core::render_policy::check_rendered(&rendered.objects, PREVIEW_NAMESPACE, &caps);
+    let violations = &checked.violations;
+    let rendered = &checked.rendered;
     let name = |o: &Value| {
         format!(
             "{}/{}",

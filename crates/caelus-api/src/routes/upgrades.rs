@@ -16,9 +16,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use caelus_core::FieldError;
 use caelus_core::change::{self, ChangeKind, DataDecision};
-use caelus_core::render_policy::{RenderCapabilities, check_rendered};
 use caelus_core::upgrade::{self, DataRisk, RefusalKind, UpgradeCandidate, Verdict};
-use caelus_helm::{RenderRequest, Rendered};
+use caelus_helm::{RenderRequest, Rendered, RevisionPolicy};
 use caelus_store::deployments::{self, Deployment};
 use caelus_store::revisions::{self, Revision};
 use caelus_store::templates::{self, TemplateVersion};
@@ -157,14 +156,16 @@ fn candidate<'a>(
     }
 }
 
-async fn render(
+/// The render request of a revision of `d`. With a cluster, `lookup`
+/// answers from the deployment's namespace as it will for the worker, so
+/// charts that look up their Secrets preview too; the scope must live as
+/// long as the render.
+async fn revision_request(
     state: &AppState,
     d: &Deployment,
-    version: &TemplateVersion,
     values: &Value,
     revision: i64,
-) -> ApiResult<Arc<Rendered>> {
-    let chart = charts::chart_of(&state.helm, version).await?;
+) -> (RenderRequest, Option<caelus_engine::LookupScope>) {
     let mut request = RenderRequest::for_revision(
         values.clone(),
         &d.release_name,
@@ -172,8 +173,6 @@ async fn render(
         revision,
         &d.uid,
     );
-    // With a cluster, `lookup` answers from the deployment's namespace as it
-    // will for the worker, so charts that look up their Secrets preview too.
     let scope = match &state.cluster {
         Some(engine) => match engine.lookup_scope(&d.namespace_name).await {
             Ok(scope) => Some(scope),
@@ -185,6 +184,18 @@ async fn render(
         None => None,
     };
     request.lookup = scope.as_ref().map(|s| s.cluster());
+    (request, scope)
+}
+
+async fn render(
+    state: &AppState,
+    d: &Deployment,
+    version: &TemplateVersion,
+    values: &Value,
+    revision: i64,
+) -> ApiResult<Arc<Rendered>> {
+    let chart = charts::chart_of(&state.helm, version).await?;
+    let (request, scope) = revision_request(state, d, values, revision).await;
     let rendered = state
         .helm
         .render(&chart, &request)
@@ -234,12 +245,23 @@ pub(crate) async fn preflight(
 ) -> ApiResult<(UpgradePlan, Vec<DataRisk>)> {
     let (current, last) = current_objects(state, d).await?;
     let next_number = last.as_ref().map_or(1, |r| r.number + 1);
-    let rendered = render(state, d, target, values, next_number).await?;
+    // The one render seam: every object of the target revision (CRDs,
+    // objects, hooks of every event) through core's policy.
+    let chart = charts::chart_of(&state.helm, target).await?;
+    let (request, scope) = revision_request(state, d, values, next_number).await;
+    let checked = state
+        .helm
+        .render_revision(
+            &chart,
+            &request,
+            &RevisionPolicy::from(&target.capabilities),
+        )
+        .await
+        .map_err(|e| charts::chart_error("values", e))?;
+    drop(scope);
+    let violations = checked.violations;
+    let rendered = checked.rendered;
     let target_objects = all_objects(&rendered);
-    let caps = RenderCapabilities {
-        allow_cluster_scoped: target.capabilities.allow_cluster_scoped,
-    };
-    let violations = check_rendered(&target_objects, &d.namespace_name, &caps);
     let risks = upgrade::data_continuity(&current, &target_objects);
     let plan = upgrade::plan(&current, &target_objects);
     let hook_event = kind.hook_event();
