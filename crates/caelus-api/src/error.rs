@@ -35,6 +35,8 @@ pub struct ApiError {
     pub kind: &'static str,
     pub detail: String,
     pub errors: Vec<FieldError>,
+    /// Seconds a client should wait before retrying (sent as `Retry-After`).
+    pub retry_after: Option<u64>,
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
@@ -46,6 +48,7 @@ impl ApiError {
             kind,
             detail: detail.into(),
             errors: Vec::new(),
+            retry_after: None,
         }
     }
 
@@ -62,6 +65,7 @@ impl ApiError {
             kind: "validation",
             detail,
             errors,
+            retry_after: None,
         }
     }
 
@@ -73,6 +77,7 @@ impl ApiError {
             kind: "bad-request",
             detail: format!("{field}: {reason}"),
             errors: vec![FieldError::new(field, reason)],
+            retry_after: None,
         }
     }
 
@@ -103,6 +108,14 @@ impl ApiError {
             "internal",
             "an internal error occurred; it has been logged",
         )
+    }
+
+    /// 429 with `Retry-After: secs`.
+    pub fn too_many_requests(detail: impl Into<String>, secs: u64) -> Self {
+        Self {
+            retry_after: Some(secs),
+            ..Self::new(StatusCode::TOO_MANY_REQUESTS, "rate-limited", detail)
+        }
     }
 
     pub fn unavailable(detail: impl Into<String>) -> Self {
@@ -168,6 +181,11 @@ impl IntoResponse for ApiError {
         let mut resp = (self.status, axum::Json(body)).into_response();
         resp.headers_mut()
             .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        if let Some(secs) = self.retry_after
+            && let Ok(v) = HeaderValue::from_str(&secs.to_string())
+        {
+            resp.headers_mut().insert(header::RETRY_AFTER, v);
+        }
         if self.status == StatusCode::UNAUTHORIZED {
             resp.headers_mut().insert(
                 header::WWW_AUTHENTICATE,

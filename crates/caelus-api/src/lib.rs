@@ -18,7 +18,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use error::ApiError;
-use routes::{deployments, health, orphans, products, reach, templates, tokens, upgrades};
+use routes::{audit, deployments, health, orphans, products, reach, templates, tokens, upgrades};
 use std::future::Future;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{InfoBuilder, OpenApi};
@@ -67,6 +67,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(deployments::purge_deployment))
         .routes(routes!(tokens::create_token, tokens::list_tokens))
         .routes(routes!(tokens::revoke_token))
+        .routes(routes!(audit::list_events))
         .routes(routes!(orphans::scan_orphans))
         .routes(routes!(orphans::clean_orphans))
 }
@@ -104,6 +105,7 @@ pub fn router(state: AppState) -> Router {
     let metrics = metrics::router(metrics::MetricsSource {
         store: state.store.clone(),
         helm: Some(state.helm.clone()),
+        bearer: state.metrics_token.clone(),
     });
     router
         .merge(docs)
@@ -132,7 +134,11 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    // With the peer address, so failed authentications are limited per client.
+    axum::serve(
+        listener,
+        router(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }

@@ -32,6 +32,26 @@ pub struct MetricsSource {
     pub store: Store,
     /// The Helm engine whose cache statistics to report (the process's own).
     pub helm: Option<HelmEngine>,
+    /// When set, a scrape must send `Authorization: Bearer <this>`.
+    pub bearer: Option<String>,
+}
+
+/// The `method` label: one of the methods HTTP defines, or `other`, so requests
+/// with invented methods cannot grow the label set without bound.
+pub fn method_label(method: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "other",
+    }
 }
 
 /// Times a request and records it by method, matched route and status.
@@ -42,11 +62,11 @@ pub async fn track_http(req: Request, next: Next) -> Response {
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_string())
         .unwrap_or_else(|| "unmatched".to_string());
-    let method = req.method().as_str().to_string();
+    let method = method_label(req.method());
     let started = Instant::now();
     let resp = next.run(req).await;
     caelus_metrics::global().http_request(
-        &method,
+        method,
         &route,
         resp.status().as_u16(),
         started.elapsed().as_secs_f64(),
@@ -171,7 +191,27 @@ fn register_helm(helm: &HelmEngine, registry: &mut Registry) {
     );
 }
 
-async fn scrape(State(source): State<MetricsSource>) -> Response {
+/// Whether the request may scrape: always without a configured token, else only
+/// with `Authorization: Bearer <token>` (compared without an early exit).
+fn scrape_allowed(source: &MetricsSource, headers: &axum::http::HeaderMap) -> bool {
+    let Some(expected) = &source.bearer else {
+        return true;
+    };
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .is_some_and(|(_, token)| crate::ui::session::same_secret(token.trim(), expected))
+}
+
+async fn scrape(State(source): State<MetricsSource>, headers: axum::http::HeaderMap) -> Response {
+    if !scrape_allowed(&source, &headers) {
+        return crate::error::ApiError::unauthorized(
+            "/metrics requires 'Authorization: Bearer <metrics token>' on this server",
+        )
+        .into_response();
+    }
     match render(&source).await {
         Ok(text) => ([(header::CONTENT_TYPE, caelus_metrics::CONTENT_TYPE)], text).into_response(),
         Err(e) => {
@@ -207,4 +247,22 @@ pub async fn serve(
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::Method;
+
+    #[test]
+    fn method_labels_are_bounded() {
+        assert_eq!(method_label(&Method::GET), "GET");
+        assert_eq!(method_label(&Method::DELETE), "DELETE");
+        for junk in ["FOO", "BREW", "get", "X-ANYTHING"] {
+            assert_eq!(
+                method_label(&Method::from_bytes(junk.as_bytes()).unwrap()),
+                "other"
+            );
+        }
+    }
 }

@@ -1,3 +1,5 @@
+use crate::auth::AuthLimiter;
+use caelus_core::auth_limit::FailureLimit;
 use caelus_helm::HelmEngine;
 use caelus_store::Store;
 use std::sync::Arc;
@@ -21,6 +23,10 @@ pub struct AppState {
     /// scoped to the deployment's namespace, as the worker does (`None`:
     /// lookups are empty, as in `helm template`).
     pub cluster: Option<caelus_engine::Engine>,
+    /// Failed authentications per client address (API bearer auth and UI sign-in).
+    pub auth_limiter: Arc<AuthLimiter>,
+    /// When set, `GET /metrics` requires `Authorization: Bearer <this>`.
+    pub metrics_token: Option<String>,
 }
 
 impl AppState {
@@ -31,7 +37,21 @@ impl AppState {
             wake_workers: Arc::new(Notify::new()),
             orphans: None,
             cluster: None,
+            auth_limiter: Arc::new(AuthLimiter::new(FailureLimit::default())),
+            metrics_token: None,
         }
+    }
+
+    /// Limits failed authentications per client address to `limit`.
+    pub fn with_auth_limit(mut self, limit: FailureLimit) -> Self {
+        self.auth_limiter = Arc::new(AuthLimiter::new(limit));
+        self
+    }
+
+    /// Makes `GET /metrics` require this bearer token (`None`: open, the default).
+    pub fn with_metrics_token(mut self, token: Option<String>) -> Self {
+        self.metrics_token = token.filter(|t| !t.is_empty());
+        self
     }
 
     /// Reads endpoints and connection details from `engine`'s cluster, and

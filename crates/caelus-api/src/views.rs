@@ -273,6 +273,10 @@ impl From<Revision> for RevisionView {
 pub struct EventView {
     pub id: i64,
     pub at: String,
+    /// What the event is about, e.g. `deployment/<uid>` or `token/<id>`.
+    pub subject: String,
+    pub tenant: Option<String>,
+    pub deployment_uid: Option<String>,
     pub action: String,
     pub actor: String,
     pub message: String,
@@ -284,6 +288,9 @@ impl From<Event> for EventView {
         Self {
             id: e.id,
             at: rfc3339(e.at),
+            subject: e.subject,
+            tenant: e.tenant,
+            deployment_uid: e.deployment_uid,
             action: e.action,
             actor: e.actor,
             message: e.message,
@@ -298,12 +305,17 @@ pub struct TokenView {
     pub name: String,
     /// `admin` or `tenant`.
     pub role: String,
-    pub tenant: String,
+    /// The tenant of a tenant token; admin tokens carry none.
+    pub tenant: Option<String>,
     /// The first characters of the secret.
     pub prefix: String,
     pub created_by: String,
     pub created_at: String,
     pub revoked_at: Option<String>,
+    /// When the token stops authenticating (`null`: never).
+    pub expires_at: Option<String>,
+    /// Its last successful authentication, to the minute (`null`: never used).
+    pub last_used_at: Option<String>,
 }
 
 impl From<Token> for TokenView {
@@ -317,6 +329,8 @@ impl From<Token> for TokenView {
             created_by: t.created_by,
             created_at: rfc3339(t.created_at),
             revoked_at: t.revoked_at.map(rfc3339),
+            expires_at: t.expires_at.map(rfc3339),
+            last_used_at: t.last_used_at.map(rfc3339),
         }
     }
 }

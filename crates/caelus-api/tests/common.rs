@@ -74,6 +74,14 @@ impl Reply {
 
 impl Server {
     pub async fn start(backend: Backend) -> Server {
+        Self::start_with(backend, |s| s).await
+    }
+
+    /// A server whose state `configure` adjusts (limits, metrics token…).
+    pub async fn start_with(
+        backend: Backend,
+        configure: impl FnOnce(AppState) -> AppState,
+    ) -> Server {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let db = TestDb::new(backend).await;
         let admin = {
@@ -92,7 +100,7 @@ impl Server {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let state = AppState::new(db.store.clone(), helm.clone());
+        let state = configure(AppState::new(db.store.clone(), helm.clone()));
         tokio::spawn(caelus_api::serve(listener, state, async {
             let _ = rx.await;
         }));
@@ -228,6 +236,40 @@ impl Server {
         .await
         .unwrap();
         row.try_get("n").unwrap()
+    }
+}
+
+/// Another API server on the same database, with its own connection pool and
+/// state, as a second replica (or process) would have.
+pub struct Replica {
+    pub base: String,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Server {
+    pub async fn replica(&self) -> Replica {
+        let store = caelus_store::Store::connect(&self.db.url)
+            .await
+            .expect("a second connection pool");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let state = AppState::new(store, self.helm.clone());
+        tokio::spawn(caelus_api::serve(listener, state, async {
+            let _ = rx.await;
+        }));
+        Replica {
+            base,
+            shutdown: Some(tx),
+        }
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
     }
 }
 

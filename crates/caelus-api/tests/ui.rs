@@ -112,7 +112,117 @@ impl Browser {
     }
 }
 
-on_both_backends!(tenants_see_only_their_own_deployments_admins_see_all);
+on_both_backends!(
+    tenants_see_only_their_own_deployments_admins_see_all,
+    a_sign_in_on_one_replica_is_honoured_by_another,
+);
+
+/// Two API servers, each with its own connection pool and state, on one database:
+/// a session made on one serves pages, forms and flash messages on the other, and
+/// signing out on either ends it on both. No sticky sessions needed.
+async fn a_sign_in_on_one_replica_is_honoured_by_another(backend: Backend) {
+    let s = Server::start(backend).await;
+    s.seed_catalog().await;
+    let replica = s.replica().await;
+    let mut on_a = Browser::new(&s);
+    assert_eq!(on_a.sign_in(&s.admin).await.status, 303);
+    let sid = on_a.cookies["caelus_session"].clone();
+
+    // The same browser (same cookie) now talks to the other replica.
+    let mut on_b = Browser::new(&s);
+    on_b.base = replica.base.clone();
+    on_b.cookies = on_a.cookies.clone();
+    let page = on_b.get("/ui/deployments").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("test-admin"));
+    // The CSRF token is the session's, whichever replica rendered the form.
+    assert_eq!(page.csrf(), on_a.csrf().await);
+
+    // A form posted to B; its one-time message is shown by A.
+    let csrf = on_b.csrf().await;
+    let p = on_b
+        .post(
+            "/ui/deployments",
+            &[
+                ("_csrf", &csrf),
+                ("product", "wiki"),
+                ("version", "1.0.0"),
+                ("name", "shared"),
+                ("values", "replicaCount: 1"),
+            ],
+        )
+        .await;
+    assert_eq!(p.status, 303, "{}", p.body);
+    let detail = p.location.unwrap();
+    let shown = on_a.get(&detail).await;
+    assert_eq!(shown.status, 200);
+    assert!(
+        shown.body.contains("class=\"flash info\""),
+        "{}",
+        shown.body
+    );
+    assert!(shown.body.contains("shared&#39; created") || shown.body.contains("shared' created"));
+    // Shown once, by whichever replica renders the next page.
+    let again = on_b.get(&detail).await;
+    assert!(!again.body.contains("class=\"flash"), "{}", again.body);
+
+    // The database keeps only a hash of the session id.
+    use sqlx::Row;
+    let rows = sqlx::query("SELECT id_hash, token_id FROM ui_sessions")
+        .fetch_all(s.db.store.pool())
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1);
+    let stored: String = rows[0].try_get("id_hash").unwrap();
+    assert_ne!(stored, sid);
+    assert_eq!(stored, caelus_api::ui::session::session_hash(&sid));
+
+    // Sign out on B: A no longer knows the session either, and the row is gone.
+    let csrf = on_b.csrf().await;
+    assert_eq!(
+        on_b.post("/ui/logout", &[("_csrf", &csrf)]).await.status,
+        303
+    );
+    let p = on_a.get("/ui/deployments").await;
+    assert_eq!(p.status, 303);
+    assert!(p.location.unwrap().starts_with("/ui/login"));
+    assert_eq!(s.count("ui_sessions").await, 0);
+}
+
+#[tokio::test]
+async fn sign_in_redirects_with_control_characters_or_other_sites_are_ignored() {
+    let s = Server::start(Backend::Sqlite).await;
+    let mut b = Browser::new(&s);
+    for next in [
+        "/ui/deployments%0d%0aSet-Cookie:%20x=y",
+        "/ui/%00",
+        "/ui/%C3%A9",
+        "//evil.example/ui/",
+        "https://evil.example/",
+    ] {
+        let p = b.get(&format!("/ui/login?next={next}")).await;
+        assert_eq!(p.status, 200, "{next}: {}", p.body);
+        assert!(
+            p.body.contains("name=\"next\" value=\"/ui/deployments\""),
+            "{next}: {}",
+            p.body
+        );
+    }
+    let login = b.get("/ui/login").await;
+    let csrf = login.csrf();
+    let p = b
+        .post(
+            "/ui/login",
+            &[
+                ("_csrf", &csrf),
+                ("token", &s.admin),
+                ("next", "/ui/catalog\r\nSet-Cookie: x=y"),
+            ],
+        )
+        .await;
+    assert_eq!(p.status, 303, "{}", p.body);
+    assert_eq!(p.location.as_deref(), Some("/ui/deployments"));
+}
 
 #[tokio::test]
 async fn sign_in_gives_a_strict_httponly_session_and_sign_out_ends_it() {

@@ -87,6 +87,35 @@ pub enum Command {
     /// Objects of this installation the database does not account for (admin).
     #[command(subcommand)]
     Orphans(OrphansCommand),
+    /// The global audit log (admin).
+    #[command(subcommand)]
+    Events(EventsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EventsCommand {
+    /// List audit events, newest first.
+    List {
+        /// Only this actor's events: `token:<name>` or a full label.
+        #[arg(long)]
+        actor: Option<String>,
+        /// Only this action, e.g. `deployment.create`.
+        #[arg(long)]
+        action: Option<String>,
+        /// Only events of this tenant.
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Only events at or after this: an RFC 3339 time, or a duration ago (`2h`, `7d`).
+        #[arg(long)]
+        since: Option<String>,
+        /// Only events before this: an RFC 3339 time, or a duration ago.
+        #[arg(long)]
+        until: Option<String>,
+        #[command(flatten)]
+        page: PageArgs,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -184,6 +213,9 @@ pub struct ServerArgs {
     pub install_crds: bool,
     #[command(flatten)]
     pub orphans: OrphanArgs,
+    /// Require `Authorization: Bearer <this>` on `/metrics` (default: open).
+    #[arg(long, env = "CAELUS_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
 }
 
 /// How orphans are judged.
@@ -293,6 +325,9 @@ pub struct WorkerArgs {
     /// the chart sets the pod's name.
     #[arg(long, env = "CAELUS_WORKER_ID")]
     pub worker_id: Option<String>,
+    /// Require `Authorization: Bearer <this>` on `/metrics` (default: open).
+    #[arg(long, env = "CAELUS_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
 }
 
 /// How the reconciler behaves (worker and dev).
@@ -721,8 +756,12 @@ pub enum TokenCommand {
         name: String,
         #[arg(long, value_enum)]
         role: RoleArg,
+        /// The tenant of a tenant token (admin tokens carry none).
         #[arg(long)]
         tenant: Option<String>,
+        /// Lifetime, e.g. `12h`, `30d`, `2w` (default: no expiry).
+        #[arg(long)]
+        expires_in: Option<String>,
         #[command(flatten)]
         client: ClientArgs,
     },

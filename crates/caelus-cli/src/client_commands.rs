@@ -2,8 +2,8 @@
 
 use crate::chart_push;
 use crate::cli::{
-    ChartCommand, ClientArgs, ContextCommand, DeploymentCommand, LoginArgs, PageArgs,
-    ProductCommand, TemplateCommand, TemplateSpecArgs, TokenCommand,
+    ChartCommand, ClientArgs, ContextCommand, DeploymentCommand, EventsCommand, LoginArgs,
+    PageArgs, ProductCommand, TemplateCommand, TemplateSpecArgs, TokenCommand,
 };
 use crate::client::Client;
 use crate::config::{self, Config, Endpoint};
@@ -774,11 +774,16 @@ pub async fn token(cmd: TokenCommand) -> Result<()> {
             name,
             role,
             tenant,
+            expires_in,
             client,
         } => {
             let mut body = json!({"name": name, "role": role.as_str()});
             if let Some(t) = tenant {
                 body["tenant"] = json!(t);
+            }
+            // Validated by the server, which names the field if it is not a duration.
+            if let Some(e) = expires_in {
+                body["expires_in"] = json!(e);
             }
             let v = client_call(&client, "create_token", &[], &[], Some(&body)).await?;
             match &client.output {
@@ -806,6 +811,49 @@ pub async fn token(cmd: TokenCommand) -> Result<()> {
         TokenCommand::Revoke { id, client } => {
             client_call(&client, "revoke_token", &[("id", &id)], &[], None).await?;
             outln!("token {id} revoked");
+        }
+    }
+    Ok(())
+}
+
+/// A time filter as the API takes it (RFC 3339): given as one, or as a duration
+/// ago (`2h`, `7d`).
+fn time_filter(flag: &str, value: &str) -> Result<String> {
+    use time::format_description::well_known::Rfc3339;
+    if time::OffsetDateTime::parse(value, &Rfc3339).is_ok() {
+        return Ok(value.to_string());
+    }
+    let secs = caelus_core::duration::parse_duration_secs(flag, value)
+        .map_err(|e| anyhow::anyhow!("--{flag}: {} (or give an RFC 3339 time)", e.reason))?;
+    let at = time::OffsetDateTime::now_utc() - time::Duration::seconds(secs as i64);
+    Ok(at.format(&Rfc3339)?)
+}
+
+/// `caelus events list`: the global audit log.
+pub async fn events(cmd: EventsCommand) -> Result<()> {
+    match cmd {
+        EventsCommand::List {
+            actor,
+            action,
+            tenant,
+            since,
+            until,
+            page,
+            client,
+        } => {
+            let mut q = page_query(&page);
+            for (name, value) in [("actor", actor), ("action", action), ("tenant", tenant)] {
+                if let Some(v) = value {
+                    q.push((name, v));
+                }
+            }
+            if let Some(s) = since {
+                q.push(("since", time_filter("since", &s)?));
+            }
+            if let Some(u) = until {
+                q.push(("until", time_filter("until", &u)?));
+            }
+            run_op(&client, output::AUDIT_EVENT, "list_events", &[], &q, None).await?;
         }
     }
     Ok(())

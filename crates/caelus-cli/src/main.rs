@@ -49,6 +49,7 @@ async fn main() -> std::process::ExitCode {
             Ok(())
         }
         Command::Orphans(c) => caelus_cli::orphan_commands::orphans(c).await,
+        Command::Events(c) => client_commands::events(c).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

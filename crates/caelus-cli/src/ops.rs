@@ -200,6 +200,12 @@ pub const OPERATIONS: &[Operation] = &[
         command: "token revoke",
     },
     Operation {
+        id: "list_events",
+        method: "GET",
+        path: "/api/v1/events",
+        command: "events list",
+    },
+    Operation {
         id: "scan_orphans",
         method: "GET",
         path: "/api/v1/orphans",

@@ -188,7 +188,24 @@ pub const TOKEN: &Resource = &Resource {
         col("TENANT", "/tenant"),
         col("PREFIX", "/prefix"),
         age("AGE", "/created_at").wide(),
+        col("EXPIRES", "/expires_at"),
+        col("LAST USED", "/last_used_at").wide(),
         col("REVOKED", "/revoked_at"),
+    ],
+};
+/// An event of the global audit log: with its tenant and subject.
+pub const AUDIT_EVENT: &Resource = &Resource {
+    kind: "event",
+    name: &["/id"],
+    columns: &[
+        col("ID", "/id").wide(),
+        age("AGE", "/at"),
+        col("TIME", "/at").wide(),
+        col("TENANT", "/tenant"),
+        col("ACTION", "/action"),
+        col("ACTOR", "/actor"),
+        col("SUBJECT", "/subject").wide(),
+        col("MESSAGE", "/message"),
     ],
 };
 

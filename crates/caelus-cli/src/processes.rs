@@ -67,7 +67,10 @@ pub async fn admin_create_token(args: AdminCreateTokenArgs) -> Result<()> {
     tx.commit().await?;
     eprintln!(
         "created {} token '{}' (id {}, tenant {}); the secret is shown once:",
-        created.token.role, created.token.name, created.token.id, created.token.tenant
+        created.token.role,
+        created.token.name,
+        created.token.id,
+        created.token.tenant.as_deref().unwrap_or("none")
     );
     println!("{}", created.secret);
     Ok(())
@@ -113,7 +116,8 @@ pub async fn server(args: ServerArgs) -> Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     tracing::info!(addr = %listener.local_addr()?, "API listening");
-    let mut state = AppState::new(store.clone(), helm);
+    let mut state =
+        AppState::new(store.clone(), helm).with_metrics_token(args.metrics_token.clone());
     // A cluster is optional for the API server: only the orphan, endpoints and
     // connection endpoints and --install-crds need one.
     let client = match kube_client(args.kubeconfig.as_deref()).await {
@@ -273,6 +277,7 @@ pub async fn worker(args: WorkerArgs) -> Result<()> {
         let source = caelus_api::metrics::MetricsSource {
             store: store.clone(),
             helm: Some(helm.clone()),
+            bearer: args.metrics_token.clone(),
         };
         let mut stop = stop_rx.clone();
         tokio::spawn(caelus_api::metrics::serve(listener, source, async move {

@@ -2,9 +2,11 @@
 //! so every rule is tested as a plain function.
 
 pub mod allowlist;
+pub mod auth_limit;
 pub mod change;
 pub mod chart_ref;
 pub mod drift;
+pub mod duration;
 pub mod field_error;
 pub mod identity;
 pub mod lifecycle;

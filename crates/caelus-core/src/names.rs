@@ -29,18 +29,40 @@ pub fn validate_slug(field: &str, slug: &str) -> Result<(), FieldError> {
     }
 }
 
-/// Tenant names are DNS-1123 labels too: they show up in labels and filters.
+/// The tenant that owns deployments an admin creates without naming one. It is
+/// reserved, so no tenant token can ever match it.
+pub const SYSTEM_TENANT: &str = "system";
+
+/// Whether `tenant` is reserved for Caelus itself: `admin` and `system` (words the
+/// control plane uses for its own actors) and anything beginning `caelus`.
+pub fn is_reserved_tenant(tenant: &str) -> bool {
+    tenant == "admin" || tenant == SYSTEM_TENANT || tenant.starts_with("caelus")
+}
+
+/// Tenant names are DNS-1123 labels too (they show up in labels and filters), and
+/// never a reserved name: a tenant called `admin` or `system` must not own, or be
+/// confused with, what the control plane owns.
 pub fn validate_tenant(field: &str, tenant: &str) -> Result<(), FieldError> {
-    if is_dns1123_label(tenant) {
-        Ok(())
-    } else {
-        Err(FieldError::new(
+    if tenant.is_empty() {
+        return Err(FieldError::new(field, "must not be empty"));
+    }
+    if !is_dns1123_label(tenant) {
+        return Err(FieldError::new(
             field,
             format!(
                 "'{tenant}' is not a valid tenant name: use 1-63 lowercase letters, digits or '-', starting and ending with a letter or digit"
             ),
-        ))
+        ));
     }
+    if is_reserved_tenant(tenant) {
+        return Err(FieldError::new(
+            field,
+            format!(
+                "'{tenant}' is reserved: 'admin', 'system' and names beginning 'caelus' belong to the control plane"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 pub const DISPLAY_NAME_MAX: usize = 100;
@@ -106,6 +128,23 @@ mod tests {
         let e = validate_slug("slug", "Bad Slug").unwrap_err();
         assert_eq!(e.field, "slug");
         assert!(e.reason.contains("'Bad Slug'"));
+    }
+
+    #[test]
+    fn tenants_are_non_empty_dns_labels_and_never_reserved() {
+        assert!(validate_tenant("tenant", "acme").is_ok());
+        assert!(validate_tenant("tenant", "team-7").is_ok());
+        assert!(validate_tenant("tenant", "my-caelus").is_ok());
+        let e = validate_tenant("tenant", "").unwrap_err();
+        assert_eq!(e.reason, "must not be empty");
+        assert!(validate_tenant("tenant", "Acme").is_err());
+        assert!(validate_tenant("tenant", "a b").is_err());
+        for reserved in ["admin", "system", "caelus", "caelus-ops", "caelusx"] {
+            let e = validate_tenant("tenant", reserved).unwrap_err();
+            assert_eq!(e.field, "tenant");
+            assert!(e.reason.contains("reserved"), "{reserved}: {}", e.reason);
+        }
+        assert!(is_reserved_tenant(SYSTEM_TENANT));
     }
 
     #[test]

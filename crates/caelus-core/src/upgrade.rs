@@ -148,6 +148,99 @@ pub fn check_upgrade(c: &UpgradeCandidate<'_>) -> Verdict {
     v
 }
 
+/// What the rollback rules look at: the revision asked for and the version it ran.
+#[derive(Debug, Clone)]
+pub struct RollbackCandidate<'a> {
+    pub desired: DesiredState,
+    pub revision: i64,
+    /// The revision was deployed successfully once (only those can be restored).
+    pub revision_succeeded: bool,
+    /// It is the revision running now, and nothing newer is pending.
+    pub revision_is_current: bool,
+    pub target_version: &'a str,
+    pub target_lifecycle: Lifecycle,
+    pub target_requires_admin: bool,
+    pub actor_is_admin: bool,
+}
+
+/// Every rollback rule, evaluated; none short-circuits. The lifecycle and
+/// permission rules are the upgrade's: a version that takes no new upgrades takes
+/// no tenant's rollback either, and one that needs an admin to move to it needs
+/// one whichever direction the move goes. An admin may still roll back to a
+/// retired version (with a warning): retiring a version must not leave an admin
+/// without a way back from a broken upgrade.
+pub fn check_rollback(c: &RollbackCandidate<'_>) -> Verdict {
+    let mut v = Verdict::default();
+    if c.desired == DesiredState::Absent {
+        refuse(
+            &mut v,
+            RefusalKind::Conflict,
+            "not-deleting",
+            "the deployment is being deleted; it can no longer be rolled back".into(),
+        );
+    }
+    if !c.revision_succeeded {
+        refuse(
+            &mut v,
+            RefusalKind::Invalid,
+            "deployed-revision",
+            format!(
+                "revision {} never deployed successfully: only a revision that did can be restored",
+                c.revision
+            ),
+        );
+    }
+    if c.revision_is_current {
+        refuse(
+            &mut v,
+            RefusalKind::Conflict,
+            "not-current",
+            format!("revision {} is already the one running", c.revision),
+        );
+    }
+    match c.target_lifecycle {
+        Lifecycle::Published => {}
+        Lifecycle::Deprecated => v.warnings.push(format!(
+            "version {} is deprecated; plan an upgrade after the rollback",
+            c.target_version
+        )),
+        Lifecycle::Draft => refuse(
+            &mut v,
+            RefusalKind::Invalid,
+            "published-target",
+            format!(
+                "version {} is a draft: only published or deprecated versions can be moved to",
+                c.target_version
+            ),
+        ),
+        Lifecycle::Retired if c.actor_is_admin => v.warnings.push(format!(
+            "version {} is retired; rolling back to it as an admin, plan an upgrade off it",
+            c.target_version
+        )),
+        Lifecycle::Retired => refuse(
+            &mut v,
+            RefusalKind::Forbidden,
+            "published-target",
+            format!(
+                "version {} is retired: it takes no new upgrades or rollbacks; ask an admin",
+                c.target_version
+            ),
+        ),
+    }
+    if c.target_requires_admin && !c.actor_is_admin {
+        refuse(
+            &mut v,
+            RefusalKind::Forbidden,
+            "admin-required",
+            format!(
+                "moving to version {} requires an admin: ask one to run it",
+                c.target_version
+            ),
+        );
+    }
+    v
+}
+
 /// A change that would lose or strand persistent data.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DataRisk {
@@ -376,6 +469,79 @@ mod tests {
 
     fn rules(v: &Verdict) -> Vec<&'static str> {
         v.refusals.iter().map(|r| r.rule).collect()
+    }
+
+    fn rollback() -> RollbackCandidate<'static> {
+        RollbackCandidate {
+            desired: DesiredState::Present,
+            revision: 1,
+            revision_succeeded: true,
+            revision_is_current: false,
+            target_version: "1.0.0",
+            target_lifecycle: Lifecycle::Published,
+            target_requires_admin: false,
+            actor_is_admin: false,
+        }
+    }
+
+    #[test]
+    fn rollback_follows_the_upgrade_lifecycle_and_permission_rules() {
+        assert!(check_rollback(&rollback()).allowed());
+        let deprecated = RollbackCandidate {
+            target_lifecycle: Lifecycle::Deprecated,
+            ..rollback()
+        };
+        let v = check_rollback(&deprecated);
+        assert!(v.allowed());
+        assert_eq!(v.warnings.len(), 1);
+        // A tenant cannot roll back to a retired version; an admin can, warned.
+        let retired = RollbackCandidate {
+            target_lifecycle: Lifecycle::Retired,
+            ..rollback()
+        };
+        let v = check_rollback(&retired);
+        assert_eq!(rules(&v), ["published-target"]);
+        assert_eq!(v.refusals[0].kind, RefusalKind::Forbidden);
+        assert!(v.refusals[0].message.contains("retired"));
+        let v = check_rollback(&RollbackCandidate {
+            actor_is_admin: true,
+            ..retired
+        });
+        assert!(v.allowed());
+        assert!(v.warnings[0].contains("retired"));
+        let admin_only = RollbackCandidate {
+            target_requires_admin: true,
+            ..rollback()
+        };
+        assert_eq!(rules(&check_rollback(&admin_only)), ["admin-required"]);
+        assert!(
+            check_rollback(&RollbackCandidate {
+                actor_is_admin: true,
+                ..admin_only
+            })
+            .allowed()
+        );
+    }
+
+    #[test]
+    fn rollback_refuses_failed_current_and_deleting_with_every_reason() {
+        let v = check_rollback(&RollbackCandidate {
+            desired: DesiredState::Absent,
+            revision_succeeded: false,
+            revision_is_current: true,
+            target_lifecycle: Lifecycle::Retired,
+            ..rollback()
+        });
+        assert_eq!(
+            rules(&v),
+            [
+                "not-deleting",
+                "deployed-revision",
+                "not-current",
+                "published-target"
+            ]
+        );
+        assert_eq!(v.refusals[0].kind, RefusalKind::Conflict);
     }
 
     #[test]

@@ -161,6 +161,7 @@ pub async fn get(conn: &mut Conn, uid: &str, tenant: Option<&str>) -> Result<Opt
 
 #[derive(Debug, Clone, Default)]
 pub struct ListFilter {
+    /// Only this tenant's deployments; `None`: every tenant's (admins only).
     pub tenant: Option<String>,
     pub phase: Option<Phase>,
     pub product_slug: Option<String>,
@@ -175,19 +176,24 @@ pub async fn list(
     after: Option<&Cursor>,
 ) -> Result<Page<Deployment>> {
     let (key, id) = after.map_or((i64::MIN, String::new()), |c| (c.key, c.id.clone()));
-    // Optional filters bind as "match anything" so the statement text stays fixed.
+    // Each optional filter binds a "given" flag and its value, so the statement text
+    // stays fixed and an empty value filters for the empty value: an empty tenant
+    // never means "every tenant".
     let rows = sqlx::query(dynamic(format!(
         "{SELECT} WHERE (d.created_at > $1 OR (d.created_at = $1 AND d.uid > $2))
-           AND ($3 = '' OR d.tenant = $3)
-           AND ($4 = '' OR d.phase = $4)
-           AND ($5 = '' OR p.slug = $5)
-           AND ($6 = 1 OR d.deleted_at IS NULL)
-         ORDER BY d.created_at, d.uid LIMIT $7"
+           AND ($3 = 0 OR d.tenant = $4)
+           AND ($5 = 0 OR d.phase = $6)
+           AND ($7 = 0 OR p.slug = $8)
+           AND ($9 = 1 OR d.deleted_at IS NULL)
+         ORDER BY d.created_at, d.uid LIMIT $10"
     )))
     .bind(key)
     .bind(id)
+    .bind(i64::from(f.tenant.is_some()))
     .bind(f.tenant.clone().unwrap_or_default())
+    .bind(i64::from(f.phase.is_some()))
     .bind(f.phase.map(|p| p.as_str()).unwrap_or_default())
+    .bind(i64::from(f.product_slug.is_some()))
     .bind(f.product_slug.clone().unwrap_or_default())
     .bind(i64::from(f.include_deleted))
     .bind(limit + 1)

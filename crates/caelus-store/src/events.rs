@@ -1,6 +1,7 @@
 //! The append-only timeline per deployment; also the audit log of every API write.
 
 use crate::error::{json_col, to_json};
+use crate::page::{Cursor, Page, paginate};
 use crate::{Conn, Result};
 use serde_json::Value;
 use sqlx::Row;
@@ -102,4 +103,63 @@ pub async fn latest_actor(conn: &mut Conn, uid: &str, except: &str) -> Result<Op
         .fetch_optional(conn)
         .await?;
     Ok(row.map(|r| r.try_get("actor")).transpose()?)
+}
+
+/// Filters of the global audit log; each `None` matches everything.
+#[derive(Debug, Clone, Default)]
+pub struct EventFilter {
+    /// `token:<name>` matches that token's events whatever tenant suffix the label
+    /// carries; a full label (`token:ci (acme)`, `system`) matches exactly.
+    pub actor: Option<String>,
+    pub action: Option<String>,
+    pub tenant: Option<String>,
+    /// Events at or after this instant (ms).
+    pub since: Option<i64>,
+    /// Events before this instant (ms).
+    pub until: Option<i64>,
+}
+
+/// The global audit log, newest first, `limit` at a time; `after` is the cursor of
+/// the previous page (its last, oldest, event id).
+pub async fn list_filtered(
+    conn: &mut Conn,
+    f: &EventFilter,
+    limit: i64,
+    after: Option<&Cursor>,
+) -> Result<Page<Event>> {
+    let before_id = after.map_or(i64::MAX, |c| c.key);
+    let actor = f.actor.clone().unwrap_or_default();
+    let actor_prefix = format!("{actor} (");
+    // Each optional filter binds a "given" flag next to its value, so the text is
+    // fixed and an empty value never matches everything.
+    let rows = sqlx::query(
+        "SELECT * FROM events WHERE id < $1
+           AND ($2 = 0 OR actor = $3 OR substr(actor, 1, CAST($4 AS INTEGER)) = $5)
+           AND ($6 = 0 OR action = $7)
+           AND ($8 = 0 OR tenant = $9)
+           AND ($10 = 0 OR at >= $11)
+           AND ($12 = 0 OR at < $13)
+         ORDER BY id DESC LIMIT $14",
+    )
+    .bind(before_id)
+    .bind(i64::from(f.actor.is_some()))
+    .bind(&actor)
+    .bind(actor_prefix.chars().count() as i64)
+    .bind(&actor_prefix)
+    .bind(i64::from(f.action.is_some()))
+    .bind(f.action.clone().unwrap_or_default())
+    .bind(i64::from(f.tenant.is_some()))
+    .bind(f.tenant.clone().unwrap_or_default())
+    .bind(i64::from(f.since.is_some()))
+    .bind(f.since.unwrap_or_default())
+    .bind(i64::from(f.until.is_some()))
+    .bind(f.until.unwrap_or_default())
+    .bind(limit + 1)
+    .fetch_all(conn)
+    .await?;
+    let items = rows.iter().map(from_row).collect::<Result<Vec<_>>>()?;
+    Ok(paginate(items, limit, |e| Cursor {
+        key: e.id,
+        id: String::new(),
+    }))
 }

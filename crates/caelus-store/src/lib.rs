@@ -16,6 +16,7 @@ pub mod templates;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod tokens;
+pub mod ui_sessions;
 
 pub use db::{Backend, Store, Tx, now_ms};
 pub use error::StoreError;

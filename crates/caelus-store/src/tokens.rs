@@ -12,13 +12,28 @@ pub struct Token {
     pub name: String,
     /// `admin` or `tenant`.
     pub role: String,
-    pub tenant: String,
+    /// The tenant a tenant token acts for; admin tokens carry none.
+    pub tenant: Option<String>,
     pub token_hash: String,
     /// First characters of the secret, to recognise a token without storing it.
     pub prefix: String,
     pub created_by: String,
     pub created_at: i64,
     pub revoked_at: Option<i64>,
+    /// After this instant the token no longer authenticates; `None`: never expires.
+    pub expires_at: Option<i64>,
+    /// The last successful authentication, at a resolution of [`LAST_USED_RESOLUTION_MS`].
+    pub last_used_at: Option<i64>,
+}
+
+/// `last_used_at` is written at most this often per token, so a busy client costs
+/// one small write a minute, not one per request.
+pub const LAST_USED_RESOLUTION_MS: i64 = 60_000;
+
+impl Token {
+    pub fn is_expired(&self, now: i64) -> bool {
+        self.expires_at.is_some_and(|at| at <= now)
+    }
 }
 
 fn from_row(r: &AnyRow) -> Result<Token> {
@@ -32,13 +47,15 @@ fn from_row(r: &AnyRow) -> Result<Token> {
         created_by: r.try_get("created_by")?,
         created_at: r.try_get("created_at")?,
         revoked_at: r.try_get("revoked_at")?,
+        expires_at: r.try_get("expires_at")?,
+        last_used_at: r.try_get("last_used_at")?,
     })
 }
 
 pub async fn insert(conn: &mut Conn, t: &Token) -> Result<()> {
     sqlx::query(
-        "INSERT INTO tokens (id, name, role, tenant, token_hash, prefix, created_by, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        "INSERT INTO tokens (id, name, role, tenant, token_hash, prefix, created_by, created_at, expires_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     )
     .bind(&t.id)
     .bind(&t.name)
@@ -48,13 +65,15 @@ pub async fn insert(conn: &mut Conn, t: &Token) -> Result<()> {
     .bind(&t.prefix)
     .bind(&t.created_by)
     .bind(t.created_at)
+    .bind(t.expires_at)
     .execute(conn)
     .await
     .map_err(StoreError::unique("a token with that secret"))?;
     Ok(())
 }
 
-/// The live (not revoked) token with this hash.
+/// The not-revoked token with this hash (the caller checks its expiry, so it can
+/// say "expired" rather than "invalid").
 pub async fn find_active_by_hash(conn: &mut Conn, hash: &str) -> Result<Option<Token>> {
     sqlx::query("SELECT * FROM tokens WHERE token_hash = $1 AND revoked_at IS NULL")
         .bind(hash)
@@ -113,4 +132,19 @@ pub async fn count_active_admins(conn: &mut Conn) -> Result<i64> {
             .fetch_one(conn)
             .await?;
     Ok(row.try_get("n")?)
+}
+
+/// Records a successful authentication at `now`, unless one was recorded less than
+/// [`LAST_USED_RESOLUTION_MS`] ago (then nothing is written). Returns whether it wrote.
+pub async fn touch_last_used(conn: &mut Conn, id: &str, now: i64) -> Result<bool> {
+    let done = sqlx::query(
+        "UPDATE tokens SET last_used_at = $1
+         WHERE id = $2 AND (last_used_at IS NULL OR last_used_at <= $3)",
+    )
+    .bind(now)
+    .bind(id)
+    .bind(now - LAST_USED_RESOLUTION_MS)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
 }

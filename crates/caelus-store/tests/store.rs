@@ -25,6 +25,9 @@ on_both_backends!(
     revisions_number_themselves,
     events_are_ordered_per_deployment,
     tokens_are_found_by_hash_until_revoked,
+    token_use_is_recorded_at_most_once_a_minute,
+    the_audit_log_filters_and_pages_newest_first,
+    ui_sessions_expire_end_and_carry_one_flash,
     a_rolled_back_transaction_leaves_nothing,
 );
 
@@ -272,6 +275,24 @@ async fn deployments_are_scoped_to_their_tenant(b: Backend) {
             .collect::<Vec<_>>(),
         [a.uid.as_str()]
     );
+    // An empty tenant is a tenant with no deployments, never "every tenant".
+    let empty = ListFilter {
+        tenant: Some(String::new()),
+        ..Default::default()
+    };
+    assert!(
+        deployments::list(&mut c, &empty, 10, None)
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+    assert!(
+        deployments::get(&mut c, &a.uid, Some(""))
+            .await
+            .unwrap()
+            .is_none()
+    );
     let all = deployments::list(&mut c, &ListFilter::default(), 10, None)
         .await
         .unwrap();
@@ -450,12 +471,14 @@ async fn tokens_are_found_by_hash_until_revoked(b: Backend) {
         id: uuid::Uuid::new_v4().to_string(),
         name: "ci".into(),
         role: "tenant".into(),
-        tenant: "acme".into(),
+        tenant: Some("acme".into()),
         token_hash: "h1".into(),
         prefix: "cae_abcd".into(),
         created_by: "bootstrap".into(),
         created_at: now_ms(),
         revoked_at: None,
+        expires_at: None,
+        last_used_at: None,
     };
     tokens::insert(&mut c, &t).await.unwrap();
     assert_eq!(
@@ -512,4 +535,201 @@ async fn a_rolled_back_transaction_leaves_nothing(b: Backend) {
     let mut c = db.store.conn().await.unwrap();
     assert!(products::get(&mut c, "ghost").await.unwrap().is_none());
     assert!(products::get(&mut c, "real").await.unwrap().is_some());
+}
+
+async fn token_use_is_recorded_at_most_once_a_minute(b: Backend) {
+    let db = TestDb::new(b).await;
+    let mut c = db.store.conn().await.unwrap();
+    let t = Token {
+        id: uuid::Uuid::new_v4().to_string(),
+        name: "ops".into(),
+        role: "admin".into(),
+        tenant: None,
+        token_hash: "h".into(),
+        prefix: "cae_x".into(),
+        created_by: "test".into(),
+        created_at: 1000,
+        revoked_at: None,
+        expires_at: Some(5000),
+        last_used_at: None,
+    };
+    tokens::insert(&mut c, &t).await.unwrap();
+    let got = tokens::get(&mut c, &t.id).await.unwrap().unwrap();
+    assert_eq!(got.tenant, None);
+    assert_eq!(got.expires_at, Some(5000));
+    assert!(!got.is_expired(4999));
+    assert!(got.is_expired(5000));
+    assert!(
+        tokens::touch_last_used(&mut c, &t.id, 100_000)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !tokens::touch_last_used(&mut c, &t.id, 130_000)
+            .await
+            .unwrap()
+    );
+    assert!(
+        tokens::touch_last_used(&mut c, &t.id, 160_000)
+            .await
+            .unwrap()
+    );
+    let got = tokens::get(&mut c, &t.id).await.unwrap().unwrap();
+    assert_eq!(got.last_used_at, Some(160_000));
+}
+
+async fn the_audit_log_filters_and_pages_newest_first(b: Backend) {
+    use caelus_store::events::EventFilter;
+    let db = TestDb::new(b).await;
+    let mut c = db.store.conn().await.unwrap();
+    for (i, (tenant, action, actor)) in [
+        (Some("acme"), "deployment.create", "token:ci (acme)"),
+        (Some("globex"), "deployment.create", "token:cid (globex)"),
+        (None, "product.create", "token:ops (admin)"),
+        (Some("acme"), "deployment.delete", "token:ci (acme)"),
+        (Some(""), "odd", "system"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        events::insert(
+            &mut c,
+            &NewEvent {
+                deployment_uid: None,
+                tenant,
+                subject: "x".into(),
+                action,
+                actor,
+                message: String::new(),
+                details: json!({}),
+            },
+            1000 * (i as i64 + 1),
+        )
+        .await
+        .unwrap();
+    }
+    // SQLite's pool has one connection: give it back before `list` takes it.
+    drop(c);
+    let store = db.store.clone();
+    let list = |f: EventFilter| {
+        let store = store.clone();
+        async move {
+            let mut c = store.conn().await.unwrap();
+            events::list_filtered(&mut c, &f, 10, None)
+                .await
+                .unwrap()
+                .items
+                .into_iter()
+                .map(|e| e.at / 1000)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(list(EventFilter::default()).await, [5, 4, 3, 2, 1]);
+    let acme = EventFilter {
+        tenant: Some("acme".into()),
+        ..Default::default()
+    };
+    assert_eq!(list(acme).await, [4, 1]);
+    // An empty tenant matches the empty tenant only.
+    let empty = EventFilter {
+        tenant: Some(String::new()),
+        ..Default::default()
+    };
+    assert_eq!(list(empty).await, [5]);
+    let ci = EventFilter {
+        actor: Some("token:ci".into()),
+        ..Default::default()
+    };
+    assert_eq!(list(ci).await, [4, 1]);
+    let exact = EventFilter {
+        actor: Some("token:cid (globex)".into()),
+        ..Default::default()
+    };
+    assert_eq!(list(exact).await, [2]);
+    let window = EventFilter {
+        action: Some("deployment.create".into()),
+        since: Some(2000),
+        until: Some(5000),
+        ..Default::default()
+    };
+    assert_eq!(list(window).await, [2]);
+    // Pages of two, by cursor.
+    let mut c = db.store.conn().await.unwrap();
+    let p1 = events::list_filtered(&mut c, &EventFilter::default(), 2, None)
+        .await
+        .unwrap();
+    let cursor = Cursor::decode(p1.next_cursor.as_ref().unwrap()).unwrap();
+    let p2 = events::list_filtered(&mut c, &EventFilter::default(), 2, Some(&cursor))
+        .await
+        .unwrap();
+    let ats: Vec<i64> = p1
+        .items
+        .iter()
+        .chain(&p2.items)
+        .map(|e| e.at / 1000)
+        .collect();
+    assert_eq!(ats, [5, 4, 3, 2]);
+}
+
+async fn ui_sessions_expire_end_and_carry_one_flash(b: Backend) {
+    use caelus_store::ui_sessions::{self, UiSession};
+    let db = TestDb::new(b).await;
+    let mut c = db.store.conn().await.unwrap();
+    let s = UiSession {
+        id_hash: "hash-1".into(),
+        token_id: "tok-1".into(),
+        csrf: "csrf-1".into(),
+        flash: None,
+        created_at: 1000,
+        expires_at: 2000,
+    };
+    ui_sessions::insert(&mut c, &s).await.unwrap();
+    ui_sessions::insert(
+        &mut c,
+        &UiSession {
+            id_hash: "hash-2".into(),
+            expires_at: 9000,
+            ..s.clone()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        ui_sessions::get_live(&mut c, "hash-1", 1999).await.unwrap(),
+        Some(s.clone())
+    );
+    assert_eq!(
+        ui_sessions::get_live(&mut c, "hash-1", 2000).await.unwrap(),
+        None
+    );
+    ui_sessions::set_flash(&mut c, "hash-2", "info", "saved")
+        .await
+        .unwrap();
+    assert_eq!(
+        ui_sessions::take_flash(&mut c, "hash-2").await.unwrap(),
+        Some(("info".into(), "saved".into()))
+    );
+    assert_eq!(
+        ui_sessions::take_flash(&mut c, "hash-2").await.unwrap(),
+        None
+    );
+    assert_eq!(ui_sessions::delete_expired(&mut c, 5000).await.unwrap(), 1);
+    assert!(ui_sessions::delete(&mut c, "hash-2").await.unwrap());
+    assert!(!ui_sessions::delete(&mut c, "hash-2").await.unwrap());
+    ui_sessions::insert(
+        &mut c,
+        &UiSession {
+            id_hash: "hash-3".into(),
+            expires_at: 9000,
+            ..s.clone()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        ui_sessions::delete_for_token(&mut c, "tok-1")
+            .await
+            .unwrap(),
+        1
+    );
 }

@@ -10,7 +10,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use caelus_core::allowlist::{self, Allowlist};
 use caelus_core::change::ChangeKind;
-use caelus_core::names::{validate_display_name, validate_tenant};
+use caelus_core::names::{SYSTEM_TENANT, validate_display_name, validate_tenant};
 use caelus_core::status::{DesiredState, Phase};
 use caelus_core::{FieldError, FieldErrors, identity};
 use caelus_store::deployments::{self, Deployment, ListFilter, NewDeployment};
@@ -33,7 +33,8 @@ pub struct CreateDeployment {
     #[serde(default = "empty_object")]
     #[schema(value_type = Object)]
     pub values: Value,
-    /// Owner tenant (admins only; defaults to the caller's tenant).
+    /// Owner tenant. Tenant tokens: their own (the default). Admins: a tenant name,
+    /// or omitted for the reserved `system` tenant, which no tenant token matches.
     pub tenant: Option<String>,
 }
 
@@ -128,18 +129,29 @@ pub async fn create_deployment(
     actor: Actor,
     ApiJson(req): ApiJson<CreateDeployment>,
 ) -> ApiResult<(StatusCode, Json<DeploymentView>)> {
-    let tenant = match req.tenant {
-        Some(t) if t != actor.tenant && !actor.is_admin() => {
+    let mut errors = FieldErrors::new();
+    errors.check(validate_display_name("name", &req.name));
+    let tenant = match (actor.tenant_scope(), req.tenant) {
+        (Some(""), _) => {
+            return Err(ApiError::forbidden(
+                "this tenant token names no tenant; ask an admin for a new token",
+            ));
+        }
+        // A tenant token creates for its own tenant only.
+        (Some(own), Some(t)) if t != own => {
             return Err(ApiError::forbidden(
                 "a tenant token creates deployments only for its own tenant",
             ));
         }
-        Some(t) => t,
-        None => actor.tenant.clone(),
+        (Some(own), _) => own.to_string(),
+        // An admin names the tenant, which must be a real tenant name…
+        (None, Some(t)) => {
+            errors.check(validate_tenant("tenant", &t));
+            t
+        }
+        // …or the deployment belongs to the system tenant, which no tenant token matches.
+        (None, None) => SYSTEM_TENANT.to_string(),
     };
-    let mut errors = FieldErrors::new();
-    errors.check(validate_display_name("name", &req.name));
-    errors.check(validate_tenant("tenant", &tenant));
     if !req.values.is_object() {
         errors.push("values", "must be a JSON object");
     }
@@ -229,9 +241,15 @@ pub async fn list_deployments(
                 .map_err(|e| ApiError::bad_request("phase", e))
         })
         .transpose()?;
-    let tenant = match actor.tenant_scope() {
-        Some(own) => Some(own.to_string()),
-        None => q.tenant,
+    let tenant = match (actor.tenant_scope(), q.tenant) {
+        (Some(own), _) => Some(own.to_string()),
+        (None, Some(t)) if t.is_empty() => {
+            return Err(ApiError::bad_request(
+                "tenant",
+                "must not be empty: omit it to list every tenant's deployments",
+            ));
+        }
+        (None, t) => t,
     };
     let filter = ListFilter {
         tenant,

@@ -1,3 +1,4 @@
+pub mod audit;
 pub mod deployments;
 pub mod health;
 pub mod orphans;

@@ -8,15 +8,13 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use caelus_core::FieldErrors;
+use caelus_core::duration::parse_duration_secs;
 use caelus_core::names::{validate_display_name, validate_tenant};
 use caelus_store::tokens::{self, Token};
-use caelus_store::{Conn, StoreError, now_ms};
+use caelus_store::{Conn, StoreError, now_ms, ui_sessions};
 use serde::Deserialize;
 use serde_json::json;
 use utoipa::ToSchema;
-
-/// Tenant recorded on admin tokens when none is given.
-pub const ADMIN_TENANT: &str = "admin";
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -24,8 +22,11 @@ pub struct CreateToken {
     /// What the token is for, e.g. `ci` or `alice`.
     pub name: String,
     pub role: Role,
-    /// The tenant a `tenant` token acts for (required for that role).
+    /// The tenant a `tenant` token acts for (required for that role; admin tokens
+    /// carry none).
     pub tenant: Option<String>,
+    /// How long the token is valid, e.g. `12h`, `30d`, `2w` (default: no expiry).
+    pub expires_in: Option<String>,
 }
 
 /// Creates a token row and returns it with its secret. Shared with the offline
@@ -37,19 +38,47 @@ pub async fn issue(
     tenant: Option<&str>,
     created_by: &str,
 ) -> ApiResult<CreatedTokenView> {
+    issue_expiring(conn, name, role, tenant, None, created_by).await
+}
+
+/// [`issue`] with an optional lifetime (`expires_in`, e.g. `30d`).
+pub async fn issue_expiring(
+    conn: &mut Conn,
+    name: &str,
+    role: Role,
+    tenant: Option<&str>,
+    expires_in: Option<&str>,
+    created_by: &str,
+) -> ApiResult<CreatedTokenView> {
     let mut errors = FieldErrors::new();
     errors.check(validate_display_name("name", name));
     let tenant = match (role, tenant) {
-        (_, Some(t)) => t.to_string(),
-        (Role::Admin, None) => ADMIN_TENANT.to_string(),
+        (Role::Tenant, Some(t)) => {
+            errors.check(validate_tenant("tenant", t));
+            Some(t.to_string())
+        }
         (Role::Tenant, None) => {
             errors.push("tenant", "is required for tenant tokens");
-            String::new()
+            None
         }
+        (Role::Admin, Some(_)) => {
+            errors.push(
+                "tenant",
+                "must not be set for admin tokens: an admin acts for every tenant",
+            );
+            None
+        }
+        (Role::Admin, None) => None,
     };
-    if !tenant.is_empty() {
-        errors.check(validate_tenant("tenant", &tenant));
-    }
+    let now = now_ms();
+    let expires_at = match expires_in.map(|e| parse_duration_secs("expires_in", e)) {
+        Some(Ok(secs)) => Some(now + (secs as i64) * 1000),
+        Some(Err(e)) => {
+            errors.check(Err(e));
+            None
+        }
+        None => None,
+    };
     errors.into_result()?;
     let secret = generate_token();
     let token = Token {
@@ -60,8 +89,10 @@ pub async fn issue(
         token_hash: hash_token(&secret),
         prefix: display_prefix(&secret),
         created_by: created_by.to_string(),
-        created_at: now_ms(),
+        created_at: now,
         revoked_at: None,
+        expires_at,
+        last_used_at: None,
     };
     tokens::insert(conn, &token).await?;
     Ok(CreatedTokenView {
@@ -83,11 +114,12 @@ pub async fn create_token(
 ) -> ApiResult<(StatusCode, Json<CreatedTokenView>)> {
     actor.require_admin("manage tokens")?;
     let mut tx = state.store.begin().await?;
-    let created = issue(
+    let created = issue_expiring(
         &mut tx,
         &req.name,
         req.role,
         req.tenant.as_deref(),
+        req.expires_in.as_deref(),
         &actor.label(),
     )
     .await?;
@@ -96,12 +128,13 @@ pub async fn create_token(
         action: "token.create",
         subject: format!("token/{}", created.token.id),
         deployment_uid: None,
-        tenant: Some(&created.token.tenant),
+        tenant: created.token.tenant.as_deref(),
         message: format!(
             "created {} token '{}'",
             created.token.role, created.token.name
         ),
-        details: json!({"role": created.token.role, "tenant": created.token.tenant}),
+        details: json!({"role": created.token.role, "tenant": created.token.tenant,
+                        "expires_at": created.token.expires_at}),
     }
     .write(&mut tx)
     .await?;
@@ -151,12 +184,14 @@ pub async fn revoke_token(
         ));
     }
     tokens::revoke(&mut tx, &id, now_ms()).await?;
+    // Its UI sessions end with it, on every replica.
+    ui_sessions::delete_for_token(&mut tx, &id).await?;
     Audit {
         actor: &actor,
         action: "token.revoke",
         subject: format!("token/{id}"),
         deployment_uid: None,
-        tenant: Some(&token.tenant),
+        tenant: token.tenant.as_deref(),
         message: format!("revoked token '{}'", token.name),
         details: json!({}),
     }

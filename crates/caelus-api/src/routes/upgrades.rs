@@ -124,13 +124,10 @@ pub(crate) fn refusal_error(v: &Verdict) -> ApiError {
         RefusalKind::Forbidden => ApiError::forbidden(detail),
         RefusalKind::Conflict => ApiError::conflict(detail),
         RefusalKind::Invalid => ApiError::invalid(FieldError::new(
-            if first.rule == "newer-target"
-                || first.rule == "published-target"
-                || first.rule == "same-product"
-            {
-                "to_version"
-            } else {
-                "body"
+            match first.rule {
+                "newer-target" | "published-target" | "same-product" => "to_version",
+                "deployed-revision" => "revision",
+                _ => "body",
             },
             detail,
         )),
@@ -266,7 +263,7 @@ pub(crate) async fn preflight(
     let plan = upgrade::plan(&current, &target_objects);
     let hook_event = kind.hook_event();
     // The version rules are about moving to another version: only an upgrade
-    // (and, for admin-only targets, a rollback) is judged by them.
+    // (and, for its lifecycle and admin-only targets, a rollback) is judged by them.
     let version_rules: &[&str] = match kind {
         ChangeKind::Upgrade => &[
             "same-product",
@@ -274,7 +271,7 @@ pub(crate) async fn preflight(
             "newer-target",
             "admin-required",
         ],
-        ChangeKind::Rollback => &["same-product", "admin-required"],
+        ChangeKind::Rollback => &["same-product", "published-target", "admin-required"],
         ChangeKind::Update | ChangeKind::Retry => &[],
     };
     let mut policy: Vec<PolicyResult> = version_rules
@@ -631,11 +628,6 @@ pub async fn rollback_deployment(
 ) -> ApiResult<Response> {
     let mut conn = state.store.conn().await?;
     let d = owned(&mut conn, &actor, &uid).await?;
-    if d.desired_state == caelus_core::status::DesiredState::Absent {
-        return Err(ApiError::conflict(
-            "the deployment is being deleted; it can no longer be rolled back",
-        ));
-    }
     let history = revisions::list(&mut conn, &uid, None, 10_000).await?;
     let rev = history
         .iter()
@@ -646,39 +638,30 @@ pub async fn rollback_deployment(
                 format!("deployment {uid} has no revision {}", req.revision),
             ))
         })?;
-    if !rev.outcome.has_run() {
-        return Err(ApiError::invalid(FieldError::new(
-            "revision",
-            format!(
-                "revision {} {}: only a revision that was deployed successfully can be restored",
-                rev.number, rev.outcome
-            ),
-        )));
-    }
-    change::check_restore(&change::RestoreFacts {
-        target: rev.number,
-        current_revision: d.current_revision,
-        generation: d.generation,
-        observed_generation: d.observed_generation,
-        failure: d.failure.as_ref(),
-    })
-    .map_err(|refusal| {
-        refusal_error(&Verdict {
-            refusals: vec![refusal],
-            warnings: Vec::new(),
-        })
-    })?;
     let target = templates::get_by_id(&mut conn, &rev.template_version_id)
         .await?
         .ok_or_else(|| ApiError::internal("revision refers to a missing template version"))?;
     drop(conn);
-    let mut verdict = Verdict::default();
-    if target.capabilities.upgrade_requires_admin && !actor.is_admin() {
-        verdict.refusals.push(upgrade::Refusal {
-            kind: RefusalKind::Forbidden,
-            rule: "admin-required",
-            message: format!("version {} requires an admin to move to it", target.version),
-        });
+    let verdict = upgrade::check_rollback(&upgrade::RollbackCandidate {
+        desired: d.desired_state,
+        revision: rev.number,
+        revision_succeeded: rev.outcome.has_run(),
+        // After an automatic rollback, restoring what runs is a real change.
+        revision_is_current: change::check_restore(&change::RestoreFacts {
+            target: rev.number,
+            current_revision: d.current_revision,
+            generation: d.generation,
+            observed_generation: d.observed_generation,
+            failure: d.failure.as_ref(),
+        })
+        .is_err(),
+        target_version: &target.version,
+        target_lifecycle: target.lifecycle,
+        target_requires_admin: target.capabilities.upgrade_requires_admin,
+        actor_is_admin: actor.is_admin(),
+    });
+    // As for upgrades, a dry run of a refused rollback answers the refusal.
+    if !verdict.allowed() {
         return Err(refusal_error(&verdict));
     }
     let values = rev.user_values.clone();

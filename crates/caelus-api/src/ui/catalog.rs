@@ -308,7 +308,8 @@ pub async fn create_product(
     .await;
     match result {
         Ok((_, Json(p))) => {
-            user.flash(FlashKind::Info, format!("Product '{}' created", p.slug));
+            user.flash(FlashKind::Info, format!("Product '{}' created", p.slug))
+                .await;
             Redirect::to("/ui/catalog").into_response()
         }
         Err(e) => {
@@ -361,7 +362,8 @@ pub async fn publish_version(
                     t.lifecycle.as_str(),
                     short_digest(&t.chart_digest)
                 ),
-            );
+            )
+            .await;
             Redirect::to("/ui/catalog").into_response()
         }
         Err(e) => {
@@ -401,7 +403,8 @@ pub async fn lifecycle(
                     t.product,
                     t.lifecycle.as_str()
                 ),
-            );
+            )
+            .await;
             Redirect::to("/ui/catalog").into_response()
         }
         Err(e) => {
@@ -459,7 +462,7 @@ pub async fn render_deploy(
                     label for="name" { "Name" }
                     input #name name="name" value=(input.name) required placeholder="my wiki";
                     @if user.actor.is_admin() {
-                        label for="tenant" { "Tenant (empty: " (user.actor.tenant) ")" }
+                        label for="tenant" { "Tenant (empty: " (caelus_core::names::SYSTEM_TENANT) ", which no tenant token sees)" }
                         input #tenant name="tenant" value=(input.tenant);
                     }
                     label for="values" { "Values (YAML or JSON)" }

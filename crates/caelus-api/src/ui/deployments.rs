@@ -752,7 +752,8 @@ pub async fn update_values(
             user.flash(
                 FlashKind::Info,
                 format!("Values updated: generation {}", v.generation),
-            );
+            )
+            .await;
             Redirect::to(&format!("/ui/deployments/{uid}")).into_response()
         }
         Err(e) => {
@@ -810,7 +811,7 @@ pub async fn delete(
     .await
     {
         Ok(_) => {
-            user.flash(FlashKind::Info, "Deletion requested");
+            user.flash(FlashKind::Info, "Deletion requested").await;
             Redirect::to(&format!("/ui/deployments/{uid}")).into_response()
         }
         Err(e) => layout::error_page(Some(&user), &e),
@@ -855,7 +856,7 @@ pub async fn create(
             for w in &v.warnings {
                 msg.push_str(&format!(" — {w}"));
             }
-            user.flash(FlashKind::Info, msg);
+            user.flash(FlashKind::Info, msg).await;
             Redirect::to(&format!("/ui/deployments/{}", v.uid)).into_response()
         }
         Err(e) => {

@@ -61,7 +61,7 @@ pub fn page(title: &str, user: Option<&UiUser>, live: Option<&str>, body: Markup
                         }
                         div.who {
                             span #whoami title={ "token " (u.actor.token_name) } {
-                                (u.actor.token_name) " · " (u.actor.tenant) " · " (u.actor.role.as_str())
+                                (u.actor.token_name) " · " (u.actor.tenant_label()) " · " (u.actor.role.as_str())
                             }
                             form.inline method="post" action="/ui/logout" {
                                 (csrf(u))

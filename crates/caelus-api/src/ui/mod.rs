@@ -2,8 +2,9 @@
 //!
 //! Every action calls the same handler the JSON API runs (`routes::*`), so the
 //! UI shares its validation, tenant isolation, transactions and audit events.
-//! Sign-in exchanges an API token for a session cookie (see [`session`]); every
-//! form carries the session's CSRF token and is refused with 403 without it.
+//! Sign-in exchanges an API token for a session cookie (see [`session`]; sessions
+//! live in the database, so any replica serves them); every form carries the
+//! session's CSRF token and is refused with 403 without it.
 
 mod catalog;
 mod deployments;
@@ -14,24 +15,23 @@ mod upgrade;
 use crate::auth::{self, Actor};
 use crate::error::ApiError;
 use crate::state::AppState;
+use axum::Router;
 use axum::extract::{FromRequest, FromRequestParts, Query, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use axum::{Extension, Router};
 use bytes::Bytes;
+use caelus_store::Store;
 use maud::{Markup, html};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
-use session::{FlashKind, LOGIN_CSRF_COOKIE, SESSION_COOKIE, SESSION_TTL, Sessions};
-use std::sync::Arc;
+use session::{FlashKind, LOGIN_CSRF_COOKIE, SESSION_COOKIE, SESSION_TTL};
 
 pub use layout::{STYLE_CSS, UI_JS};
 
-/// The `/ui` pages. Each router gets its own session store.
+/// The `/ui` pages. Sessions are rows in the database, shared by every replica.
 pub fn router() -> Router<AppState> {
-    let sessions = Arc::new(Sessions::default());
     Router::new()
         .route("/ui", get(|| async { Redirect::to("/ui/deployments") }))
         .route("/ui/", get(|| async { Redirect::to("/ui/deployments") }))
@@ -75,7 +75,6 @@ pub fn router() -> Router<AppState> {
             post(catalog::lifecycle),
         )
         .layer(axum::middleware::map_response(security_headers))
-        .layer(Extension(sessions))
 }
 
 /// No framing, no third-party anything, no caching of pages that show private state.
@@ -130,35 +129,39 @@ fn set_cookie(headers: &HeaderMap, name: &str, value: &str, path: &str, max_age:
     )
 }
 
-fn sessions_of(parts: &Parts) -> Arc<Sessions> {
-    parts
-        .extensions
-        .get::<Arc<Sessions>>()
-        .cloned()
-        .expect("the ui router installs its session store")
-}
-
 /// A signed-in user: the session and the actor its token resolves to now.
 pub struct UiUser {
     pub actor: Actor,
     pub sid: String,
     pub csrf: String,
-    sessions: Arc<Sessions>,
+    store: Store,
+    /// The one-time message read (and cleared) when this page request arrived.
+    flash: Option<(FlashKind, String)>,
 }
 
 impl UiUser {
-    pub fn flash(&self, kind: FlashKind, message: impl Into<String>) {
-        self.sessions.flash(&self.sid, kind, message);
+    /// Leaves a message for the next page. A failure to store it is logged, not
+    /// shown: the action it reports has already happened.
+    pub async fn flash(&self, kind: FlashKind, message: impl Into<String>) {
+        let message = message.into();
+        if let Err(e) = session::flash(&self.store, &self.sid, kind, &message).await {
+            tracing::warn!(error = %e, "could not store the session's message");
+        }
     }
 
     pub fn take_flash(&self) -> Option<(FlashKind, String)> {
-        self.sessions.take_flash(&self.sid)
+        self.flash.clone()
     }
 }
 
+/// Fragments polled by pages (`/live`, `/rows`): they answer 401 rather than
+/// redirect, and never consume the session's one-time message.
+fn is_fragment(parts: &Parts) -> bool {
+    parts.uri.path().ends_with("/live") || parts.uri.path().ends_with("/rows")
+}
+
 fn to_login(parts: &Parts) -> Response {
-    let wants_json = parts.uri.path().ends_with("/live") || parts.uri.path().ends_with("/rows");
-    if wants_json {
+    if is_fragment(parts) {
         return (StatusCode::UNAUTHORIZED, "sign in again").into_response();
     }
     let next = parts
@@ -178,23 +181,38 @@ impl FromRequestParts<AppState> for UiUser {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
-        let sessions = sessions_of(parts);
         let Some(sid) = cookie(&parts.headers, SESSION_COOKIE).map(str::to_string) else {
             return Err(to_login(parts));
         };
-        let Some(session) = sessions.get(&sid) else {
-            return Err(to_login(parts));
+        let store = state.store.clone();
+        let session = match session::get(&store, &sid).await {
+            Ok(Some(s)) => s,
+            Ok(None) => return Err(to_login(parts)),
+            Err(e) => return Err(layout::error_page(None, &ApiError::from(e))),
         };
-        match auth::authenticate(state, &session.secret).await {
-            Ok(actor) => Ok(UiUser {
-                actor,
-                sid,
-                csrf: session.csrf,
-                sessions,
-            }),
+        match auth::authenticate_token_id(state, &session.token_id).await {
+            Ok(actor) => {
+                let flash = if parts.method == axum::http::Method::GET && !is_fragment(parts) {
+                    session::take_flash(&store, &sid).await.unwrap_or_else(|e| {
+                        tracing::warn!(error = %e, "could not read the session's message");
+                        None
+                    })
+                } else {
+                    None
+                };
+                Ok(UiUser {
+                    actor,
+                    sid,
+                    csrf: session.csrf,
+                    store,
+                    flash,
+                })
+            }
             Err(e) if e.status == StatusCode::UNAUTHORIZED => {
-                // The token was revoked: the session ends with it.
-                sessions.remove(&sid);
+                // The token was revoked or expired: the session ends with it.
+                if let Err(e) = session::remove(&store, &sid).await {
+                    tracing::warn!(error = %e, "could not end a session");
+                }
                 Err(to_login(parts))
             }
             Err(e) => Err(layout::error_page(None, &e)),
@@ -278,10 +296,17 @@ pub(crate) fn urlencode(s: &str) -> String {
         .unwrap_or_default()
 }
 
-/// Where to go after sign-in: only a path inside the UI, never another site.
+/// Where to go after sign-in: only a path inside the UI, never another site, and
+/// only visible ASCII (a control character or raw non-ASCII byte cannot go into a
+/// `Location` header; it is ignored, not answered with a 500).
 fn safe_next(next: Option<&str>) -> String {
     match next {
-        Some(n) if n.starts_with("/ui/") && !n.starts_with("//") && !n.contains('\\') => {
+        Some(n)
+            if n.starts_with("/ui/")
+                && !n.contains("//")
+                && !n.contains('\\')
+                && n.bytes().all(|b| b.is_ascii_graphic()) =>
+        {
             n.to_string()
         }
         _ => "/ui/deployments".to_string(),
@@ -350,13 +375,10 @@ struct LoginForm {
     csrf: Option<String>,
 }
 
-async fn login(
-    State(state): State<AppState>,
-    Extension(sessions): Extension<Arc<Sessions>>,
-    req: Request,
-) -> Response {
+async fn login(State(state): State<AppState>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
     let headers = parts.headers.clone();
+    let addr = auth::client_addr(&parts.extensions);
     if !same_origin(&parts) {
         return csrf_refused("it was posted from another site");
     }
@@ -380,10 +402,13 @@ async fn login(
         let e = ApiError::invalid(caelus_core::FieldError::new("token", "enter an API token"));
         return login_response(&headers, e.status, &next, Some(&e));
     }
-    match auth::authenticate(&state, token).await {
+    match auth::authenticate_from(&state, addr, token).await {
         Ok(actor) => {
-            let sid = sessions.create(token);
-            tracing::info!(token = %actor.token_name, tenant = %actor.tenant, "ui sign-in");
+            let sid = match session::create(&state.store, &actor.token_id).await {
+                Ok(sid) => sid,
+                Err(e) => return layout::error_page(None, &ApiError::from(e)),
+            };
+            tracing::info!(token = %actor.token_name, tenant = %actor.tenant_label(), "ui sign-in");
             let mut resp = Redirect::to(&next).into_response();
             resp.headers_mut().append(
                 header::SET_COOKIE,
@@ -415,7 +440,13 @@ async fn login(
             } else {
                 e
             };
-            login_response(&headers, e.status, &next, Some(&e))
+            let mut resp = login_response(&headers, e.status, &next, Some(&e));
+            if let Some(secs) = e.retry_after
+                && let Ok(v) = HeaderValue::from_str(&secs.to_string())
+            {
+                resp.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+            resp
         }
     }
 }
@@ -424,11 +455,38 @@ async fn logout(
     headers: HeaderMap,
     UiForm { user, .. }: UiForm<serde::de::IgnoredAny>,
 ) -> Response {
-    user.sessions.remove(&user.sid);
+    if let Err(e) = session::remove(&user.store, &user.sid).await {
+        return layout::error_page(Some(&user), &ApiError::from(e));
+    }
     let mut resp = Redirect::to("/ui/login").into_response();
     resp.headers_mut().append(
         header::SET_COOKIE,
         HeaderValue::from_str(&set_cookie(&headers, SESSION_COOKIE, "", "/ui", 0)).expect("ascii"),
     );
     resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sign_in_redirects_stay_on_this_site_and_in_the_ui() {
+        assert_eq!(safe_next(Some("/ui/catalog?q=wiki")), "/ui/catalog?q=wiki");
+        for refused in [
+            None,
+            Some(""),
+            Some("https://evil.example/ui/"),
+            Some("//evil.example/ui/"),
+            Some("/ui//evil.example"),
+            Some("/ui/\\evil"),
+            Some("/ui/a\r\nSet-Cookie: x=y"),
+            Some("/ui/a\u{7f}"),
+            Some("/ui/\u{e9}t\u{e9}"),
+            Some("/ui/a b"),
+            Some("/api/v1/tokens"),
+        ] {
+            assert_eq!(safe_next(refused), "/ui/deployments", "{refused:?}");
+        }
+    }
 }

@@ -1,18 +1,18 @@
-//! Browser sessions: a random id in an HttpOnly, SameSite=Strict cookie, mapped
-//! in memory to the API token it signed in with and a per-session CSRF token.
-//! The token never reaches the browser again after sign-in; every request
-//! re-authenticates it, so a revoked token ends its sessions at once.
+//! Browser sessions: a random id in an HttpOnly, SameSite=Strict cookie. The
+//! database keeps a SHA-256 of the id with the API token it signed in with (by
+//! id, never the secret), a per-session CSRF token, an expiry and a one-time
+//! message — so any API replica serves any session, and sign-out or a revoked
+//! token ends it everywhere at once. Every request re-checks the token.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use caelus_store::ui_sessions::{self, UiSession};
+use caelus_store::{Store, StoreError, now_ms};
+use sha2::{Digest, Sha256};
+use std::time::Duration;
 
 pub const SESSION_COOKIE: &str = "caelus_session";
 pub const LOGIN_CSRF_COOKIE: &str = "caelus_login_csrf";
 /// How long a session lasts after sign-in.
 pub const SESSION_TTL: Duration = Duration::from_secs(8 * 3600);
-/// Most sessions kept at once; the oldest are dropped beyond it.
-const MAX_SESSIONS: usize = 10_000;
 
 /// A random value from the OS generator (two v4 UUIDs: 244 random bits).
 pub fn random_token() -> String {
@@ -35,78 +35,96 @@ pub enum FlashKind {
     Error,
 }
 
+impl FlashKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            FlashKind::Info => "info",
+            FlashKind::Error => "error",
+        }
+    }
+
+    fn parse(s: &str) -> FlashKind {
+        if s == "error" {
+            FlashKind::Error
+        } else {
+            FlashKind::Info
+        }
+    }
+}
+
+/// What the database stores for a cookie value: its SHA-256 (hex).
+pub fn session_hash(id: &str) -> String {
+    hex::encode(Sha256::digest(id.as_bytes()))
+}
+
+/// A live session, as a request sees it.
 #[derive(Debug, Clone)]
 pub struct Session {
-    /// The API token the user signed in with.
-    pub secret: String,
+    pub token_id: String,
     pub csrf: String,
-    pub expires: Instant,
-    flash: Option<(FlashKind, String)>,
 }
 
-#[derive(Debug, Default)]
-pub struct Sessions {
-    map: Mutex<HashMap<String, Session>>,
+/// Starts a session for token `token_id`; returns the cookie value (the id).
+/// Expired sessions are swept on the way, so the table stays small.
+pub async fn create(store: &Store, token_id: &str) -> Result<String, StoreError> {
+    let id = random_token();
+    let now = now_ms();
+    let mut conn = store.conn().await?;
+    ui_sessions::delete_expired(&mut conn, now).await?;
+    ui_sessions::insert(
+        &mut conn,
+        &UiSession {
+            id_hash: session_hash(&id),
+            token_id: token_id.to_string(),
+            csrf: random_token(),
+            flash: None,
+            created_at: now,
+            expires_at: now + SESSION_TTL.as_millis() as i64,
+        },
+    )
+    .await?;
+    Ok(id)
 }
 
-impl Sessions {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Session>> {
-        self.map.lock().unwrap_or_else(|p| p.into_inner())
-    }
+/// The live session with this cookie value, if any.
+pub async fn get(store: &Store, id: &str) -> Result<Option<Session>, StoreError> {
+    let mut conn = store.conn().await?;
+    Ok(
+        ui_sessions::get_live(&mut conn, &session_hash(id), now_ms())
+            .await?
+            .map(|s| Session {
+                token_id: s.token_id,
+                csrf: s.csrf,
+            }),
+    )
+}
 
-    /// Starts a session for `secret`; returns its id.
-    pub fn create(&self, secret: &str) -> String {
-        let id = random_token();
-        let now = Instant::now();
-        let mut map = self.lock();
-        map.retain(|_, s| s.expires > now);
-        if map.len() >= MAX_SESSIONS
-            && let Some(oldest) = map
-                .iter()
-                .min_by_key(|(_, s)| s.expires)
-                .map(|(k, _)| k.clone())
-        {
-            map.remove(&oldest);
-        }
-        map.insert(
-            id.clone(),
-            Session {
-                secret: secret.to_string(),
-                csrf: random_token(),
-                expires: now + SESSION_TTL,
-                flash: None,
-            },
-        );
-        id
-    }
+/// Ends a session (sign-out, or its token stopped authenticating).
+pub async fn remove(store: &Store, id: &str) -> Result<(), StoreError> {
+    let mut conn = store.conn().await?;
+    ui_sessions::delete(&mut conn, &session_hash(id)).await?;
+    Ok(())
+}
 
-    /// The live session with this id, if any.
-    pub fn get(&self, id: &str) -> Option<Session> {
-        let mut map = self.lock();
-        match map.get(id) {
-            Some(s) if s.expires > Instant::now() => Some(s.clone()),
-            Some(_) => {
-                map.remove(id);
-                None
-            }
-            None => None,
-        }
-    }
+/// A one-time message shown on the next page (whichever replica serves it).
+pub async fn flash(
+    store: &Store,
+    id: &str,
+    kind: FlashKind,
+    message: &str,
+) -> Result<(), StoreError> {
+    let mut conn = store.conn().await?;
+    ui_sessions::set_flash(&mut conn, &session_hash(id), kind.as_str(), message).await
+}
 
-    pub fn remove(&self, id: &str) {
-        self.lock().remove(id);
-    }
-
-    /// A one-time message shown on the next page.
-    pub fn flash(&self, id: &str, kind: FlashKind, message: impl Into<String>) {
-        if let Some(s) = self.lock().get_mut(id) {
-            s.flash = Some((kind, message.into()));
-        }
-    }
-
-    pub fn take_flash(&self, id: &str) -> Option<(FlashKind, String)> {
-        self.lock().get_mut(id).and_then(|s| s.flash.take())
-    }
+pub async fn take_flash(
+    store: &Store,
+    id: &str,
+) -> Result<Option<(FlashKind, String)>, StoreError> {
+    let mut conn = store.conn().await?;
+    Ok(ui_sessions::take_flash(&mut conn, &session_hash(id))
+        .await?
+        .map(|(k, m)| (FlashKind::parse(&k), m)))
 }
 
 #[cfg(test)]
@@ -114,19 +132,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn sessions_expire_and_flash_once() {
-        let s = Sessions::default();
-        let id = s.create("cae_x");
+    fn session_ids_are_stored_hashed() {
+        let id = random_token();
         assert_eq!(id.len(), 64);
-        let got = s.get(&id).unwrap();
-        assert_eq!(got.secret, "cae_x");
-        assert_ne!(got.csrf, id);
-        s.flash(&id, FlashKind::Info, "hello");
-        assert_eq!(s.take_flash(&id).unwrap().1, "hello");
-        assert!(s.take_flash(&id).is_none());
-        s.lock().get_mut(&id).unwrap().expires = Instant::now() - Duration::from_secs(1);
-        assert!(s.get(&id).is_none());
-        assert!(s.get("nope").is_none());
+        let h = session_hash(&id);
+        assert_eq!(h, session_hash(&id));
+        assert_ne!(h, id);
+        assert_ne!(h, session_hash(&random_token()));
     }
 
     #[test]

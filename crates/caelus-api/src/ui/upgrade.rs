@@ -235,7 +235,7 @@ pub async fn upgrade(
             for w in list_of(&view["warnings"]) {
                 msg.push_str(&format!(" — {w}"));
             }
-            user.flash(FlashKind::Info, msg);
+            user.flash(FlashKind::Info, msg).await;
             Redirect::to(&format!("/ui/deployments/{uid}")).into_response()
         }
         Err(e) => {
@@ -285,7 +285,8 @@ pub async fn rollback(
             user.flash(
                 FlashKind::Info,
                 format!("Rollback to revision {revision} requested"),
-            );
+            )
+            .await;
             Redirect::to(&format!("/ui/deployments/{uid}")).into_response()
         }
         Err(e) => {
