@@ -153,6 +153,11 @@ fn case(id: &str, path: &str, fx: &Fixture, who: Who) -> (Option<Value>, String,
         | "list_deployment_events"
         | "get_deployment_notes"
         | "list_upgrade_targets" => (None, path, on_deployment(&[200], &[200])),
+        // Read from the cluster, which this test has none of: past the tenant check,
+        // the owner and admins are told so (503).
+        "get_deployment_endpoints" | "get_deployment_connection" => {
+            (None, path, on_deployment(&[503], &[503]))
+        }
         "update_deployment" => (
             Some(json!({"values": {"replicaCount": 3}})),
             path,
