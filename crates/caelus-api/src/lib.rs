@@ -18,7 +18,9 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use error::ApiError;
-use routes::{audit, deployments, health, orphans, products, reach, templates, tokens, upgrades};
+use routes::{
+    adoption, audit, deployments, health, orphans, products, reach, templates, tokens, upgrades,
+};
 use std::future::Future;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{InfoBuilder, OpenApi};
@@ -70,6 +72,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(audit::list_events))
         .routes(routes!(orphans::scan_orphans))
         .routes(routes!(orphans::clean_orphans))
+        .routes(routes!(adoption::adopt_object))
 }
 
 fn finish_openapi(mut api: OpenApi) -> OpenApi {

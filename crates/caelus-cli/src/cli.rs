@@ -709,6 +709,23 @@ pub enum DeploymentCommand {
         #[command(flatten)]
         client: ClientArgs,
     },
+    /// Adopt an existing object into the deployment (admin): label it as the
+    /// deployment's, so a revision refused because the object was someone
+    /// else's can write it. Another Caelus deployment's objects are refused.
+    Adopt {
+        uid: String,
+        /// The object's apiVersion, e.g. `v1` or `networking.k8s.io/v1`.
+        #[arg(long = "api-version")]
+        api_version: String,
+        /// The object's kind, e.g. `ConfigMap`.
+        #[arg(long)]
+        kind: String,
+        /// The object's name (in the deployment's namespace, or cluster-scoped).
+        #[arg(long)]
+        name: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
     /// Release history.
     History {
         uid: String,

@@ -557,6 +557,24 @@ pub async fn deployment(cmd: DeploymentCommand) -> Result<()> {
             .await?;
             plan_or_follow(&client, &v, dry_run, wait).await?;
         }
+        Adopt {
+            uid,
+            api_version,
+            kind,
+            name,
+            client,
+        } => {
+            let body = json!({"apiVersion": api_version, "kind": kind, "name": name});
+            run_op(
+                &client,
+                output::ADOPTION,
+                "adopt_object",
+                &[("uid", &uid)],
+                &[],
+                Some(&body),
+            )
+            .await?;
+        }
         History { uid, limit, client } => {
             let q: Vec<_> = limit
                 .map(|l| ("limit", l.to_string()))

@@ -182,6 +182,12 @@ pub const OPERATIONS: &[Operation] = &[
         command: "deployment purge",
     },
     Operation {
+        id: "adopt_object",
+        method: "POST",
+        path: "/api/v1/deployments/{uid}/adopt",
+        command: "deployment adopt",
+    },
+    Operation {
         id: "create_token",
         method: "POST",
         path: "/api/v1/tokens",

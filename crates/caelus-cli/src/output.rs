@@ -167,6 +167,18 @@ pub const UPGRADE_TARGET: &Resource = &Resource {
         col("WARNINGS", "/warnings"),
     ],
 };
+pub const ADOPTION: &Resource = &Resource {
+    kind: "adoption",
+    name: &["/kind", "/name"],
+    columns: &[
+        col("KIND", "/kind"),
+        col("NAMESPACE", "/namespace"),
+        col("NAME", "/name"),
+        col("ADOPTED", "/adopted"),
+        col("PREVIOUS OWNER", "/previousOwner"),
+        col("GENERATION", "/generation"),
+    ],
+};
 pub const EVENT: &Resource = &Resource {
     kind: "event",
     name: &["/id"],

@@ -44,7 +44,7 @@ pub use object::{
     RESOURCE_POLICY_ANNOTATION, inventory_of,
 };
 pub use orphans::{ExactDelete, LabelledObject};
-pub use ownership::OwnershipConflict;
+pub use ownership::{Adoption, OwnershipConflict};
 pub use projection::{
     CRDS, DEPLOYMENT_PROJECTION_KIND, DeploymentView, PROJECTION_API_VERSION, PROJECTION_GROUP,
     Projection, ProjectionKey, ProjectionSeen, TEMPLATE_PROJECTION_KIND, TEMPLATE_VERSION_LABEL,

@@ -183,3 +183,87 @@ impl Engine {
         }
     }
 }
+
+/// What an adoption did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Adoption {
+    /// The object, its namespace resolved (none when cluster-scoped).
+    pub object: ObjectRef,
+    /// Who owned it before it was labelled as the deployment's; `None` when
+    /// it already was the deployment's (nothing written).
+    pub previous_owner: Option<Owner>,
+}
+
+impl Engine {
+    /// Adopts one existing object into a deployment — the explicit admin
+    /// action that lets a later apply write an object Caelus did not create.
+    /// It labels the live object as the deployment's (a merge patch guarded
+    /// by the resourceVersion just read); the deployment's next apply then
+    /// takes it over like its own. Namespaced objects must be in the
+    /// deployment's namespace. Objects of another Caelus deployment or
+    /// installation are never adopted: the two would fight over them.
+    pub async fn adopt(
+        &self,
+        namespace: &str,
+        deployment_uid: &str,
+        object: &ObjectRef,
+    ) -> Result<Adoption> {
+        let t = self.target(object, namespace).await?;
+        if let Some(ns) = t.oref.namespace.as_deref()
+            && ns != namespace
+        {
+            return Err(EngineError::Policy(format!(
+                "{} is in namespace {ns}; a deployment adopts only objects of its own namespace {namespace}",
+                t.oref
+            )));
+        }
+        let Some(live) = self.get(&t).await? else {
+            return Err(EngineError::Object {
+                verb: "adopt",
+                object: Box::new(t.oref.clone()),
+                code: 404,
+                message: "no such object".into(),
+                transient: false,
+            });
+        };
+        let owner = owner_of(
+            &stamp_of(&live),
+            deployment_uid,
+            &self.config().installation_id,
+        );
+        match owner {
+            Owner::This => {
+                return Ok(Adoption {
+                    object: t.oref,
+                    previous_owner: None,
+                });
+            }
+            Owner::Deployment { .. } | Owner::Installation { .. } => {
+                return Err(EngineError::NotOwned {
+                    conflicts: vec![OwnershipConflict {
+                        object: t.oref.clone(),
+                        hook: None,
+                        owner,
+                    }],
+                });
+            }
+            Owner::HelmRelease { .. } | Owner::Manager { .. } | Owner::Unmanaged => {}
+        }
+        let mut patch = serde_json::json!({"metadata": {
+            "resourceVersion": live["metadata"]["resourceVersion"].clone(),
+        }});
+        crate::apply::label_as_ours(&mut patch, deployment_uid, &self.config().installation_id);
+        let api = t.kind.api(self.client(), t.oref.namespace.as_deref());
+        let params = kube::api::PatchParams {
+            field_manager: Some(self.config().field_manager.clone()),
+            ..Default::default()
+        };
+        api.patch(&t.oref.name, &params, &kube::api::Patch::Merge(&patch))
+            .await
+            .map_err(|e| EngineError::object("adopt", &t.oref, e))?;
+        Ok(Adoption {
+            object: t.oref,
+            previous_owner: Some(owner),
+        })
+    }
+}

@@ -426,3 +426,96 @@ async fn uninstall_never_deletes_a_cluster_scoped_object_recreated_by_someone_el
         before
     );
 }
+
+#[tokio::test]
+async fn adoption_is_explicit_labels_only_the_named_object_and_never_takes_another_deployments() {
+    let env = start().await;
+    let kubectl = Kubectl::new(&env.sim);
+    let ns = "d-adopt";
+    let uid = format!("uid-{ns}");
+    env.engine.ensure_namespace(&target(ns)).await.unwrap();
+    kubectl
+        .create(cm(ns, "web", json!({"kept": "by the adopter"})))
+        .await;
+    kubectl
+        .create(labelled_for(
+            "uid-other",
+            "test-install",
+            cm(ns, "theirs", json!({})),
+        ))
+        .await;
+    let web = caelus_engine::ObjectRef {
+        api_version: "v1".into(),
+        kind: "ConfigMap".into(),
+        namespace: None,
+        name: "web".into(),
+    };
+    // Refused until adopted.
+    let objects = vec![configmap("web", json!({"greeting": "hi"}))];
+    assert!(matches!(
+        env.engine.apply(request(ns, objects.clone()), |_| {}).await,
+        Err(EngineError::NotOwned { .. })
+    ));
+
+    let adopted = env.engine.adopt(ns, &uid, &web).await.unwrap();
+    assert_eq!(adopted.object.namespace.as_deref(), Some(ns));
+    assert_eq!(adopted.previous_owner, Some(Owner::Unmanaged));
+    let live: Value =
+        serde_json::from_str(&kubectl.get_json(&["configmap", "web", "-n", ns]).await).unwrap();
+    assert_eq!(
+        live["metadata"]["labels"]["caelus.io/deployment-uid"],
+        uid.as_str()
+    );
+    assert_eq!(
+        live["metadata"]["labels"]["caelus.io/installation"],
+        "test-install"
+    );
+    assert_eq!(
+        live["data"],
+        json!({"kept": "by the adopter"}),
+        "only labels change"
+    );
+    // Adopting again changes nothing.
+    let again = env.engine.adopt(ns, &uid, &web).await.unwrap();
+    assert_eq!(again.previous_owner, None);
+    // Now the deployment's apply may write it.
+    env.engine
+        .apply(request(ns, objects), |_| {})
+        .await
+        .unwrap();
+    let live: Value =
+        serde_json::from_str(&kubectl.get_json(&["configmap", "web", "-n", ns]).await).unwrap();
+    assert_eq!(live["data"]["greeting"], "hi");
+
+    // Another deployment's object is never adopted, nor anything elsewhere.
+    let before = kubectl.get_json(&["configmap", "theirs", "-n", ns]).await;
+    let theirs = caelus_engine::ObjectRef {
+        name: "theirs".into(),
+        ..web.clone()
+    };
+    let err = env.engine.adopt(ns, &uid, &theirs).await.unwrap_err();
+    assert!(
+        err.to_string().contains("belongs to deployment uid-other"),
+        "{err}"
+    );
+    assert_eq!(
+        kubectl.get_json(&["configmap", "theirs", "-n", ns]).await,
+        before
+    );
+    let elsewhere = caelus_engine::ObjectRef {
+        namespace: Some("kube-system".into()),
+        ..web.clone()
+    };
+    assert!(matches!(
+        env.engine.adopt(ns, &uid, &elsewhere).await,
+        Err(EngineError::Policy(_))
+    ));
+    let missing = caelus_engine::ObjectRef {
+        name: "nothing".into(),
+        ..web
+    };
+    assert!(matches!(
+        env.engine.adopt(ns, &uid, &missing).await,
+        Err(EngineError::Object { code: 404, .. })
+    ));
+}
