@@ -34,6 +34,7 @@ fn request(values: Value) -> RenderRequest {
         kind: RevisionKind::Install,
         kube_version: Some("v1.32.0".into()),
         deployment_uid: "3f1c2b7e-0000-4000-8000-000000000002".into(),
+        lookup: None,
     }
 }
 
