@@ -176,6 +176,16 @@ fn case(id: &str, path: &str, fx: &Fixture, who: Who) -> (Option<Value>, String,
             on_deployment(&[422], &[422]),
         ),
         "delete_deployment" => (None, path, on_deployment(&[202], &[202])),
+        // Nothing failed and nothing is retained: past the tenant check, the
+        // owner and admins are told there is nothing to do (409).
+        "retry_deployment" => (Some(json!({})), path, on_deployment(&[409], &[409])),
+        "purge_deployment" => (None, path, on_deployment(&[409], &[409])),
+        // Admins only; this test has no cluster, so an admin is told so (503).
+        "adopt_object" => (
+            Some(json!({"apiVersion": "v1", "kind": "ConfigMap", "name": "x"})),
+            path,
+            if tenant { TENANT_FORBIDDEN } else { &[503] },
+        ),
         other => panic!(
             "the OpenAPI document has operation {other} ({path}) without a row in this matrix: \
              add one saying what each actor may do"

@@ -242,12 +242,19 @@ impl HelmEngine {
     }
 
     pub fn cache_stats(&self) -> CacheStats {
+        let charts_in_memory = lock(&self.inner.charts).len();
+        // One guard for both readings: a second `lock` in the same
+        // expression would wait for the first guard forever.
+        let (renders_in_memory, render_cache_bytes) = {
+            let renders = lock(&self.inner.renders);
+            (renders.len(), renders.weight())
+        };
         CacheStats {
             render_hits: self.inner.render_hits.load(Ordering::Relaxed),
             render_misses: self.inner.render_misses.load(Ordering::Relaxed),
-            charts_in_memory: lock(&self.inner.charts).len(),
-            renders_in_memory: lock(&self.inner.renders).len(),
-            render_cache_bytes: lock(&self.inner.renders).weight(),
+            charts_in_memory,
+            renders_in_memory,
+            render_cache_bytes,
         }
     }
 
