@@ -260,9 +260,11 @@ async fn every_attack_of_a_hostile_chart_is_refused_before_any_write() {
         ),
     ];
 
-    for (attack, object, named) in attacks {
+    for (i, (attack, object, named)) in attacks.into_iter().enumerate() {
+        // Deployment names are unique per tenant until a deleted one is gone.
+        let name = format!("attacker-{i}");
         let uid = h
-            .create(&hostile, "attacker", json!({"extraObjects": [object]}))
+            .create(&hostile, &name, json!({"extraObjects": [object]}))
             .await;
         let d = h
             .wait_until(&uid, Duration::from_secs(20), attack, |d| {

@@ -616,7 +616,7 @@ async fn health_lost_after_ready_is_seen_on_resync_and_recovers() {
     // not drift, but the deployment is no longer healthy.
     let deployments: kube::Api<k8s_openapi::api::apps::v1::Deployment> =
         kube::Api::namespaced(h.kube.clone(), &ns);
-    let stall = json!({"spec": {"template": {"metadata": {"annotations": {"kubesim.caelus.io/never-ready": "true"}}}}});
+    let stall = json!({"spec": {"template": {"metadata": {"annotations": {"sim.kubesim.dev/never-ready": "true"}}}}});
     deployments
         .patch(
             &name,
@@ -642,7 +642,7 @@ async fn health_lost_after_ready_is_seen_on_resync_and_recovers() {
     );
     h.wait_event(&uid, "health.degraded", Duration::from_secs(5))
         .await;
-    let unstall = json!({"spec": {"template": {"metadata": {"annotations": {"kubesim.caelus.io/never-ready": null}}}}});
+    let unstall = json!({"spec": {"template": {"metadata": {"annotations": {"sim.kubesim.dev/never-ready": null}}}}});
     deployments
         .patch(
             &name,

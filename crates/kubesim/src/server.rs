@@ -78,7 +78,7 @@ fn seed(api: &Api) {
         ] {
             let mut obj = json!({
                 "metadata": {"name": name},
-                "provisioner": "kubesim.caelus.io/simulated",
+                "provisioner": "sim.kubesim.dev/simulated",
                 "reclaimPolicy": "Delete",
                 "volumeBindingMode": "Immediate",
                 "allowVolumeExpansion": expand,

@@ -781,7 +781,7 @@ async fn faults_are_observable_and_stats_count_verbs() {
         stuck_finalizers: vec![kubesim::StuckFinalizer {
             resource: "configmaps".into(),
             name_prefix: Some("stuck".into()),
-            finalizer: "kubesim.caelus.io/stuck".into(),
+            finalizer: "sim.kubesim.dev/stuck".into(),
         }],
         ..Default::default()
     });
@@ -796,7 +796,7 @@ async fn faults_are_observable_and_stats_count_verbs() {
     assert!(held.metadata.deletion_timestamp.is_some());
     assert_eq!(
         held.metadata.finalizers,
-        Some(vec!["kubesim.caelus.io/stuck".to_string()])
+        Some(vec!["sim.kubesim.dev/stuck".to_string()])
     );
     s.sim.faults().clear();
 

@@ -11,9 +11,11 @@ use crate::errors::ApiResult;
 use crate::meta::{self, is_deleting, now_rfc3339, short_hash};
 
 /// Pod-template (or object) annotation: the workload never becomes ready.
-pub const NEVER_READY: &str = "kubesim.caelus.io/never-ready";
+/// (kubesim's knobs live outside Caelus's reserved `caelus.io` domain, which
+/// charts may not set.)
+pub const NEVER_READY: &str = "sim.kubesim.dev/never-ready";
 /// Pod-template (or object) annotation: the Job fails (BackoffLimitExceeded).
-pub const JOB_FAIL: &str = "kubesim.caelus.io/job-fail";
+pub const JOB_FAIL: &str = "sim.kubesim.dev/job-fail";
 
 fn annotated(obj: &Value, key: &str) -> bool {
     obj["spec"]["template"]["metadata"]["annotations"][key] == "true"
