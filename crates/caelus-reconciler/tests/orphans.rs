@@ -109,6 +109,31 @@ async fn leftovers_are_found_cleaned_on_confirm_and_nothing_else_is_touched(back
     // Everything here is seconds old: with the default grace period nothing is an orphan.
     let careful = scanner(&h, Duration::from_secs(3600));
     assert!(careful.scan().await.unwrap().is_empty());
+    // The grace period judges each object by its own age: a namespace made
+    // now is left alone while the older ones next to it are listed.
+    // (creationTimestamp has whole seconds: the margins allow for that.)
+    tokio::time::sleep(Duration::from_millis(4500)).await;
+    let young_ns =
+        caelus_core::identity::namespace_name(&uuid::Uuid::new_v4().to_string()).unwrap();
+    create_namespace(&h, &young_ns, ours(&uuid::Uuid::new_v4().to_string())).await;
+    let graced = scanner(&h, Duration::from_secs(3));
+    assert_eq!(
+        names(&graced.scan().await.unwrap()),
+        [
+            format!("ConfigMap/{ns}/leftover"),
+            format!("Namespace/-/{ghost_ns}"),
+        ]
+    );
+    let namespaces: Api<Namespace> = Api::all(h.kube.clone());
+    namespaces
+        .delete(&young_ns, &Default::default())
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while namespaces.get_opt(&young_ns).await.unwrap().is_some() {
+        assert!(std::time::Instant::now() < deadline, "{young_ns} not gone");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 
     let s = scanner(&h, Duration::ZERO);
     let found = s.scan().await.unwrap();
@@ -178,7 +203,6 @@ async fn leftovers_are_found_cleaned_on_confirm_and_nothing_else_is_touched(back
     assert_eq!(report.kept.len(), 1);
     assert_eq!(report.kept[0].finding.name, ghost_ns);
     assert_eq!(report.kept[0].why_kept, "the database accounts for it now");
-    let namespaces: Api<Namespace> = Api::all(h.kube.clone());
     let kept_ns = namespaces.get(&ghost_ns).await.unwrap();
     assert!(kept_ns.metadata.deletion_timestamp.is_none());
 
