@@ -3,7 +3,8 @@
 //! CronJob) is started as the real `caelus` binary with the container's own
 //! args and environment, and does its job — the migrations run, the API
 //! answers its readiness probe on the port the chart names, the worker its
-//! liveness probe, the CronJob's command reaches the API with its token.
+//! liveness probe, the CronJob's command reaches the API with a token made
+//! as NOTES.txt says.
 //! Every `CAELUS_*` variable the chart sets is one the command reads.
 //!
 //! What a pod would get from the cluster is supplied by the test: the
@@ -232,24 +233,6 @@ async fn every_caelus_container_of_the_chart_runs_with_its_args_and_env() {
     let out = command(&args, &env).output().unwrap();
     assert!(out.status.success(), "{}", output_text(&out));
 
-    // An admin token for the CronJob's Secret (NOTES.txt's way, through the database).
-    let out = Command::new(CAELUS)
-        .args([
-            "admin",
-            "create-token",
-            "--name",
-            "cleanup",
-            "--database-url",
-        ])
-        .arg(&db.url)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", output_text(&out));
-    secrets.insert(
-        ("ops", "token"),
-        String::from_utf8(out.stdout).unwrap().trim().to_string(),
-    );
-
     let sim = kubesim::Server::start(kubesim::Config::default())
         .await
         .unwrap();
@@ -268,6 +251,28 @@ async fn every_caelus_container_of_the_chart_runs_with_its_args_and_env() {
     env.insert("CAELUS_LISTEN".into(), format!("127.0.0.1:{api_port}"));
     env.insert("KUBECONFIG".into(), kubeconfig.display().to_string());
     local_dirs(&mut env, "api");
+    // The first admin token, made as NOTES.txt says: `caelus admin create-token`
+    // exec'd in the API container (its environment names the database). It
+    // goes into the CronJob's Secret.
+    let notes = rendered.notes.as_deref().unwrap();
+    let line = notes
+        .lines()
+        .find(|l| l.contains("caelus admin create-token"))
+        .unwrap_or_else(|| panic!("NOTES.txt says how to create a token: {notes}"));
+    assert!(line.contains("exec deploy/caelus-api --"), "{line}");
+    let exec: Vec<String> = line
+        .split(" -- caelus ")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .map(String::from)
+        .collect();
+    let out = command(&exec, &env).output().unwrap();
+    assert!(out.status.success(), "{}", output_text(&out));
+    secrets.insert(
+        ("ops", "token"),
+        String::from_utf8(out.stdout).unwrap().trim().to_string(),
+    );
     let api_log = dir.join("api.log");
     let _api = Proc(
         command(&args, &env)

@@ -1,5 +1,5 @@
 //! The worker's periodic orphan scan, as the real `caelus worker` runs it on
-//! kubesim: `--orphan-scan-interval` alone reports what it finds and deletes
+//! kubesim (with `--install-crds`, which puts the projection CRDs in place): `--orphan-scan-interval` alone reports what it finds and deletes
 //! nothing; with `--orphan-clean` it deletes the orphan, audited as the
 //! worker; neither ever touches an unlabelled namespace or another
 //! installation's.
@@ -146,6 +146,20 @@ async fn the_worker_scans_periodically_and_cleans_only_when_told() {
     let (reporter, log) = start_worker(&dir, &db.url, &kubeconfig, "reporter", &[]);
     let lines = scans_finished(&log, 2).await;
     drop(reporter);
+    // --install-crds put the projection CRDs in place.
+    let crds = sim
+        .api()
+        .resource("apiextensions.k8s.io", "v1", "customresourcedefinitions")
+        .unwrap();
+    let names: Vec<String> = sim.api().list(&crds, None, &Default::default()).unwrap()["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["metadata"]["name"].as_str().unwrap().to_string())
+        .collect();
+    for crd in ["caelusdeployments.caelus.io", "caelustemplates.caelus.io"] {
+        assert!(names.iter().any(|n| n == crd), "{crd} missing: {names:?}");
+    }
     let reported: Vec<&Value> = lines.iter().filter(|l| message(l) == "orphan").collect();
     assert!(!reported.is_empty(), "{lines:#?}");
     for l in &reported {
