@@ -1,8 +1,8 @@
 //! The worker's periodic orphan scan, as the real `caelus worker` runs it on
-//! kubesim (with `--install-crds`, which puts the projection CRDs in place): `--orphan-scan-interval` alone reports what it finds and deletes
-//! nothing; with `--orphan-clean` it deletes the orphan, audited as the
-//! worker; neither ever touches an unlabelled namespace or another
-//! installation's.
+//! kubesim (with `--install-crds`, which puts the projection CRDs in place):
+//! `--orphan-scan-interval` alone reports what it finds and deletes nothing;
+//! with `--orphan-clean` it deletes the orphan, audited as the worker;
+//! neither ever touches an unlabelled namespace or another installation's.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
