@@ -100,6 +100,22 @@ async fn projections_follow_rows_revert_edits_and_go_with_their_deployment(backe
         columns,
         ".spec.tenant .spec.product .spec.version .status.phase .status.readyObjects .metadata.creationTimestamp"
     );
+    let columns = k
+        .ok(&[
+            "get",
+            "crd",
+            "caelustemplates.caelus.io",
+            "-o",
+            "jsonpath={.spec.versions[0].additionalPrinterColumns[*].jsonPath}",
+        ])
+        .await;
+    assert_eq!(
+        columns,
+        ".spec.product .spec.version .status.lifecycle .spec.chartDigest"
+    );
+    // (kubesim prints no server-side tables, so the default `kubectl get`
+    // shows only NAME and AGE there; a real API server prints these columns.
+    // Below, custom columns with the same paths stand in for them.)
 
     let t = h
         .publish("web", "web", "1.0.0", WEB_ALLOW, Capabilities::default())
