@@ -217,6 +217,16 @@ LIFECYCLE:.status.lifecycle,DIGEST:.spec.chartDigest";
         .await;
     assert!(event.message.contains("kubectl-edit"), "{}", event.message);
     assert_eq!(event.actor, "system");
+    // Counted: the writes, and the write that put the edit back.
+    let metrics = caelus_metrics::encode(&caelus_metrics::global().registry());
+    for outcome in ["applied", "reverted"] {
+        assert!(
+            metrics.contains(&format!(
+                "caelus_projection_writes_total{{kind=\"CaelusDeployment\",outcome=\"{outcome}\"}}"
+            )),
+            "{metrics}"
+        );
+    }
     k.wait_for(
         &[
             "get",
