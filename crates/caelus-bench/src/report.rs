@@ -290,6 +290,22 @@ pub fn run(args: Args) -> Result<()> {
         "–",
         "",
     )?;
+    if results.iter().any(|r| r.projections == Some(true)) {
+        row(
+            w,
+            "&nbsp;&nbsp;of which projections (throttled, coalesced)",
+            &|r| {
+                let p = crate::reconcile::projection_requests(&r.requests);
+                format!(
+                    "{p} ({:.2}/dep., +{:.0}%)",
+                    p as f64 / r.deployments as f64,
+                    100.0 * p as f64 / (r.requests.total - p).max(1) as f64
+                )
+            },
+            "–",
+            "< +100% (projections must not double the load)",
+        )?;
+    }
     let verbs = [
         "get",
         "list",

@@ -213,3 +213,85 @@ async fn the_schema_refuses_an_unknown_value() {
             .is_err()
     );
 }
+
+/// The optional ServiceMonitor scrapes what serves metrics: each endpoint's
+/// port is a named port of a Service the monitor selects (by the Service's
+/// labels), and that Service's target port is a named container port of the
+/// pods it selects — the API's `http`, each worker's `metrics`.
+#[tokio::test]
+async fn the_service_monitor_reaches_the_api_and_every_worker() {
+    let (_d, engine, chart) = setup().await;
+    let r = render(
+        &engine,
+        &chart,
+        json!({"metrics": {"serviceMonitor": {"enabled": true}}}),
+    )
+    .await;
+    let monitor = r
+        .objects
+        .iter()
+        .find(|o| kind_of(o) == "ServiceMonitor")
+        .expect("a ServiceMonitor");
+    let matches = |selector: &Value, labels: &Value| {
+        selector
+            .as_object()
+            .unwrap()
+            .iter()
+            .all(|(k, v)| labels.get(k) == Some(v))
+    };
+    let services: Vec<&Value> = r
+        .objects
+        .iter()
+        .filter(|o| kind_of(o) == "Service")
+        .filter(|s| {
+            matches(
+                &monitor["spec"]["selector"]["matchLabels"],
+                &s["metadata"]["labels"],
+            )
+        })
+        .collect();
+    let pods: Vec<&Value> = r
+        .objects
+        .iter()
+        .filter(|o| kind_of(o) == "Deployment")
+        .collect();
+    let endpoints = monitor["spec"]["endpoints"].as_array().unwrap();
+    let mut scraped = Vec::new();
+    for e in endpoints {
+        let port = e["port"].as_str().unwrap();
+        let (service, service_port) = services
+            .iter()
+            .find_map(|s| {
+                s["spec"]["ports"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|p| p["name"] == port)
+                    .map(|p| (s, p))
+            })
+            .unwrap_or_else(|| panic!("no selected Service has a port named {port}"));
+        let target = service_port["targetPort"].as_str().unwrap();
+        for d in &pods {
+            let template = &d["spec"]["template"];
+            if !matches(
+                &service["spec"]["selector"],
+                &template["metadata"]["labels"],
+            ) {
+                continue;
+            }
+            let container = &template["spec"]["containers"][0];
+            assert!(
+                container["ports"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|p| p["name"] == target),
+                "{} has no port {target}",
+                name_of(d)
+            );
+            scraped.push(format!("{}:{target}", name_of(d)));
+        }
+    }
+    scraped.sort();
+    assert_eq!(scraped, ["caelus-api:http", "caelus-worker:metrics"]);
+}

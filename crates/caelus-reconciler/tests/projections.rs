@@ -100,6 +100,22 @@ async fn projections_follow_rows_revert_edits_and_go_with_their_deployment(backe
         columns,
         ".spec.tenant .spec.product .spec.version .status.phase .status.readyObjects .metadata.creationTimestamp"
     );
+    let columns = k
+        .ok(&[
+            "get",
+            "crd",
+            "caelustemplates.caelus.io",
+            "-o",
+            "jsonpath={.spec.versions[0].additionalPrinterColumns[*].jsonPath}",
+        ])
+        .await;
+    assert_eq!(
+        columns,
+        ".spec.product .spec.version .status.lifecycle .spec.chartDigest"
+    );
+    // (kubesim prints no server-side tables, so the default `kubectl get`
+    // shows only NAME and AGE there; a real API server prints these columns.
+    // Below, custom columns with the same paths stand in for them.)
 
     let t = h
         .publish("web", "web", "1.0.0", WEB_ALLOW, Capabilities::default())
@@ -201,6 +217,16 @@ LIFECYCLE:.status.lifecycle,DIGEST:.spec.chartDigest";
         .await;
     assert!(event.message.contains("kubectl-edit"), "{}", event.message);
     assert_eq!(event.actor, "system");
+    // Counted: the writes, and the write that put the edit back.
+    let metrics = caelus_metrics::encode(&caelus_metrics::global().registry());
+    for outcome in ["applied", "reverted"] {
+        assert!(
+            metrics.contains(&format!(
+                "caelus_projection_writes_total{{kind=\"CaelusDeployment\",outcome=\"{outcome}\"}}"
+            )),
+            "{metrics}"
+        );
+    }
     k.wait_for(
         &[
             "get",
