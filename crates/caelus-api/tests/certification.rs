@@ -17,6 +17,7 @@ on_both_backends!(
     a_bad_chart_fails_with_each_item_named_and_publishing_needs_an_override,
     certification_is_admin_only_for_drafts_and_a_changed_draft_is_certified_again,
     deployment_tests_need_a_cluster,
+    the_catalog_page_shows_a_versions_checklist,
 );
 
 async fn required(b: Backend) -> Server {
@@ -386,4 +387,124 @@ async fn deployment_tests_need_a_cluster(b: Backend) {
         )
         .await;
     assert_eq!(bad.problem(400)["errors"][0]["field"], "timeout_seconds");
+}
+
+/// A signed-in admin's browser, enough for the catalog: cookies kept, no redirects followed.
+struct Admin {
+    http: reqwest::Client,
+    base: String,
+    cookie: String,
+}
+
+impl Admin {
+    async fn sign_in(s: &Server) -> Admin {
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let login = http
+            .get(format!("{}/ui/login", s.base))
+            .send()
+            .await
+            .unwrap();
+        let mut cookie = Admin::cookies(&login);
+        let csrf = Admin::csrf(&login.text().await.unwrap());
+        let signed = http
+            .post(format!("{}/ui/login", s.base))
+            .header("cookie", &cookie)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(
+                serde_urlencoded::to_string([("_csrf", csrf.as_str()), ("token", &s.admin)])
+                    .unwrap(),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(signed.status(), 303);
+        let fresh = Admin::cookies(&signed);
+        if !fresh.is_empty() {
+            cookie = fresh;
+        }
+        Admin {
+            http,
+            base: s.base.clone(),
+            cookie,
+        }
+    }
+
+    fn cookies(resp: &reqwest::Response) -> String {
+        resp.headers()
+            .get_all("set-cookie")
+            .iter()
+            .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_string())
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    fn csrf(body: &str) -> String {
+        let marker = "name=\"_csrf\" value=\"";
+        let i = body.find(marker).expect("a CSRF field") + marker.len();
+        body[i..i + 64].to_string()
+    }
+
+    async fn get(&self, path: &str) -> (u16, String) {
+        let r = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .header("cookie", &self.cookie)
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    }
+
+    async fn post(&self, path: &str, csrf: &str) -> u16 {
+        self.http
+            .post(format!("{}{path}", self.base))
+            .header("cookie", &self.cookie)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(serde_urlencoded::to_string([("_csrf", csrf)]).unwrap())
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    }
+}
+
+async fn the_catalog_page_shows_a_versions_checklist(b: Backend) {
+    let s = required(b).await;
+    product(&s, "agent").await;
+    draft(&s, "agent", "uncertified", "1.0.0").await;
+    let admin = Admin::sign_in(&s).await;
+    let (status, page) = admin.get("/ui/catalog").await;
+    assert_eq!(status, 200);
+    // A draft offers Certify; no checklist before the first certification.
+    assert!(page.contains("/ui/catalog/agent/1.0.0/certify"), "{page}");
+    assert!(!page.contains("data-certified"));
+
+    let csrf = Admin::csrf(&page);
+    assert_eq!(
+        admin.post("/ui/catalog/agent/1.0.0/certify", &csrf).await,
+        303
+    );
+    let (_, page) = admin.get("/ui/catalog").await;
+    assert!(page.contains("data-certified=\"failed\""), "{page}");
+    assert!(
+        page.contains("failed certification: "),
+        "the flash says so: {page}"
+    );
+    for (check, status) in [
+        ("images.pinned", "fail"),
+        ("resources", "fail"),
+        ("policy.pod-security", "fail"),
+        ("policy.isolation", "pass"),
+        ("canary.install", "warn"),
+    ] {
+        assert!(
+            page.contains(&format!("data-check=\"{check}\" data-status=\"{status}\"")),
+            "{check} {status}: {page}"
+        );
+    }
+    assert!(page.contains("is untagged"), "the reasons are shown");
 }
