@@ -2,11 +2,15 @@
 //! reads as a checklist, and an exit status scripts can act on.
 
 use crate::cli::ClientArgs;
-use crate::client_commands::client_call;
+use crate::client_commands::client;
 use crate::outln;
 use crate::output::{self, Format};
 use anyhow::{Result, bail};
 use serde_json::Value;
+
+/// How long a certification (a canary's installs, health waits and tests) or a
+/// chart's tests may take before the CLI stops waiting for the answer.
+const LONG_CALL: std::time::Duration = std::time::Duration::from_secs(3600);
 
 /// Rows as aligned columns (the last one free-form).
 fn print_rows(rows: &[Vec<String>]) {
@@ -32,16 +36,17 @@ fn text(v: &Value) -> String {
 }
 
 /// `caelus deployment test UID`: each test hook's result; exit 1 when one failed.
-pub async fn test(uid: &str, timeout: u64, client: &ClientArgs) -> Result<()> {
-    let v = client_call(
-        client,
-        "test_deployment",
-        &[("uid", uid)],
-        &[("timeout_seconds", timeout.to_string())],
-        None,
-    )
-    .await?;
-    match &client.output {
+pub async fn test(uid: &str, timeout: u64, client_args: &ClientArgs) -> Result<()> {
+    let v = client(client_args)?
+        .call_within(
+            "test_deployment",
+            &[("uid", uid)],
+            &[("timeout_seconds", timeout.to_string())],
+            None,
+            Some(LONG_CALL),
+        )
+        .await?;
+    match &client_args.output {
         Format::Table | Format::Wide | Format::Name => {
             let tests = v["tests"].as_array().cloned().unwrap_or_default();
             if tests.is_empty() {
@@ -103,10 +108,18 @@ pub fn print_checklist(report: &Value) {
 }
 
 /// `caelus template certify P V`: the report; exit 1 when it failed.
-pub async fn certify(product: &str, version: &str, client: &ClientArgs) -> Result<()> {
+pub async fn certify(product: &str, version: &str, client_args: &ClientArgs) -> Result<()> {
     let params = [("product", product), ("version", version)];
-    let v = client_call(client, "certify_template_version", &params, &[], None).await?;
-    match &client.output {
+    let v = client(client_args)?
+        .call_within(
+            "certify_template_version",
+            &params,
+            &[],
+            None,
+            Some(LONG_CALL),
+        )
+        .await?;
+    match &client_args.output {
         Format::Table | Format::Wide | Format::Name => print_checklist(&v),
         f => output::print_value(f, &v),
     }

@@ -29,7 +29,7 @@ pub fn endpoint(args: &ClientArgs) -> Result<Endpoint> {
     ))
 }
 
-fn client(args: &ClientArgs) -> Result<Client> {
+pub(crate) fn client(args: &ClientArgs) -> Result<Client> {
     let e = endpoint(args)?;
     Ok(Client::new(&e.url, e.token)?)
 }
@@ -681,7 +681,7 @@ pub async fn deployment(cmd: DeploymentCommand) -> Result<()> {
     Ok(())
 }
 
-pub(crate) async fn client_call(
+async fn client_call(
     args: &ClientArgs,
     op: &str,
     params: &[(&str, &str)],
