@@ -13,6 +13,16 @@ use crate::health::{FAILED, HEALTHY, object_health};
 use crate::ownership::{OwnedDelete, OwnershipConflict};
 use caelus_core::ownership::Owner;
 
+/// A hook that ran: what it created and how it ended.
+struct RanHook<'h> {
+    hook: &'h Hook,
+    target: Target,
+    /// The uid of the instance created (`None`: nothing was created).
+    uid: Option<String>,
+    /// `Err(message)` when the hook failed.
+    outcome: std::result::Result<(), String>,
+}
+
 /// The result of one `test` hook.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TestResult {
@@ -65,21 +75,26 @@ impl Engine {
         timeout: Duration,
         progress: &(dyn Fn(Progress) + Send + Sync),
     ) -> Result<()> {
+        let mut succeeded = Vec::new();
         for hook in hooks_for(hooks, event) {
             progress(Progress::HookStarted {
                 event,
                 kind: hook.kind.clone(),
                 name: hook.name.clone(),
             });
-            if let Err(message) = self
+            let ran = self
                 .run_hook(namespace, deployment_uid, hook, event, timeout)
-                .await?
-            {
+                .await?;
+            if let Err(message) = &ran.outcome {
+                // As Helm: the hooks that succeeded before go per their
+                // `hook-succeeded` policy, the failed one per `hook-failed`.
+                self.clean_up(&succeeded).await?;
+                self.clean_up(std::slice::from_ref(&ran)).await?;
                 return Err(EngineError::HookFailed {
                     event,
                     kind: hook.kind.clone(),
                     name: hook.name.clone(),
-                    message,
+                    message: message.clone(),
                 });
             }
             progress(Progress::HookSucceeded {
@@ -87,17 +102,18 @@ impl Engine {
                 kind: hook.kind.clone(),
                 name: hook.name.clone(),
             });
+            succeeded.push(ran);
         }
-        Ok(())
+        self.clean_up(&succeeded).await
     }
 
     /// Runs a revision's `test` hooks as `helm test` does, in the
     /// deployment's namespace: each created (labelled as the deployment's),
     /// Pods and Jobs waited until they *terminate* (a test Pod passes only by
-    /// `Succeeded`, never by merely running), cleaned per their delete
-    /// policies. Unlike `helm test`, which stops at the first failure, every
-    /// test runs so the result names each one. `Err` is an engine failure
-    /// (API error, an object someone else owns), not a failed test.
+    /// `Succeeded`, never by merely running), then all cleaned up per their
+    /// delete policies. Unlike `helm test`, which stops at the first failure,
+    /// every test runs so the result names each one. `Err` is an engine
+    /// failure (API error, an object someone else owns), not a failed test.
     pub async fn run_tests(
         &self,
         namespace: &str,
@@ -105,35 +121,57 @@ impl Engine {
         hooks: &[Hook],
         timeout: Duration,
     ) -> Result<Vec<TestResult>> {
-        let mut results = Vec::new();
+        let mut ran = Vec::new();
         for hook in hooks_for(hooks, HookEvent::Test) {
-            let outcome = self
-                .run_hook(namespace, deployment_uid, hook, HookEvent::Test, timeout)
-                .await?;
-            results.push(TestResult {
-                kind: hook.kind.clone(),
-                name: hook.name.clone(),
-                passed: outcome.is_ok(),
-                message: match outcome {
+            ran.push(
+                self.run_hook(namespace, deployment_uid, hook, HookEvent::Test, timeout)
+                    .await?,
+            );
+        }
+        self.clean_up(&ran).await?;
+        Ok(ran
+            .into_iter()
+            .map(|r| TestResult {
+                kind: r.hook.kind.clone(),
+                name: r.hook.name.clone(),
+                passed: r.outcome.is_ok(),
+                message: match r.outcome {
                     Ok(()) => "succeeded".into(),
                     Err(message) => message,
                 },
-            });
+            })
+            .collect())
+    }
+
+    /// Deletes what hooks created, last first, where their policy says so
+    /// for how they ended. Helm does it once every hook of the event ran, so
+    /// a later hook can still use an earlier one (grafana's test Pod runs as
+    /// a `hook-succeeded` ServiceAccount of the same test).
+    async fn clean_up(&self, ran: &[RanHook<'_>]) -> Result<()> {
+        for r in ran.iter().rev() {
+            let policy = match r.outcome {
+                Ok(()) => HookDeletePolicy::HookSucceeded,
+                Err(_) => HookDeletePolicy::HookFailed,
+            };
+            // Only the instance created here, never whatever has the name now.
+            if r.uid.is_some() && r.hook.delete_policies.contains(&policy) {
+                self.delete_exact_uid(&r.target, r.uid.clone()).await?;
+            }
         }
-        Ok(results)
+        Ok(())
     }
 
     /// One hook: ownership checked, the previous instance replaced per its
-    /// policy, created, waited for (Jobs and Pods), cleaned up per its
-    /// policies. `Ok(Err(message))` when the hook itself failed.
-    async fn run_hook(
+    /// policy, created, waited for (Jobs and Pods). Cleanup is the caller's
+    /// ([`Engine::clean_up`]).
+    async fn run_hook<'h>(
         &self,
         namespace: &str,
         deployment_uid: &str,
-        hook: &Hook,
+        hook: &'h Hook,
         event: HookEvent,
         timeout: Duration,
-    ) -> Result<std::result::Result<(), String>> {
+    ) -> Result<RanHook<'h>> {
         let mut p = self.prepare(namespace, &hook.object).await?;
         label_as_ours(&mut p.body, deployment_uid, &self.config().installation_id);
         let policies = &hook.delete_policies;
@@ -152,7 +190,12 @@ impl Engine {
             match self.delete_owned(&p.target, deployment_uid).await? {
                 OwnedDelete::Deleted => {
                     if let Err(e) = self.wait_gone(&p.target, timeout).await {
-                        return Ok(Err(format!("previous instance not deleted: {e}")));
+                        return Ok(RanHook {
+                            hook,
+                            target: p.target,
+                            uid: None,
+                            outcome: Err(format!("previous instance not deleted: {e}")),
+                        });
                     }
                 }
                 OwnedDelete::Gone => {}
@@ -174,14 +217,12 @@ impl Engine {
         } else {
             Ok(())
         };
-        let cleanup = match outcome {
-            Ok(()) => HookDeletePolicy::HookSucceeded,
-            Err(_) => HookDeletePolicy::HookFailed,
-        };
-        if policies.contains(&cleanup) {
-            self.delete_exact_uid(&p.target, uid).await?;
-        }
-        Ok(outcome)
+        Ok(RanHook {
+            hook,
+            target: p.target,
+            uid,
+            outcome,
+        })
     }
 
     /// Waits for a Job or Pod to finish: `Ok(Err(message))` when it failed

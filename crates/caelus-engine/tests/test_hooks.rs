@@ -135,3 +135,46 @@ async fn test_hooks_run_each_judged_by_how_it_ends_and_cleaned_per_policy() {
     assert!(still["metadata"]["labels"]["caelus.io/deployment-uid"].is_null());
     env.sim.shutdown().await;
 }
+
+/// grafana's test: a `hook-succeeded` ServiceAccount and a test Pod that
+/// runs as it. Helm deletes `hook-succeeded` hooks once all of the event's
+/// hooks ran, so the ServiceAccount is still there when the test needs it.
+#[tokio::test]
+async fn hook_succeeded_objects_stay_until_every_hook_of_the_event_ran() {
+    let env = start().await;
+    let ns = target("d-sa");
+    env.engine.ensure_namespace(&ns).await.unwrap();
+    let uid = ns.deployment_uid.clone();
+    let policies = vec![
+        HookDeletePolicy::BeforeHookCreation,
+        HookDeletePolicy::HookSucceeded,
+    ];
+    let account = Hook {
+        kind: "ServiceAccount".into(),
+        name: "t-sa".into(),
+        template: "templates/tests/sa.yaml".into(),
+        events: vec![HookEvent::Test],
+        weight: 0,
+        delete_policies: policies.clone(),
+        object: json!({"apiVersion": "v1", "kind": "ServiceAccount",
+            "metadata": {"name": "t-sa", "annotations": {"helm.sh/hook": "test"}}}),
+    };
+    let mut job = hook_job("t-sa-job", HookEvent::Test, 0, policies, false);
+    job.object["spec"]["template"]["spec"]["serviceAccountName"] = json!("t-sa");
+    let results = env
+        .engine
+        .run_tests("d-sa", &uid, &[account, job], Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert!(results.iter().all(|r| r.passed), "{results:?}");
+    // Then both went, per their policy.
+    assert!(
+        live(&env.client, &oref("batch/v1", "Job", "d-sa", "t-sa-job"))
+            .await
+            .is_none()
+    );
+    let accounts: Api<k8s_openapi::api::core::v1::ServiceAccount> =
+        Api::namespaced(env.client.clone(), "d-sa");
+    assert!(accounts.get_opt("t-sa").await.unwrap().is_none());
+    env.sim.shutdown().await;
+}
