@@ -241,3 +241,92 @@ fn certify_canary_publish_and_test_end_to_end() {
     let events = ok(&r, &["deployment", "events", &uid, "-o", "json"]);
     assert!(events.contains("deployment.test.failed"), "{events}");
 }
+
+/// The real grafana charts from ../shared/charts: the canary installs grafana,
+/// upgrades a second one from grafana-old, and runs grafana's own test hooks
+/// (a ServiceAccount, ConfigMap and the test Pod that runs as them). kubesim
+/// never ends a bare Pod, so that test cannot pass here: it is reported as
+/// failed after the template's health timeout, naming the Pod.
+#[test]
+fn grafana_is_certified_with_a_canary_upgraded_from_grafana_old() {
+    let (Some(old), Some(new)) = (
+        caelus_helm::testing::shared_chart("grafana-old"),
+        caelus_helm::testing::shared_chart("grafana"),
+    ) else {
+        eprintln!("skipped: ../shared/charts is absent");
+        return;
+    };
+    let dir = temp_dir("certify-grafana");
+    let r = start_dev_with(&dir.join("data"), &[]);
+    wait_ready(&r.url);
+    let repository = r
+        .chart_repository
+        .clone()
+        .expect("dev printed its registry");
+    // grafana has a ClusterRole; a short health timeout bounds the test Pod's wait.
+    let caps = dir.join("caps.yaml");
+    std::fs::write(
+        &caps,
+        "allow_cluster_scoped: true\nhealth_timeout_seconds: 5\n",
+    )
+    .unwrap();
+    let caps = caps.to_str().unwrap();
+    ok(&r, &["product", "create", "graf", "--name", "Grafana"]);
+    ok(
+        &r,
+        &[
+            "template",
+            "publish",
+            "graf",
+            "9.0.0",
+            "--chart",
+            old.to_str().unwrap(),
+            "--chart-repository",
+            &repository,
+            "--capabilities",
+            caps,
+        ],
+    );
+    ok(
+        &r,
+        &[
+            "template",
+            "create",
+            "graf",
+            "10.0.0",
+            "--chart",
+            new.to_str().unwrap(),
+            "--chart-repository",
+            &repository,
+            "--capabilities",
+            caps,
+        ],
+    );
+    let (success, report, _) = cli(&r, &["template", "certify", "graf", "10.0.0"]);
+    assert!(!success, "{report}");
+    for (check, want) in [
+        ("policy.isolation", "pass"),
+        ("policy.pod-security", "pass"),
+        ("images.pinned", "pass"),
+        ("data-continuity", "pass"),
+        ("canary.install", "pass"),
+        ("canary.upgrade", "pass"),
+        ("canary.delete", "pass"),
+        // grafana sets no resources by default and ships no values schema.
+        ("resources", "fail"),
+        ("values.schema", "fail"),
+        ("canary.tests", "fail"),
+    ] {
+        assert_eq!(result_of(&report, check), want, "{check}:\n{report}");
+    }
+    assert!(report.contains("upgraded from 9.0.0"), "{report}");
+    assert!(
+        report.contains("Pod/canary-grafana-test: did not complete"),
+        "the test ran (its ServiceAccount was there) and timed out: {report}"
+    );
+    assert!(
+        !namespaces(&dir).contains("caelus-certify-"),
+        "{}",
+        namespaces(&dir)
+    );
+}
