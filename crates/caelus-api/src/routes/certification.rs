@@ -4,7 +4,6 @@
 //! test hooks, upgraded from the previous published version, deleted.
 
 use super::Audit;
-use super::hook_tests::test_hooks;
 use super::templates::visible_version;
 use crate::auth::Actor;
 use crate::charts;
@@ -215,7 +214,13 @@ async fn fresh_canary(
                 ),
             ));
             let timeout = Duration::from_secs(u64::from(t.capabilities.health_timeout_seconds));
-            let tests = test_hooks(state, t, &request).await?;
+            let tests: Vec<caelus_helm::Hook> = checked
+                .rendered
+                .hooks
+                .iter()
+                .filter(|h| h.events.contains(&HookEvent::Test))
+                .cloned()
+                .collect();
             items.push(
                 match engine
                     .run_tests(&canary.namespace, &canary.uid, &tests, timeout)
@@ -278,34 +283,23 @@ async fn upgrade_canary(
 ) -> ApiResult<CheckItem> {
     let canary = Canary::new();
     let first = canary.request(1);
+    // Rendered before anything is written: a failure here leaves nothing behind.
     let mut old = render(state, previous, &first).await?;
-    let mut second = canary.request(2);
-    second.kind = RevisionKind::Upgrade;
-    let mut new = render(state, t, &second).await?;
-    let old_inventory = caelus_engine::inventory_of(&objects_of(&old)).unwrap_or_default();
-    let new_inventory = caelus_engine::inventory_of(&objects_of(&new)).unwrap_or_default();
-    let result = match apply(engine, &canary, previous, &mut old, &first, &[]).await {
-        Err(reason) => Err(format!("{} did not install: {reason}", previous.version)),
-        Ok(installed) => apply(engine, &canary, t, &mut new, &second, &installed.inventory)
-            .await
-            .map(|o| {
-                format!(
-                    "upgraded from {} in namespace {}: {} object(s) healthy",
-                    previous.version,
-                    canary.namespace,
-                    o.health.len()
-                )
-            })
-            .map_err(|reason| format!("the upgrade from {} failed: {reason}", previous.version)),
-    };
-    // Whatever was written of either revision goes.
-    let mut inventory = old_inventory;
-    for r in new_inventory {
-        if !inventory.contains(&r) {
-            inventory.push(r);
-        }
-    }
-    let deleted = delete(engine, &canary, t, inventory, new.rendered.hooks.clone()).await;
+    let mut written = caelus_engine::inventory_of(&objects_of(&old)).unwrap_or_default();
+    let mut hooks = old.rendered.hooks.clone();
+    let result = upgrade_steps(
+        state,
+        engine,
+        &canary,
+        t,
+        previous,
+        &mut old,
+        &mut written,
+        &mut hooks,
+    )
+    .await;
+    // Whatever was written of either revision goes, whatever happened.
+    let deleted = delete(engine, &canary, t, written, hooks).await;
     Ok(match (result, deleted) {
         (Ok(how), Ok(_)) => CheckItem::pass(CANARY_UPGRADE, how),
         (Ok(how), Err(e)) => {
@@ -313,6 +307,50 @@ async fn upgrade_canary(
         }
         (Err(reason), _) => CheckItem::fail(CANARY_UPGRADE, reason),
     })
+}
+
+/// Install `previous`, then upgrade to `t` rendered as `helm upgrade` would
+/// (revision 2, `lookup` reading the canary's namespace, so charts that find
+/// their generated Secrets keep them). `written` grows with what may need
+/// deleting; `hooks` are the delete hooks of what runs.
+#[allow(clippy::too_many_arguments)]
+async fn upgrade_steps(
+    state: &AppState,
+    engine: &Engine,
+    canary: &Canary,
+    t: &TemplateVersion,
+    previous: &TemplateVersion,
+    old: &mut CheckedRender,
+    written: &mut Vec<caelus_engine::ObjectRef>,
+    hooks: &mut Vec<caelus_helm::Hook>,
+) -> Result<String, String> {
+    let first = canary.request(1);
+    let installed = apply(engine, canary, previous, old, &first, &[])
+        .await
+        .map_err(|reason| format!("{} did not install: {reason}", previous.version))?;
+    let mut second = canary.request(2);
+    second.kind = RevisionKind::Upgrade;
+    let scope = engine.lookup_scope(&canary.namespace).await.ok();
+    second.lookup = scope.as_ref().map(|s| s.cluster());
+    let rendered = render(state, t, &second).await;
+    drop(scope);
+    let mut new = rendered.map_err(|e| format!("the upgrade did not render: {}", e.detail))?;
+    for r in caelus_engine::inventory_of(&objects_of(&new)).unwrap_or_default() {
+        if !written.contains(&r) {
+            written.push(r);
+        }
+    }
+    // Its delete hooks are the ones a deletion runs from now on.
+    *hooks = new.rendered.hooks.clone();
+    let upgraded = apply(engine, canary, t, &mut new, &second, &installed.inventory)
+        .await
+        .map_err(|reason| format!("the upgrade from {} failed: {reason}", previous.version))?;
+    Ok(format!(
+        "upgraded from {} in namespace {}: {} object(s) healthy",
+        previous.version,
+        canary.namespace,
+        upgraded.health.len()
+    ))
 }
 
 /// Certify a draft (admin): the checklist over its render with default values
