@@ -19,7 +19,8 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use error::ApiError;
 use routes::{
-    adoption, audit, deployments, health, orphans, products, reach, templates, tokens, upgrades,
+    adoption, audit, certification, deployments, health, hook_tests, orphans, products, reach,
+    templates, tokens, upgrades,
 };
 use std::future::Future;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -48,6 +49,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(templates::deprecate_template_version))
         .routes(routes!(templates::retire_template_version))
         .routes(routes!(templates::render_template_version))
+        .routes(routes!(certification::certify_template_version))
         .routes(routes!(
             deployments::create_deployment,
             deployments::list_deployments
@@ -73,6 +75,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(orphans::scan_orphans))
         .routes(routes!(orphans::clean_orphans))
         .routes(routes!(adoption::adopt_object))
+        .routes(routes!(hook_tests::test_deployment))
 }
 
 fn finish_openapi(mut api: OpenApi) -> OpenApi {

@@ -27,6 +27,9 @@ pub struct AppState {
     pub auth_limiter: Arc<AuthLimiter>,
     /// When set, `GET /metrics` requires `Authorization: Bearer <this>`.
     pub metrics_token: Option<String>,
+    /// Publishing a draft needs a passing certification of its chart (or an
+    /// admin's recorded `skip_certification`). Off unless asked for.
+    pub require_certification: bool,
 }
 
 impl AppState {
@@ -39,7 +42,14 @@ impl AppState {
             cluster: None,
             auth_limiter: Arc::new(AuthLimiter::new(FailureLimit::default())),
             metrics_token: None,
+            require_certification: false,
         }
+    }
+
+    /// Makes publishing require a passing certification (`caelus server`'s default).
+    pub fn with_required_certification(mut self, required: bool) -> Self {
+        self.require_certification = required;
+        self
     }
 
     /// Limits failed authentications per client address to `limit`.

@@ -72,6 +72,10 @@ pub struct TemplateVersionView {
     pub lifecycle: Lifecycle,
     pub created_at: String,
     pub updated_at: String,
+    /// The last certification report (shown by `GET` of one version and by
+    /// publish; null in lists and when never certified).
+    #[schema(value_type = Option<caelus_core::certification::CertificationReport>)]
+    pub certification: Option<Value>,
 }
 
 impl From<TemplateVersion> for TemplateVersionView {
@@ -89,6 +93,7 @@ impl From<TemplateVersion> for TemplateVersionView {
             lifecycle: t.lifecycle,
             created_at: rfc3339(t.created_at),
             updated_at: rfc3339(t.updated_at),
+            certification: None,
         }
     }
 }

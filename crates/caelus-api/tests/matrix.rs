@@ -107,6 +107,13 @@ fn case(id: &str, path: &str, fx: &Fixture, who: Who) -> (Option<Value>, String,
             path.replace("{version}", "2.0.0"),
             if tenant { TENANT_FORBIDDEN } else { &[200] },
         ),
+        // Certify the admin's draft 2.0.0 before it is published (no cluster:
+        // the canary is skipped, the checklist still runs).
+        "certify_template_version" => (
+            None,
+            path.replace("{version}", "2.0.0"),
+            if tenant { TENANT_FORBIDDEN } else { &[200] },
+        ),
         "create_token" => (
             Some(json!({"name": "matrix", "role": "tenant", "tenant": "acme"})),
             path,
@@ -155,7 +162,7 @@ fn case(id: &str, path: &str, fx: &Fixture, who: Who) -> (Option<Value>, String,
         | "list_upgrade_targets" => (None, path, on_deployment(&[200], &[200])),
         // Read from the cluster, which this test has none of: past the tenant check,
         // the owner and admins are told so (503).
-        "get_deployment_endpoints" | "get_deployment_connection" => {
+        "get_deployment_endpoints" | "get_deployment_connection" | "test_deployment" => {
             (None, path, on_deployment(&[503], &[503]))
         }
         "update_deployment" => (
@@ -199,6 +206,7 @@ fn order(id: &str) -> u8 {
     match id {
         "create_template_version" => 1,
         "update_template_version" => 2,
+        "certify_template_version" => 2,
         "publish_template_version" => 3,
         "deprecate_template_version" => 4,
         "retire_template_version" => 5,

@@ -216,6 +216,11 @@ pub struct ServerArgs {
     /// Require `Authorization: Bearer <this>` on `/metrics` (default: open).
     #[arg(long, env = "CAELUS_METRICS_TOKEN", hide_env_values = true)]
     pub metrics_token: Option<String>,
+    /// Publishing a draft requires a passing `caelus template certify` of its chart
+    /// unless an admin skips it (recorded); `--require-certification=false` turns it off.
+    #[arg(long, env = "CAELUS_REQUIRE_CERTIFICATION", default_value_t = true, action = clap::ArgAction::Set,
+          num_args = 0..=1, default_missing_value = "true")]
+    pub require_certification: bool,
 }
 
 /// How orphans are judged.
@@ -381,6 +386,11 @@ pub struct DevArgs {
     pub log: LogArgs,
     #[command(flatten)]
     pub orphans: OrphanArgs,
+    /// Require a passing certification to publish, as `caelus server` does by
+    /// default (off in dev, a sandbox; its demo versions are published with a
+    /// recorded skip either way).
+    #[arg(long)]
+    pub require_certification: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -512,11 +522,15 @@ pub enum TemplateCommand {
         client: ClientArgs,
     },
     /// Publish a version (admin): with --chart, create and publish at once; else publish the draft.
+    /// A server that requires certification refuses a version without a passing one.
     Publish {
         product: String,
         version: String,
         #[command(flatten)]
         spec: TemplateSpecArgs,
+        /// Publish without a passing certification (admin; recorded in the audit event).
+        #[arg(long)]
+        skip_certification: bool,
         #[command(flatten)]
         client: ClientArgs,
     },
@@ -553,6 +567,16 @@ pub enum TemplateCommand {
     },
     /// Retire a version (admin).
     Retire {
+        product: String,
+        version: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Certify a draft (admin): render with defaults, run the checklist (policy,
+    /// resources, probes, pinned images, values schema, data continuity) and, with a
+    /// cluster, a canary install, its tests and an upgrade from the previous published
+    /// version. The report is stored on the version. Exit status 1 when it fails.
+    Certify {
         product: String,
         version: String,
         #[command(flatten)]
@@ -749,6 +773,16 @@ pub enum DeploymentCommand {
     /// Connection details the template declares (e.g. a database password); audited.
     Connection {
         uid: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Run the chart's test hooks against the running revision (`helm test`;
+    /// owner or admin; the deployment must be Ready). Exit status 1 when a test fails.
+    Test {
+        uid: String,
+        /// How long each test Pod or Job may take, in seconds.
+        #[arg(long, default_value_t = 300)]
+        timeout: u64,
         #[command(flatten)]
         client: ClientArgs,
     },

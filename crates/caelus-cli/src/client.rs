@@ -91,11 +91,27 @@ impl Client {
         query: &[(&str, String)],
         body: Option<&Value>,
     ) -> Result<Value, ClientError> {
+        self.call_within(op_id, params, query, body, None).await
+    }
+
+    /// [`Client::call`] for operations that take long by nature (a canary,
+    /// a chart's tests): `timeout` instead of the default minute.
+    pub async fn call_within(
+        &self,
+        op_id: &str,
+        params: &[(&str, &str)],
+        query: &[(&str, String)],
+        body: Option<&Value>,
+        timeout: Option<std::time::Duration>,
+    ) -> Result<Value, ClientError> {
         let op = ops::find(op_id);
         let url = format!("{}{}", self.base, fill_path(op.path, params));
         let method =
             reqwest::Method::from_bytes(op.method.as_bytes()).expect("table methods are valid");
         let mut req = self.http.request(method, &url).query(query);
+        if let Some(t) = timeout {
+            req = req.timeout(t);
+        }
         if let Some(token) = &self.token {
             req = req.bearer_auth(token);
         }

@@ -29,7 +29,7 @@ pub fn endpoint(args: &ClientArgs) -> Result<Endpoint> {
     ))
 }
 
-fn client(args: &ClientArgs) -> Result<Client> {
+pub(crate) fn client(args: &ClientArgs) -> Result<Client> {
     let e = endpoint(args)?;
     Ok(Client::new(&e.url, e.token)?)
 }
@@ -195,12 +195,16 @@ pub async fn template(cmd: TemplateCommand) -> Result<()> {
             product,
             version,
             spec,
+            skip_certification,
             client,
         } => {
             if spec.chart.is_some() {
                 let mut body = spec_body(&spec, &client).await?;
                 body.insert("version".into(), json!(version));
                 body.insert("publish".into(), json!(true));
+                if skip_certification {
+                    body.insert("skip_certification".into(), json!(true));
+                }
                 let body = Value::Object(body);
                 run_op(
                     &client,
@@ -213,12 +217,17 @@ pub async fn template(cmd: TemplateCommand) -> Result<()> {
                 .await?;
             } else {
                 let params = [("product", product.as_str()), ("version", version.as_str())];
+                let query: Vec<(&str, String)> = if skip_certification {
+                    vec![("skip_certification", "true".into())]
+                } else {
+                    Vec::new()
+                };
                 run_op(
                     &client,
                     output::TEMPLATE,
                     "publish_template_version",
                     &params,
-                    &[],
+                    &query,
                     None,
                 )
                 .await?;
@@ -263,7 +272,7 @@ pub async fn template(cmd: TemplateCommand) -> Result<()> {
             client,
         } => {
             let params = [("product", product.as_str()), ("version", version.as_str())];
-            run_op(
+            let v = run_op(
                 &client,
                 output::TEMPLATE,
                 "get_template_version",
@@ -272,6 +281,12 @@ pub async fn template(cmd: TemplateCommand) -> Result<()> {
                 None,
             )
             .await?;
+            if matches!(client.output, Format::Table | Format::Wide)
+                && v["certification"].is_object()
+            {
+                outln!();
+                crate::certify_commands::print_checklist(&v["certification"]);
+            }
         }
         Deprecate {
             product,
@@ -305,6 +320,11 @@ pub async fn template(cmd: TemplateCommand) -> Result<()> {
             )
             .await?;
         }
+        Certify {
+            product,
+            version,
+            client,
+        } => crate::certify_commands::certify(&product, &version, &client).await?,
         Render {
             product,
             version,
@@ -601,6 +621,11 @@ pub async fn deployment(cmd: DeploymentCommand) -> Result<()> {
             )
             .await?;
         }
+        Test {
+            uid,
+            timeout,
+            client,
+        } => crate::certify_commands::test(&uid, timeout, &client).await?,
         Connection { uid, client } => {
             let v = client_call(
                 &client,

@@ -1,5 +1,6 @@
 //! The `caelus` binary as a library, so tests can inspect its commands.
 
+pub mod certify_commands;
 pub mod chart_push;
 pub mod cli;
 pub mod client;

@@ -92,6 +92,18 @@ pub const OPERATIONS: &[Operation] = &[
         command: "template render",
     },
     Operation {
+        id: "certify_template_version",
+        method: "POST",
+        path: "/api/v1/products/{product}/versions/{version}/certify",
+        command: "template certify",
+    },
+    Operation {
+        id: "test_deployment",
+        method: "POST",
+        path: "/api/v1/deployments/{uid}/test",
+        command: "deployment test",
+    },
+    Operation {
         id: "create_deployment",
         method: "POST",
         path: "/api/v1/deployments",

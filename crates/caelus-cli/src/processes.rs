@@ -116,8 +116,9 @@ pub async fn server(args: ServerArgs) -> Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     tracing::info!(addr = %listener.local_addr()?, "API listening");
-    let mut state =
-        AppState::new(store.clone(), helm).with_metrics_token(args.metrics_token.clone());
+    let mut state = AppState::new(store.clone(), helm)
+        .with_metrics_token(args.metrics_token.clone())
+        .with_required_certification(args.require_certification);
     // A cluster is optional for the API server: only the orphan, endpoints and
     // connection endpoints and --install-crds need one.
     let client = match kube_client(args.kubeconfig.as_deref()).await {
@@ -374,7 +375,8 @@ pub async fn dev(args: DevArgs) -> Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let addr = listener.local_addr()?;
-    let state = AppState::new(store.clone(), helm.clone());
+    let state = AppState::new(store.clone(), helm.clone())
+        .with_required_certification(args.require_certification);
     let (stop_tx, stop_rx) = watch::channel(false);
     // The cluster: a real one if asked, else kubesim in this process.
     let (client, sim, kubeconfig) = match &args.kubeconfig {

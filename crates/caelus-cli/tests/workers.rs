@@ -158,6 +158,8 @@ fn two_workers_on_postgres_survive_a_sigkill_and_every_deployment_is_ready_once(
     let _server = Proc(
         Command::new(CAELUS)
             .args(["server", "--listen", &format!("127.0.0.1:{port}")])
+            // This test is about workers: its versions are published uncertified.
+            .arg("--require-certification=false")
             .arg("--database-url")
             .arg(&db.url)
             .arg("--data-dir")

@@ -3,6 +3,7 @@
 
 pub mod allowlist;
 pub mod auth_limit;
+pub mod certification;
 pub mod change;
 pub mod chart_ref;
 pub mod drift;

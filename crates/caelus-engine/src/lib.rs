@@ -35,6 +35,7 @@ pub use config::{EngineConfig, LimitRangeDefaults, QuotaDefaults};
 pub use drift::{Drift, LiveState, drifted_fields};
 pub use error::{EngineError, Result};
 pub use health::{FAILED, HEALTHY, MISSING, PROGRESSING, object_health};
+pub use hooks::TestResult;
 pub use lookup::LookupScope;
 pub use namespace::{
     LIMIT_RANGE_NAME, NETWORK_POLICY_NAME, NamespaceTarget, QUOTA_NAME, isolation_objects,

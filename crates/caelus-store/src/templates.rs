@@ -140,12 +140,14 @@ pub async fn list(
     }))
 }
 
-/// Rewrites the spec of a draft. The `lifecycle = 'draft'` guard makes the database
+/// Rewrites the spec of a draft, forgetting its certification (it was of
+/// another spec). The `lifecycle = 'draft'` guard makes the database
 /// itself refuse to change a published version, even if a caller forgot to check.
 pub async fn update_draft(conn: &mut Conn, t: &TemplateVersion) -> Result<()> {
     let done = sqlx::query(
         "UPDATE template_versions SET chart_ref = $1, chart_digest = $2, chart_metadata = $3,
-            default_values = $4, values_schema = $5, values_allowlist = $6, capabilities = $7, updated_at = $8
+            default_values = $4, values_schema = $5, values_allowlist = $6, capabilities = $7, updated_at = $8,
+            certification = NULL
          WHERE id = $9 AND lifecycle = 'draft'",
     )
     .bind(&t.chart_ref)
@@ -197,4 +199,55 @@ pub async fn list_past_draft(conn: &mut Conn) -> Result<Vec<TemplateVersion>> {
     .fetch_all(conn)
     .await?;
     rows.iter().map(from_row).collect()
+}
+
+/// The last certification report of a version (JSON), if it was certified.
+pub async fn certification(conn: &mut Conn, id: &str) -> Result<Option<Value>> {
+    let row = sqlx::query("SELECT certification FROM template_versions WHERE id = $1")
+        .bind(id)
+        .fetch_optional(conn)
+        .await?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let text: Option<String> = row.try_get("certification")?;
+    text.map(|t| json_col("certification", &t)).transpose()
+}
+
+/// Stores a draft's certification report, replacing the previous one. Only
+/// drafts are certified: a published version's report is what it was published on.
+pub async fn set_certification(conn: &mut Conn, id: &str, report: &Value, at: i64) -> Result<()> {
+    let done = sqlx::query(
+        "UPDATE template_versions SET certification = $1, updated_at = $2 WHERE id = $3 AND lifecycle = 'draft'",
+    )
+    .bind(to_json(report))
+    .bind(at)
+    .bind(id)
+    .execute(conn)
+    .await?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::NotFound(format!("draft template version {id}")));
+    }
+    Ok(())
+}
+
+/// [`certification`] of a version named by its product and version.
+pub async fn certification_by_version(
+    conn: &mut Conn,
+    product_slug: &str,
+    version: &str,
+) -> Result<Option<Value>> {
+    let row = sqlx::query(
+        "SELECT tv.certification FROM template_versions tv JOIN products p ON p.id = tv.product_id
+         WHERE p.slug = $1 AND tv.version = $2",
+    )
+    .bind(product_slug)
+    .bind(version)
+    .fetch_optional(conn)
+    .await?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let text: Option<String> = row.try_get("certification")?;
+    text.map(|t| json_col("certification", &t)).transpose()
 }

@@ -1,7 +1,9 @@
 pub mod adoption;
 pub mod audit;
+pub mod certification;
 pub mod deployments;
 pub mod health;
+pub mod hook_tests;
 pub mod orphans;
 pub mod products;
 pub mod reach;

@@ -9,6 +9,7 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use caelus_core::allowlist::Allowlist;
+use caelus_core::certification::{self, CertificationReport, PublishBasis};
 use caelus_core::chart_ref;
 use caelus_core::lifecycle::{self, Lifecycle};
 use caelus_core::template::{Capabilities, FrozenSpec, check_change, parse_version};
@@ -37,6 +38,51 @@ pub struct CreateTemplateVersion {
     /// Publish at once instead of creating a draft.
     #[serde(default)]
     pub publish: bool,
+    /// With `publish`, on a server that requires certification: publish
+    /// without one (recorded in the audit event). Otherwise create a draft,
+    /// certify it, then publish it.
+    #[serde(default)]
+    pub skip_certification: bool,
+}
+
+/// Query of the publish operation.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PublishQuery {
+    /// Publish without a passing certification (admin; recorded in the audit event).
+    #[serde(default)]
+    pub skip_certification: bool,
+}
+
+/// Whether a draft may be published on `report`: a 409 naming why not.
+fn publish_basis(
+    state: &AppState,
+    t: &TemplateVersion,
+    report: Option<Value>,
+    skip: bool,
+) -> ApiResult<PublishBasis> {
+    // An unreadable report certifies nothing.
+    let report: Option<CertificationReport> = report.and_then(|r| serde_json::from_value(r).ok());
+    certification::publish_basis(
+        state.require_certification,
+        report.as_ref(),
+        &t.chart_digest,
+        skip,
+    )
+    .map_err(|why| {
+        ApiError::conflict(format!(
+            "version {} of '{}' cannot be published: {why}",
+            t.version, t.product_slug
+        ))
+    })
+}
+
+fn basis_name(b: &PublishBasis) -> &'static str {
+    match b {
+        PublishBasis::NotRequired => "not-required",
+        PublishBasis::Certified => "certified",
+        PublishBasis::Skipped => "skipped",
+    }
 }
 
 /// A change to a draft; omitted fields keep their value.
@@ -178,9 +224,14 @@ pub async fn create_template_version(
         updated_at: now,
     };
     apply_chart(&mut candidate, &chart);
-    if req.publish {
+    let basis = if req.publish {
+        // A version created here has no certification yet.
+        let basis = publish_basis(&state, &candidate, None, req.skip_certification)?;
         check_publishable(&state, &candidate).await?;
-    }
+        Some(basis)
+    } else {
+        None
+    };
     if let Some(existing) = templates::get(&mut tx, &p.slug, &req.version).await? {
         immutable(&existing, &candidate)?;
         return Err(ApiError::conflict(match existing.lifecycle {
@@ -209,7 +260,8 @@ pub async fn create_template_version(
             "created version {} of '{}' as {} from chart {} {}",
             candidate.version, p.slug, lifecycle, chart.info.name, chart.info.version
         ),
-        details: json!({"chart": candidate.chart_ref, "requested": req.chart}),
+        details: json!({"chart": candidate.chart_ref, "requested": req.chart,
+                        "certification": basis.as_ref().map(basis_name)}),
     }
     .write(&mut tx)
     .await?;
@@ -251,11 +303,11 @@ pub async fn get_template_version(
     Path((product, version)): Path<(String, String)>,
 ) -> ApiResult<Json<TemplateVersionView>> {
     let mut conn = state.store.conn().await?;
-    Ok(Json(
-        visible_version(&mut conn, &actor, &product, &version)
-            .await?
-            .into(),
-    ))
+    let t = visible_version(&mut conn, &actor, &product, &version).await?;
+    let certification = templates::certification(&mut conn, &t.id).await?;
+    let mut view = TemplateVersionView::from(t);
+    view.certification = certification;
+    Ok(Json(view))
 }
 
 /// Change a draft version (admin). Published versions are immutable: 409.
@@ -322,13 +374,18 @@ async fn move_lifecycle(
     product: String,
     version: String,
     to: Lifecycle,
+    skip_certification: bool,
 ) -> ApiResult<Json<TemplateVersionView>> {
     actor.require_admin(&format!("move template versions to {to}"))?;
     if to == Lifecycle::Published {
         // Rendered before the transaction opens: no connection is held meanwhile.
-        let t =
-            visible_version(&mut *state.store.conn().await?, &actor, &product, &version).await?;
+        let mut conn = state.store.conn().await?;
+        let t = visible_version(&mut conn, &actor, &product, &version).await?;
         if t.lifecycle == Lifecycle::Draft {
+            // The certification first: it says what to do next (certify, or fix the chart).
+            let report = templates::certification(&mut conn, &t.id).await?;
+            drop(conn);
+            publish_basis(&state, &t, report, skip_certification)?;
             check_publishable(&state, &t).await?;
         }
     }
@@ -336,6 +393,17 @@ async fn move_lifecycle(
     let mut t = visible_version(&mut tx, &actor, &product, &version).await?;
     let from = t.lifecycle;
     lifecycle::transition(from, to).map_err(|e| ApiError::conflict(e.to_string()))?;
+    let report = templates::certification(&mut tx, &t.id).await?;
+    let basis = if from == Lifecycle::Draft && to == Lifecycle::Published {
+        Some(publish_basis(
+            &state,
+            &t,
+            report.clone(),
+            skip_certification,
+        )?)
+    } else {
+        None
+    };
     let now = now_ms();
     templates::set_lifecycle(&mut tx, &t.id, from, to, now).await?;
     Audit {
@@ -348,21 +416,30 @@ async fn move_lifecycle(
         subject: format!("product/{product}/version/{version}"),
         deployment_uid: None,
         tenant: None,
-        message: format!("version {version} of '{product}': {from} → {to}"),
-        details: json!({"from": from, "to": to}),
+        message: match &basis {
+            Some(PublishBasis::Skipped) => {
+                format!("version {version} of '{product}': {from} → {to} (certification skipped)")
+            }
+            _ => format!("version {version} of '{product}': {from} → {to}"),
+        },
+        details: json!({"from": from, "to": to, "certification": basis.as_ref().map(basis_name)}),
     }
     .write(&mut tx)
     .await?;
     tx.commit().await.map_err(StoreError::from)?;
     t.lifecycle = to;
     t.updated_at = now;
-    Ok(Json(t.into()))
+    let mut view = TemplateVersionView::from(t);
+    view.certification = report;
+    Ok(Json(view))
 }
 
-/// Publish a draft version (admin): it becomes immutable and deployable.
+/// Publish a draft version (admin): it becomes immutable and deployable. A server
+/// that requires certification refuses (409) a draft without a passing
+/// certification of its chart, unless `skip_certification` (recorded).
 #[utoipa::path(post, path = "/api/v1/products/{product}/versions/{version}/publish", tag = "templates",
     operation_id = "publish_template_version",
-    params(("product" = String, Path, description = "Product slug"), ("version" = String, Path, description = "Version")),
+    params(("product" = String, Path, description = "Product slug"), ("version" = String, Path, description = "Version"), PublishQuery),
     responses((status = 200, body = TemplateVersionView), (status = 404, body = crate::error::Problem),
               (status = 409, body = crate::error::Problem)),
     security(("bearer" = [])))]
@@ -370,8 +447,17 @@ pub async fn publish_template_version(
     State(state): State<AppState>,
     actor: Actor,
     Path((product, version)): Path<(String, String)>,
+    Query(q): Query<PublishQuery>,
 ) -> ApiResult<Json<TemplateVersionView>> {
-    move_lifecycle(state, actor, product, version, Lifecycle::Published).await
+    move_lifecycle(
+        state,
+        actor,
+        product,
+        version,
+        Lifecycle::Published,
+        q.skip_certification,
+    )
+    .await
 }
 
 /// Deprecate a published version (admin): still deployable, with a warning.
@@ -386,7 +472,7 @@ pub async fn deprecate_template_version(
     actor: Actor,
     Path((product, version)): Path<(String, String)>,
 ) -> ApiResult<Json<TemplateVersionView>> {
-    move_lifecycle(state, actor, product, version, Lifecycle::Deprecated).await
+    move_lifecycle(state, actor, product, version, Lifecycle::Deprecated, false).await
 }
 
 /// Retire a version (admin): no new deployments or upgrades to it.
@@ -401,7 +487,7 @@ pub async fn retire_template_version(
     actor: Actor,
     Path((product, version)): Path<(String, String)>,
 ) -> ApiResult<Json<TemplateVersionView>> {
-    move_lifecycle(state, actor, product, version, Lifecycle::Retired).await
+    move_lifecycle(state, actor, product, version, Lifecycle::Retired, false).await
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

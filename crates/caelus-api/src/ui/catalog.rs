@@ -40,6 +40,14 @@ async fn load_catalog(
         )
         .await?;
         let mut versions = versions.items;
+        // Each version's checklist, as certified.
+        let mut conn = state.store.conn().await?;
+        for v in &mut versions {
+            v.certification =
+                caelus_store::templates::certification_by_version(&mut conn, &p.slug, &v.version)
+                    .await?;
+        }
+        drop(conn);
         versions.sort_by(|a, b| {
             let v = |s: &str| semver::Version::parse(s).ok();
             v(&b.version).cmp(&v(&a.version))
@@ -141,6 +149,34 @@ fn short_digest(d: &str) -> String {
     }
 }
 
+/// A version's certification checklist: each item with its result and reason.
+fn checklist(report: &serde_json::Value) -> Markup {
+    let passed = report["passed"] == true;
+    let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_string();
+    html! {
+        details.checklist data-certified=(if passed { "passed" } else { "failed" }) {
+            summary {
+                "Certification "
+                span.badge.(if passed { "ok" } else { "bad" }) { (if passed { "passed" } else { "failed" }) }
+                " " span.muted { (text(&report["certified_at"])) " by " (text(&report["certified_by"])) }
+            }
+            table {
+                thead { tr { th { "Check" } th { "Result" } th { "Reason" } } }
+                tbody {
+                    @for item in report["items"].as_array().into_iter().flatten() {
+                        @let status = text(&item["status"]);
+                        tr data-check=(text(&item["check"])) data-status=(status) {
+                            td { code { (text(&item["check"])) } }
+                            td { span.badge.(match status.as_str() { "pass" => "ok", "warn" => "warn", _ => "bad" }) { (status) } }
+                            td.wrap { (text(&item["reason"])) }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 fn version_row(user: &UiUser, p: &ProductView, t: &TemplateVersionView) -> Markup {
     let lc = t.lifecycle.as_str();
     let admin = user.actor.is_admin();
@@ -148,7 +184,10 @@ fn version_row(user: &UiUser, p: &ProductView, t: &TemplateVersionView) -> Marku
     html! {
         tr data-version=(t.version) {
             td { (t.version) }
-            td { span.badge.(layout::lifecycle_class(lc)) data-lifecycle=(lc) { (lc) } }
+            td {
+                span.badge.(layout::lifecycle_class(lc)) data-lifecycle=(lc) { (lc) }
+                @if let Some(report) = &t.certification { (checklist(report)) }
+            }
             td { code title=(t.chart_digest) { (short_digest(&t.chart_digest)) } }
             td.wrap {
                 @if t.values_allowlist.is_empty() { span.muted { "none" } }
@@ -163,6 +202,7 @@ fn version_row(user: &UiUser, p: &ProductView, t: &TemplateVersionView) -> Marku
                 }
                 @if admin {
                     @for (action, label, allowed) in [
+                        ("certify", "Certify", lc == "draft"),
                         ("publish", "Publish", lc == "draft"),
                         ("deprecate", "Deprecate", lc == "published"),
                         ("retire", "Retire", lc == "published" || lc == "deprecated"),
@@ -348,6 +388,7 @@ pub async fn publish_version(
             values_allowlist: allowlist,
             capabilities: Default::default(),
             publish,
+            skip_certification: false,
         }),
     )
     .await;
@@ -387,8 +428,14 @@ pub async fn lifecycle(
     let s = State(state.clone());
     let a = user.actor.clone();
     let path = Path((product.clone(), version.clone()));
+    if action == "certify" {
+        return certify(&state, &user, path).await;
+    }
+    let no_skip = Query(template_api::PublishQuery {
+        skip_certification: false,
+    });
     let result = match action.as_str() {
-        "publish" => template_api::publish_template_version(s, a, path).await,
+        "publish" => template_api::publish_template_version(s, a, path, no_skip).await,
         "deprecate" => template_api::deprecate_template_version(s, a, path).await,
         "retire" => template_api::retire_template_version(s, a, path).await,
         _ => Err(ApiError::not_found(format!("catalog action '{action}'"))),
@@ -415,6 +462,47 @@ pub async fn lifecycle(
                 ..Default::default()
             };
             render_catalog(&state, &user, extras, status).await
+        }
+    }
+}
+
+/// Certifies a draft and shows the catalog with its checklist.
+async fn certify(state: &AppState, user: &UiUser, path: Path<(String, String)>) -> Response {
+    let (product, version) = path.0.clone();
+    match crate::routes::certification::certify_template_version(
+        State(state.clone()),
+        user.actor.clone(),
+        path,
+    )
+    .await
+    {
+        Ok(Json(report)) => {
+            user.flash(
+                if report.passed {
+                    FlashKind::Info
+                } else {
+                    FlashKind::Error
+                },
+                if report.passed {
+                    format!("Version {version} of '{product}' passed certification")
+                } else {
+                    format!(
+                        "Version {version} of '{product}' failed certification: {}",
+                        report.failed_checks().join(", ")
+                    )
+                },
+            )
+            .await;
+            Redirect::to("/ui/catalog").into_response()
+        }
+        Err(e) => {
+            let status = e.status;
+            let extras = CatalogExtras {
+                error: Some(e),
+                error_for: "lifecycle",
+                ..Default::default()
+            };
+            render_catalog(state, user, extras, status).await
         }
     }
 }
@@ -533,6 +621,7 @@ mod tests {
             lifecycle,
             created_at: String::new(),
             updated_at: String::new(),
+            certification: None,
         }
     }
 

@@ -60,6 +60,11 @@ impl Drop for Running {
 
 /// `caelus dev` on `data_dir` (an empty one starts afresh), on free ports.
 pub fn start_dev(data_dir: &Path) -> Running {
+    start_dev_with(data_dir, &[])
+}
+
+/// [`start_dev`] with more flags for `caelus dev`.
+pub fn start_dev_with(data_dir: &Path, extra: &[&str]) -> Running {
     let mut child = Command::new(CAELUS)
         .args([
             "dev",
@@ -70,6 +75,7 @@ pub fn start_dev(data_dir: &Path) -> Running {
             "--data-dir",
         ])
         .arg(data_dir)
+        .args(extra)
         .env("CAELUS_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
