@@ -257,8 +257,13 @@ async fn handle(State(s): State<Arc<Shared>>, req: Request) -> Response {
         .unwrap_or_default()
         .to_string();
     if content_type.contains("protobuf") {
-        // Protobuf is not implemented; client-go retries with JSON on 415.
-        return error_response(&ApiError::unsupported_media_type(&content_type));
+        // `wire::negotiate` decoded every protobuf body of a built-in kind;
+        // what is left is a custom resource, which the API server's CRD
+        // handler only decodes from JSON or YAML (client-go retries with JSON).
+        return error_response(&ApiError::unsupported_media_type(&[
+            "application/json",
+            "application/yaml",
+        ]));
     }
     let body = match axum::body::to_bytes(req.into_body(), 256 << 20).await {
         Ok(b) => b,
@@ -352,8 +357,49 @@ fn write_options(
     }
 }
 
+/// List options, checked as apimachinery's `ValidateListOptions` does
+/// (`pkg/apis/meta/internalversion/validation`).
 fn list_options(q: &HashMap<String, String>) -> ApiResult<ListOptions> {
+    let rv = q.get("resourceVersion").cloned().unwrap_or_default();
+    let rv_match = q.get("resourceVersionMatch").cloned().unwrap_or_default();
+    if !rv_match.is_empty() && !is_true(q, "watch") {
+        use crate::errors::Cause;
+        let mut causes = Vec::new();
+        if rv.is_empty() {
+            causes.push(Cause::forbidden(
+                "resourceVersionMatch",
+                "resourceVersionMatch is forbidden unless resourceVersion is provided",
+            ));
+        }
+        if q.get("continue").is_some_and(|c| !c.is_empty()) {
+            causes.push(Cause::forbidden(
+                "resourceVersionMatch",
+                "resourceVersionMatch is forbidden when continue is provided",
+            ));
+        }
+        if rv_match != "Exact" && rv_match != "NotOlderThan" {
+            causes.push(Cause::not_supported(
+                "resourceVersionMatch",
+                &rv_match,
+                &["Exact", "NotOlderThan", ""],
+            ));
+        }
+        if rv_match == "Exact" && rv == "0" {
+            causes.push(Cause::forbidden(
+                "resourceVersionMatch",
+                "resourceVersionMatch \"exact\" is forbidden for resourceVersion \"0\"",
+            ));
+        }
+        if !causes.is_empty() {
+            return Err(crate::request_validation::invalid_options(
+                "ListOptions",
+                causes,
+            ));
+        }
+    }
     Ok(ListOptions {
+        resource_version: rv,
+        resource_version_match: rv_match,
         label_selector: LabelSelector::parse(q.get("labelSelector").map_or("", String::as_str))?,
         field_selector: FieldSelector::parse(q.get("fieldSelector").map_or("", String::as_str))?,
         limit: q.get("limit").and_then(|l| l.parse().ok()),
@@ -458,8 +504,10 @@ fn serve(
             ))
         }
         "patch" => {
+            let accepted = patch_types(info);
             let ptype = PatchType::from_content_type(content_type)
-                .ok_or_else(|| ApiError::unsupported_media_type(content_type))?;
+                .filter(|p| accepted.contains(&p.media_type()))
+                .ok_or_else(|| ApiError::unsupported_media_type(&accepted))?;
             let patch = if ptype == PatchType::Apply {
                 parse_body(body, "yaml")?
             } else {
@@ -502,6 +550,23 @@ fn serve(
     }
 }
 
+/// The patch types an endpoint accepts, in the API server's order. Strategic
+/// merge needs Go struct tags, so custom resources do not take it: the CRD
+/// handler (apiextensions-apiserver `customresource_handler.go`) lists only
+/// JSON patch, merge patch and apply, and answers others with 415.
+fn patch_types(info: &crate::resources::ResourceInfo) -> Vec<&'static str> {
+    let mut all = vec![
+        PatchType::Json.media_type(),
+        PatchType::Merge.media_type(),
+        PatchType::Strategic.media_type(),
+        PatchType::Apply.media_type(),
+    ];
+    if info.crd.is_some() {
+        all.retain(|m| *m != PatchType::Strategic.media_type());
+    }
+    all
+}
+
 /// `/scale` of a workload or a custom resource that declares it.
 #[allow(clippy::too_many_arguments)]
 fn scale(
@@ -526,9 +591,13 @@ fn scale(
             ScaleChange::Replace(&change_body)
         }
         "patch" => {
+            let accepted: Vec<&str> = patch_types(&t.info)
+                .into_iter()
+                .filter(|m| *m != PatchType::Apply.media_type())
+                .collect();
             let ptype = PatchType::from_content_type(content_type)
-                .filter(|p| *p != PatchType::Apply)
-                .ok_or_else(|| ApiError::unsupported_media_type(content_type))?;
+                .filter(|p| accepted.contains(&p.media_type()))
+                .ok_or_else(|| ApiError::unsupported_media_type(&accepted))?;
             change_body = parse_body(body, content_type)?;
             ScaleChange::Patch(ptype, &change_body)
         }

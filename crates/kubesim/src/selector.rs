@@ -159,6 +159,10 @@ impl FieldSelector {
         Ok(FieldSelector(reqs))
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     /// The `metadata.name=` value, which lets a get-by-name short-circuit.
     pub fn exact_name(&self) -> Option<&str> {
         self.0
