@@ -115,10 +115,26 @@ async fn handle(State(s): State<Arc<Shared>>, req: Request) -> Response {
     match path.as_str() {
         "/version" => return json_response(200, &discovery::version()),
         "/healthz" | "/readyz" | "/livez" => return text(200, "ok"),
-        "/api" => return json_response(200, &discovery::api_versions(&s.addr.to_string())),
-        "/apis" => {
+        "/api" | "/apis" => {
             let reg = s.api.lock().registry.clone();
-            return json_response(200, &discovery::api_group_list(&reg));
+            let accept = req
+                .headers()
+                .get(header::ACCEPT)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default();
+            if discovery::wants_aggregated(accept) {
+                let mut resp = json_response(200, &discovery::aggregated(&reg, path == "/api"));
+                resp.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static(discovery::AGGREGATED_V2),
+                );
+                return resp;
+            }
+            return if path == "/api" {
+                json_response(200, &discovery::api_versions(&s.addr.to_string()))
+            } else {
+                json_response(200, &discovery::api_group_list(&reg))
+            };
         }
         "/openapi/v3" => {
             let reg = s.api.lock().registry.clone();
@@ -238,6 +254,11 @@ async fn handle(State(s): State<Arc<Shared>>, req: Request) -> Response {
     if let Some(e) = decision.error {
         return error_response(&e);
     }
+    if matches!(verb, "list" | "watch" | "deletecollection")
+        && let Err(e) = check_field_labels(&s, &target.info, &query)
+    {
+        return error_response(&e);
+    }
     if verb == "watch" {
         return watch(s, target, &query);
     }
@@ -354,6 +375,68 @@ fn write_options(
         dry_run: q.get("dryRun").is_some_and(|v| v == "All"),
         force: is_true(q, "force"),
         warnings: warnings.clone(),
+    }
+}
+
+/// Refuses a field selector on a label the kind does not support, with the
+/// list handler's message (`Unable to find {"" "v1" "pods"} that match …:
+/// field label not supported: spec.foo`). Custom resources take
+/// `metadata.name`, `metadata.namespace` and their version's
+/// `selectableFields`.
+fn check_field_labels(
+    s: &Shared,
+    info: &ResourceInfo,
+    q: &HashMap<String, String>,
+) -> ApiResult<()> {
+    let opts = list_options(q)?;
+    let selectable: Vec<String> = match &info.crd {
+        Some(crd_name) => {
+            let g = s.api.lock();
+            let crds = g
+                .registry
+                .find("apiextensions.k8s.io", "v1", "customresourcedefinitions")
+                .cloned();
+            crds.and_then(|c| g.get(&c, "", crd_name).cloned())
+                .map(|crd| {
+                    crd["spec"]["versions"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter(|v| v["name"] == info.version.as_str())
+                        .flat_map(|v| {
+                            v["selectableFields"]
+                                .as_array()
+                                .cloned()
+                                .unwrap_or_default()
+                        })
+                        .filter_map(|f| {
+                            f["jsonPath"]
+                                .as_str()
+                                .map(|p| p.trim_start_matches('.').to_string())
+                        })
+                        .collect()
+                })
+                .unwrap_or_default()
+        }
+        None => crate::selector::extra_field_labels(&info.group, &info.resource)
+            .iter()
+            .map(|l| l.to_string())
+            .collect(),
+    };
+    let supported = |label: &str| {
+        matches!(label, "metadata.name" | "metadata.namespace")
+            || selectable.iter().any(|l| l == label)
+    };
+    match opts.field_selector.unsupported_label(supported) {
+        None => Ok(()),
+        Some(label) => Err(ApiError::bad_request(format!(
+            "Unable to find {{{:?} {:?} {:?}}} that match label selector {:?}, field selector {:?}: field label not supported: {label}",
+            info.group,
+            info.version,
+            info.resource,
+            q.get("labelSelector").map_or("", String::as_str),
+            q.get("fieldSelector").map_or("", String::as_str),
+        ))),
     }
 }
 

@@ -1,7 +1,7 @@
 //! The real kubectl: the everyday commands the other suites leave out —
 //! client-side (three-way) `apply`, `apply --server-side` conflicts and
 //! `--force-conflicts`, `diff`, `replace`, `edit`, and `get` output formats
-//! (`yaml`, `jsonpath`, `custom-columns`, `--sort-by`).
+//! (`yaml`, `jsonpath`, `custom-columns`, `--sort-by`), and aggregated discovery.
 
 mod common;
 
@@ -319,5 +319,81 @@ async fn get_output_formats_and_sorting() {
         names.lines().collect::<Vec<_>>(),
         ["configmap/a-big", "configmap/b-mid", "configmap/c-small"]
     );
+    s.sim.shutdown().await;
+}
+
+/// kubectl v1.32 asks `/api` and `/apis` for aggregated discovery
+/// (`apidiscovery.k8s.io/v2`) and, given it, needs no per-group-version
+/// request; what it learns matches the plain documents, CRDs included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discovery_is_aggregated() {
+    let s = common::start(kubesim::Config::default()).await;
+    s.kubectl_ok(
+        &["apply", "-f", "-"],
+        Some(
+            r#"
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: widgets.example.com}
+spec:
+  group: example.com
+  scope: Cluster
+  names: {plural: widgets, singular: widget, kind: Widget, shortNames: [wd]}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    subresources: {status: {}}
+    schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}
+"#,
+        ),
+    )
+    .await;
+    let client = s.client().await;
+    let req = http::Request::get("/apis")
+        .header(
+            "Accept",
+            "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json",
+        )
+        .body(Vec::new())
+        .unwrap();
+    let doc: Value = client.request(req).await.unwrap();
+    assert_eq!(doc["kind"], "APIGroupDiscoveryList");
+    let example = doc["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["metadata"]["name"] == "example.com")
+        .expect("the CRD's group");
+    let widgets = &example["versions"][0]["resources"][0];
+    assert_eq!(widgets["resource"], "widgets");
+    assert_eq!(widgets["scope"], "Cluster");
+    assert_eq!(
+        widgets["responseKind"],
+        serde_json::json!({"group": "example.com", "version": "v1", "kind": "Widget"})
+    );
+    assert_eq!(widgets["subresources"][0]["subresource"], "status");
+
+    // kubectl takes it: no per-group-version discovery request follows.
+    let out = s
+        .kubectl(&["get", "deployments,widgets", "-A", "-v=6"], None)
+        .await;
+    assert!(out.ok, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("/apis?timeout") && !out.stderr.contains("/apis/apps/v1?timeout"),
+        "{}",
+        out.stderr
+    );
+    let listed = s.kubectl_ok(&["api-resources", "-o", "name"], None).await;
+    for r in [
+        "deployments.apps",
+        "widgets.example.com",
+        "configmaps",
+        "namespaces",
+    ] {
+        assert!(listed.lines().any(|l| l == r), "{r} missing from {listed}");
+    }
+    let short = s.kubectl_ok(&["get", "wd", "-o", "name"], None).await;
+    assert!(short.is_empty(), "{short}");
     s.sim.shutdown().await;
 }

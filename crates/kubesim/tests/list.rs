@@ -1,7 +1,7 @@
 //! List semantics (https://kubernetes.io/docs/reference/using-api/api-concepts/#semantics-for-get-and-list),
 //! driven by kube-rs: continue tokens pinned to their list's snapshot,
 //! `remainingItemCount`, `resourceVersionMatch=Exact|NotOlderThan`, and the
-//! 410/504/422 answers a real API server gives.
+//! 410/504/422 answers a real API server gives, and field selectors checked per kind.
 
 mod common;
 
@@ -233,5 +233,107 @@ async fn list_options_are_checked_and_old_versions_expire() {
         .await
         .unwrap();
     assert_eq!(l.items.len(), 22, "a, n0..n19 and kube-root-ca.crt");
+    s.sim.shutdown().await;
+}
+
+/// Field selectors work only on the labels a kind supports (the API server's
+/// field label conversions; a CRD's `selectableFields`); others are 400.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn field_selectors_are_checked_per_kind() {
+    use k8s_openapi::api::core::v1::{Pod, Secret};
+    let s = common::start(kubesim::Config::default()).await;
+    let client = s.client_no_retry().await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let e = status(
+        pods.list(&ListParams::default().fields("spec.foo=bar"))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!((e.code, e.reason.as_str()), (400, "BadRequest"));
+    assert_eq!(
+        e.message,
+        r#"Unable to find {"" "v1" "pods"} that match label selector "", field selector "spec.foo=bar": field label not supported: spec.foo"#
+    );
+    pods.list(&ListParams::default().fields("status.phase=Running,spec.nodeName=kubesim-node"))
+        .await
+        .expect("pods select by phase and node");
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), "default");
+    secrets
+        .list(&ListParams::default().fields("type=Opaque"))
+        .await
+        .expect("secrets select by type");
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    let e = status(
+        cms.list(&ListParams::default().fields("data.a=1"))
+            .await
+            .unwrap_err(),
+    );
+    assert!(
+        e.message.ends_with("field label not supported: data.a"),
+        "{}",
+        e.message
+    );
+    cms.create(&PostParams::default(), &cm("picked", "1"))
+        .await
+        .unwrap();
+    let l = cms
+        .list(&ListParams::default().fields("metadata.name=picked"))
+        .await
+        .unwrap();
+    assert_eq!(l.items.len(), 1);
+
+    // A CRD's selectableFields.
+    s.kubectl_ok(
+        &["apply", "-f", "-"],
+        Some(
+            r#"
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: widgets.example.com}
+spec:
+  group: example.com
+  scope: Namespaced
+  names: {plural: widgets, singular: widget, kind: Widget}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    selectableFields: [{jsonPath: .spec.color}]
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec: {type: object, properties: {color: {type: string}, size: {type: integer}}}
+"#,
+        ),
+    )
+    .await;
+    s.kubectl_ok(
+        &["apply", "-f", "-"],
+        Some("apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: red}\nspec: {color: red, size: 1}\n"),
+    )
+    .await;
+    let red = s
+        .kubectl_ok(
+            &[
+                "get",
+                "widgets",
+                "--field-selector",
+                "spec.color=red",
+                "-o",
+                "name",
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(red.trim(), "widget.example.com/red");
+    let out = s
+        .kubectl(&["get", "widgets", "--field-selector", "spec.size=1"], None)
+        .await;
+    assert!(
+        !out.ok && out.stderr.contains("field label not supported: spec.size"),
+        "{}",
+        out.stderr
+    );
     s.sim.shutdown().await;
 }
