@@ -397,3 +397,28 @@ spec:
     assert!(short.is_empty(), "{short}");
     s.sim.shutdown().await;
 }
+
+/// `apply --prune` deletes the labelled objects a manifest no longer has;
+/// kubectl resolves its default allowlist (ReplicationControllers included)
+/// through discovery first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_prune_deletes_what_the_manifest_dropped() {
+    let s = common::start(kubesim::Config::default()).await;
+    let both = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a, labels: {app: p}}\n---\n\
+                apiVersion: v1\nkind: ConfigMap\nmetadata: {name: b, labels: {app: p}}\n";
+    let only_a = both.split("---").next().unwrap();
+    s.kubectl_ok(&["apply", "--prune", "-l", "app=p", "-f", "-"], Some(both))
+        .await;
+    let out = s
+        .kubectl_ok(
+            &["apply", "--prune", "-l", "app=p", "-f", "-"],
+            Some(only_a),
+        )
+        .await;
+    assert!(out.contains("configmap/b pruned"), "{out}");
+    let left = s
+        .kubectl_ok(&["get", "cm", "-l", "app=p", "-o", "name"], None)
+        .await;
+    assert_eq!(left.trim(), "configmap/a");
+    s.sim.shutdown().await;
+}
