@@ -309,6 +309,9 @@ impl Api {
             g.range(info, ns, after.as_ref())
         };
         let limit = opts.limit.filter(|l| *l > 0).unwrap_or(usize::MAX);
+        // remainingItemCount is set only for lists without selectors, as the
+        // etcd3 store does; only then is the rest of the range counted.
+        let count_rest = opts.label_selector.is_empty() && opts.field_selector.is_empty();
         let mut items = Vec::new();
         let mut last_key = None;
         let mut remaining = 0usize;
@@ -319,6 +322,9 @@ impl Api {
             }
             if items.len() == limit {
                 more = true;
+                if !count_rest {
+                    break;
+                }
                 remaining += 1;
                 continue;
             }
@@ -328,8 +334,7 @@ impl Api {
         let mut metadata = json!({"resourceVersion": list_rv.to_string()});
         if more && let Some(k) = last_key {
             metadata["continue"] = json!(encode_continue(list_rv, &k));
-            // Set only for lists without selectors, as the etcd3 store does.
-            if opts.label_selector.is_empty() && opts.field_selector.is_empty() {
+            if count_rest {
                 metadata["remainingItemCount"] = json!(remaining);
             }
         }
