@@ -51,6 +51,16 @@ impl PatchType {
             _ => None,
         }
     }
+
+    /// The canonical media type (what 415 messages list).
+    pub fn media_type(self) -> &'static str {
+        match self {
+            PatchType::Json => "application/json-patch+json",
+            PatchType::Merge => "application/merge-patch+json",
+            PatchType::Strategic => "application/strategic-merge-patch+json",
+            PatchType::Apply => "application/apply-patch+yaml",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -59,6 +69,9 @@ pub struct ListOptions {
     pub field_selector: FieldSelector,
     pub limit: Option<usize>,
     pub continue_token: Option<String>,
+    /// `resourceVersion` and `resourceVersionMatch` as sent (empty: unset).
+    pub resource_version: String,
+    pub resource_version_match: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -126,14 +139,24 @@ fn spec_content(v: &Value) -> Value {
     o
 }
 
-/// Objects are compared without managedFields (a write that changes nothing
-/// but timestamps there is a no-op, as in the API server).
+/// Objects are compared with managedFields but without their timestamps: a
+/// write that changes nothing but `time` there is a no-op, while one that
+/// changes ownership (a second applier of identical values becoming a
+/// co-owner, a client clearing managedFields) is a write, as in the API
+/// server's `IgnoreManagedFieldsTimestampsTransformer`.
 fn same_content(a: &Value, b: &Value) -> bool {
     let strip = |v: &Value| {
         let mut o = v.clone();
         if let Some(m) = o["metadata"].as_object_mut() {
-            m.remove("managedFields");
             m.remove("resourceVersion");
+            if let Some(Value::Array(entries)) = m.get_mut("managedFields") {
+                for e in entries.iter_mut().filter_map(Value::as_object_mut) {
+                    e.remove("time");
+                }
+                // Order follows the timestamps (the API server sorts entries
+                // by operation, then time), so it is not compared either.
+                entries.sort_by_cached_key(Value::to_string);
+            }
         }
         o
     };
@@ -234,8 +257,20 @@ impl Api {
         opts: &ListOptions,
     ) -> ApiResult<(Value, Vec<Arc<Value>>)> {
         let g = self.lock();
+        let current = g.resource_version();
+        // https://kubernetes.io/docs/reference/using-api/api-concepts/#semantics-for-get-and-list
+        // A continue token is pinned to its list's resourceVersion; an
+        // `Exact` list (or, legacy, a paginated list with a resourceVersion
+        // and no match) is served at that version; otherwise the list is
+        // the most recent state (`NotOlderThan`/`Any`/unset).
+        let rv_sent = opts.resource_version.as_str();
         let (list_rv, after) = match &opts.continue_token {
             Some(tok) if !tok.is_empty() => {
+                if !rv_sent.is_empty() && rv_sent != "0" {
+                    return Err(ApiError::bad_request(
+                        "specifying resource version is not allowed when using continue",
+                    ));
+                }
                 let (rv, key) = decode_continue(tok).ok_or_else(|| {
                     ApiError::bad_request("continue key is not valid: illegal base64 data")
                 })?;
@@ -246,19 +281,52 @@ impl Api {
                 }
                 (rv, Some(key))
             }
-            _ => (g.resource_version(), None),
+            _ if rv_sent.is_empty() || rv_sent == "0" => (current, None),
+            _ => {
+                let rv: u64 = rv_sent.parse().map_err(|_| {
+                    ApiError::bad_request(format!(
+                        "invalid resource version: strconv.ParseUint: parsing {rv_sent:?}: invalid syntax"
+                    ))
+                })?;
+                if rv > current {
+                    // The watch cache waits for the version, then gives up
+                    // (storage.NewTooLargeResourceVersionError); kubesim's
+                    // store is always current, so it would never arrive.
+                    return Err(ApiError::too_large_resource_version(rv, current));
+                }
+                let exact = opts.resource_version_match == "Exact"
+                    || opts.resource_version_match.is_empty() && opts.limit.is_some_and(|l| l > 0);
+                if exact { (rv, None) } else { (current, None) }
+            }
+        };
+        let snapshot;
+        let objects = if list_rv < current {
+            snapshot = g.snapshot(info, list_rv).ok_or_else(|| {
+                ApiError::expired("The resourceVersion for the provided list is too old.")
+            })?;
+            crate::store::range_of(&snapshot, ns, after.as_ref())
+        } else {
+            g.range(info, ns, after.as_ref())
         };
         let limit = opts.limit.filter(|l| *l > 0).unwrap_or(usize::MAX);
+        // remainingItemCount is set only for lists without selectors, as the
+        // etcd3 store does; only then is the rest of the range counted.
+        let count_rest = opts.label_selector.is_empty() && opts.field_selector.is_empty();
         let mut items = Vec::new();
         let mut last_key = None;
+        let mut remaining = 0usize;
         let mut more = false;
-        for (key, obj) in g.range(info, ns, after.as_ref()) {
+        for (key, obj) in objects {
             if !opts.label_selector.matches(obj) || !opts.field_selector.matches(obj) {
                 continue;
             }
             if items.len() == limit {
                 more = true;
-                break;
+                if !count_rest {
+                    break;
+                }
+                remaining += 1;
+                continue;
             }
             items.push(obj.clone());
             last_key = Some(key.clone());
@@ -266,6 +334,9 @@ impl Api {
         let mut metadata = json!({"resourceVersion": list_rv.to_string()});
         if more && let Some(k) = last_key {
             metadata["continue"] = json!(encode_continue(list_rv, &k));
+            if count_rest {
+                metadata["remainingItemCount"] = json!(remaining);
+            }
         }
         Ok((metadata, items))
     }
@@ -374,6 +445,9 @@ impl Api {
         let name = name_of(&obj).to_string();
         let mut causes = meta::validate_name(&name, meta::name_rule(&info.resource));
         causes.extend(validation::validate_create(info, &obj));
+        if let Some(schema) = info.crd.as_ref().and(info.schema.as_ref()) {
+            causes.extend(crate::structural::admit(schema, &mut obj));
+        }
         if !causes.is_empty() {
             return Err(ApiError::invalid(info, &name, causes));
         }
@@ -531,7 +605,10 @@ impl Api {
         if info.group == "apiextensions.k8s.io" {
             crd_status(&mut new);
         }
-        let causes = validation::validate_update(info, old, &new);
+        let mut causes = validation::validate_update(info, old, &new);
+        if let Some(schema) = info.crd.as_ref().and(info.schema.as_ref()) {
+            causes.extend(crate::structural::admit(schema, &mut new));
+        }
         if !causes.is_empty() {
             return Err(ApiError::invalid(info, &name, causes));
         }
@@ -645,12 +722,8 @@ impl Api {
             return Err(ApiError::conflict(info, name));
         }
         let mut new = body;
-        // managedFields sent back unchanged by clients are ignored; ownership
-        // is recomputed from the change.
-        meta::meta_mut(&mut new).insert(
-            "managedFields".into(),
-            old["metadata"]["managedFields"].clone(),
-        );
+        // managedFields the client sent are the starting point of ownership
+        // (see managed_fields::base_entries); the change is tracked on top.
         self.track(info, &old, &mut new, sub, opts);
         self.finish_update(&mut g, info, &old, new, sub, opts)
     }

@@ -1,10 +1,11 @@
 //! Discovery documents generated from the resource table.
 //!
-//! kubectl v1.32 asks for the aggregated form (`apidiscovery.k8s.io/v2`)
-//! first; we deliberately answer with the plain `APIVersions` /
-//! `APIGroupList` forms (content type `application/json`), which makes it
-//! fall back to the per-group-version `APIResourceList`s. That is a
-//! documented, supported negotiation path and keeps one source of truth.
+//! Both forms are served: the per-group-version `APIResourceList`s behind
+//! `APIVersions`/`APIGroupList`, and the aggregated form
+//! (`apidiscovery.k8s.io/v2` `APIGroupDiscoveryList`, KEP-3352) that kubectl
+//! v1.32 and client-go ask `/api` and `/apis` for first, answered only when the
+//! `Accept` header names it (`application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList`)
+//! and built from the same `APIResourceList`s so the two never disagree.
 
 use serde_json::{Value, json};
 
@@ -142,4 +143,109 @@ pub fn resource_list(reg: &Registry, group: &str, version: &str) -> Option<Value
         "groupVersion": gv,
         "resources": resources,
     }))
+}
+
+/// The media type of aggregated discovery v2, as client-go's `isV2ContentType` checks it.
+pub const AGGREGATED_V2: &str =
+    "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
+
+/// Whether an `Accept` header asks for aggregated discovery v2.
+pub fn wants_aggregated(accept: &str) -> bool {
+    accept.split(',').any(|range| {
+        let mut parts = range.split(';').map(str::trim);
+        parts.next() == Some("application/json") && {
+            let params: Vec<&str> = parts.collect();
+            ["g=apidiscovery.k8s.io", "v=v2", "as=APIGroupDiscoveryList"]
+                .iter()
+                .all(|p| params.contains(p))
+        }
+    })
+}
+
+/// One `APIResourceDiscovery` with its subresources, from the plain entries
+/// (`deployments`, `deployments/status`, ...).
+fn aggregated_resources(group: &str, version: &str, plain: &[Value]) -> Vec<Value> {
+    let kind_of = |e: &Value| {
+        json!({
+            "group": e["group"].as_str().unwrap_or(group),
+            "version": e["version"].as_str().unwrap_or(version),
+            "kind": e["kind"],
+        })
+    };
+    let mut out: Vec<Value> = Vec::new();
+    for e in plain {
+        let name = e["name"].as_str().unwrap_or_default();
+        let scope = if e["namespaced"].as_bool() == Some(true) {
+            "Namespaced"
+        } else {
+            "Cluster"
+        };
+        match name.split_once('/') {
+            None => {
+                let mut r = json!({
+                    "resource": name,
+                    "responseKind": kind_of(e),
+                    "scope": scope,
+                    "singularResource": e["singularName"],
+                    "verbs": e["verbs"],
+                });
+                for k in ["shortNames", "categories"] {
+                    if let Some(v) = e.get(k) {
+                        r[k] = v.clone();
+                    }
+                }
+                out.push(r);
+            }
+            Some((parent, sub)) => {
+                if let Some(p) = out.iter_mut().find(|r| r["resource"] == parent) {
+                    let subs = p
+                        .as_object_mut()
+                        .expect("an object")
+                        .entry("subresources")
+                        .or_insert_with(|| json!([]));
+                    if let Some(a) = subs.as_array_mut() {
+                        a.push(json!({
+                            "subresource": sub,
+                            "responseKind": kind_of(e),
+                            "verbs": e["verbs"],
+                        }));
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The aggregated document of `/api` (`core`) or `/apis`.
+pub fn aggregated(reg: &Registry, core: bool) -> Value {
+    let mut items = Vec::new();
+    for (group, versions) in reg.groups() {
+        if group.is_empty() != core {
+            continue;
+        }
+        let vs: Vec<Value> = versions
+            .iter()
+            .filter_map(|v| {
+                let list = resource_list(reg, &group, v)?;
+                let plain = list["resources"].as_array().cloned().unwrap_or_default();
+                Some(json!({
+                    "version": v,
+                    "resources": aggregated_resources(&group, v, &plain),
+                    "freshness": "Current",
+                }))
+            })
+            .collect();
+        let mut metadata = json!({"creationTimestamp": null});
+        if !core {
+            metadata["name"] = json!(group);
+        }
+        items.push(json!({"metadata": metadata, "versions": vs}));
+    }
+    json!({
+        "kind": "APIGroupDiscoveryList",
+        "apiVersion": "apidiscovery.k8s.io/v2",
+        "metadata": {},
+        "items": items,
+    })
 }

@@ -56,7 +56,7 @@ impl Cause {
             field: field.into(),
         }
     }
-    fn line(&self) -> String {
+    pub fn line(&self) -> String {
         format!("{}: {}", self.field, self.message)
     }
 }
@@ -249,12 +249,15 @@ impl ApiError {
         }
     }
 
-    pub fn unsupported_media_type(content_type: &str) -> ApiError {
+    /// 415 for a body the endpoint cannot decode, with apimachinery's
+    /// `errUnsupportedMediaType` message listing what it accepts.
+    pub fn unsupported_media_type(accepted: &[&str]) -> ApiError {
         ApiError::new(
             415,
             "UnsupportedMediaType",
             format!(
-                "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml (got {content_type})"
+                "the body of the request was in an unknown format - accepted media types include: {}",
+                accepted.join(", ")
             ),
         )
     }
@@ -272,6 +275,22 @@ impl ApiError {
     }
 
     /// 504 with the API server's timeout message (used for injected timeouts).
+    /// 504 for a list or watch at a resourceVersion the store has not
+    /// reached (`storage.NewTooLargeResourceVersionError`).
+    pub fn too_large_resource_version(rv: u64, current: u64) -> ApiError {
+        ApiError {
+            details: Some(json!({
+                "causes": [{"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}],
+                "retryAfterSeconds": 1,
+            })),
+            ..ApiError::new(
+                504,
+                "Timeout",
+                format!("Too large resource version: {rv}, current: {current}"),
+            )
+        }
+    }
+
     pub fn timeout() -> ApiError {
         ApiError {
             details: Some(json!({})),

@@ -115,10 +115,26 @@ async fn handle(State(s): State<Arc<Shared>>, req: Request) -> Response {
     match path.as_str() {
         "/version" => return json_response(200, &discovery::version()),
         "/healthz" | "/readyz" | "/livez" => return text(200, "ok"),
-        "/api" => return json_response(200, &discovery::api_versions(&s.addr.to_string())),
-        "/apis" => {
+        "/api" | "/apis" => {
             let reg = s.api.lock().registry.clone();
-            return json_response(200, &discovery::api_group_list(&reg));
+            let accept = req
+                .headers()
+                .get(header::ACCEPT)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default();
+            if discovery::wants_aggregated(accept) {
+                let mut resp = json_response(200, &discovery::aggregated(&reg, path == "/api"));
+                resp.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static(discovery::AGGREGATED_V2),
+                );
+                return resp;
+            }
+            return if path == "/api" {
+                json_response(200, &discovery::api_versions(&s.addr.to_string()))
+            } else {
+                json_response(200, &discovery::api_group_list(&reg))
+            };
         }
         "/openapi/v3" => {
             let reg = s.api.lock().registry.clone();
@@ -238,6 +254,11 @@ async fn handle(State(s): State<Arc<Shared>>, req: Request) -> Response {
     if let Some(e) = decision.error {
         return error_response(&e);
     }
+    if matches!(verb, "list" | "watch" | "deletecollection")
+        && let Err(e) = check_field_labels(&s, &target.info, &query)
+    {
+        return error_response(&e);
+    }
     if verb == "watch" {
         return watch(s, target, &query);
     }
@@ -257,8 +278,13 @@ async fn handle(State(s): State<Arc<Shared>>, req: Request) -> Response {
         .unwrap_or_default()
         .to_string();
     if content_type.contains("protobuf") {
-        // Protobuf is not implemented; client-go retries with JSON on 415.
-        return error_response(&ApiError::unsupported_media_type(&content_type));
+        // `wire::negotiate` decoded every protobuf body of a built-in kind;
+        // what is left is a custom resource, which the API server's CRD
+        // handler only decodes from JSON or YAML (client-go retries with JSON).
+        return error_response(&ApiError::unsupported_media_type(&[
+            "application/json",
+            "application/yaml",
+        ]));
     }
     let body = match axum::body::to_bytes(req.into_body(), 256 << 20).await {
         Ok(b) => b,
@@ -352,8 +378,111 @@ fn write_options(
     }
 }
 
+/// Refuses a field selector on a label the kind does not support, with the
+/// list handler's message (`Unable to find {"" "v1" "pods"} that match …:
+/// field label not supported: spec.foo`). Custom resources take
+/// `metadata.name`, `metadata.namespace` and their version's
+/// `selectableFields`.
+fn check_field_labels(
+    s: &Shared,
+    info: &ResourceInfo,
+    q: &HashMap<String, String>,
+) -> ApiResult<()> {
+    let opts = list_options(q)?;
+    let selectable: Vec<String> = match &info.crd {
+        Some(crd_name) => {
+            let g = s.api.lock();
+            let crds = g
+                .registry
+                .find("apiextensions.k8s.io", "v1", "customresourcedefinitions")
+                .cloned();
+            crds.and_then(|c| g.get(&c, "", crd_name).cloned())
+                .map(|crd| {
+                    crd["spec"]["versions"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter(|v| v["name"] == info.version.as_str())
+                        .flat_map(|v| {
+                            v["selectableFields"]
+                                .as_array()
+                                .cloned()
+                                .unwrap_or_default()
+                        })
+                        .filter_map(|f| {
+                            f["jsonPath"]
+                                .as_str()
+                                .map(|p| p.trim_start_matches('.').to_string())
+                        })
+                        .collect()
+                })
+                .unwrap_or_default()
+        }
+        None => crate::selector::extra_field_labels(&info.group, &info.resource)
+            .iter()
+            .map(|l| l.to_string())
+            .collect(),
+    };
+    let supported = |label: &str| {
+        matches!(label, "metadata.name" | "metadata.namespace")
+            || selectable.iter().any(|l| l == label)
+    };
+    match opts.field_selector.unsupported_label(supported) {
+        None => Ok(()),
+        Some(label) => Err(ApiError::bad_request(format!(
+            "Unable to find {{{:?} {:?} {:?}}} that match label selector {:?}, field selector {:?}: field label not supported: {label}",
+            info.group,
+            info.version,
+            info.resource,
+            q.get("labelSelector").map_or("", String::as_str),
+            q.get("fieldSelector").map_or("", String::as_str),
+        ))),
+    }
+}
+
+/// List options, checked as apimachinery's `ValidateListOptions` does
+/// (`pkg/apis/meta/internalversion/validation`).
 fn list_options(q: &HashMap<String, String>) -> ApiResult<ListOptions> {
+    let rv = q.get("resourceVersion").cloned().unwrap_or_default();
+    let rv_match = q.get("resourceVersionMatch").cloned().unwrap_or_default();
+    if !rv_match.is_empty() && !is_true(q, "watch") {
+        use crate::errors::Cause;
+        let mut causes = Vec::new();
+        if rv.is_empty() {
+            causes.push(Cause::forbidden(
+                "resourceVersionMatch",
+                "resourceVersionMatch is forbidden unless resourceVersion is provided",
+            ));
+        }
+        if q.get("continue").is_some_and(|c| !c.is_empty()) {
+            causes.push(Cause::forbidden(
+                "resourceVersionMatch",
+                "resourceVersionMatch is forbidden when continue is provided",
+            ));
+        }
+        if rv_match != "Exact" && rv_match != "NotOlderThan" {
+            causes.push(Cause::not_supported(
+                "resourceVersionMatch",
+                &rv_match,
+                &["Exact", "NotOlderThan", ""],
+            ));
+        }
+        if rv_match == "Exact" && rv == "0" {
+            causes.push(Cause::forbidden(
+                "resourceVersionMatch",
+                "resourceVersionMatch \"exact\" is forbidden for resourceVersion \"0\"",
+            ));
+        }
+        if !causes.is_empty() {
+            return Err(crate::request_validation::invalid_options(
+                "ListOptions",
+                causes,
+            ));
+        }
+    }
     Ok(ListOptions {
+        resource_version: rv,
+        resource_version_match: rv_match,
         label_selector: LabelSelector::parse(q.get("labelSelector").map_or("", String::as_str))?,
         field_selector: FieldSelector::parse(q.get("fieldSelector").map_or("", String::as_str))?,
         limit: q.get("limit").and_then(|l| l.parse().ok()),
@@ -458,8 +587,10 @@ fn serve(
             ))
         }
         "patch" => {
+            let accepted = patch_types(info);
             let ptype = PatchType::from_content_type(content_type)
-                .ok_or_else(|| ApiError::unsupported_media_type(content_type))?;
+                .filter(|p| accepted.contains(&p.media_type()))
+                .ok_or_else(|| ApiError::unsupported_media_type(&accepted))?;
             let patch = if ptype == PatchType::Apply {
                 parse_body(body, "yaml")?
             } else {
@@ -502,6 +633,23 @@ fn serve(
     }
 }
 
+/// The patch types an endpoint accepts, in the API server's order. Strategic
+/// merge needs Go struct tags, so custom resources do not take it: the CRD
+/// handler (apiextensions-apiserver `customresource_handler.go`) lists only
+/// JSON patch, merge patch and apply, and answers others with 415.
+fn patch_types(info: &crate::resources::ResourceInfo) -> Vec<&'static str> {
+    let mut all = vec![
+        PatchType::Json.media_type(),
+        PatchType::Merge.media_type(),
+        PatchType::Strategic.media_type(),
+        PatchType::Apply.media_type(),
+    ];
+    if info.crd.is_some() {
+        all.retain(|m| *m != PatchType::Strategic.media_type());
+    }
+    all
+}
+
 /// `/scale` of a workload or a custom resource that declares it.
 #[allow(clippy::too_many_arguments)]
 fn scale(
@@ -526,9 +674,13 @@ fn scale(
             ScaleChange::Replace(&change_body)
         }
         "patch" => {
+            let accepted: Vec<&str> = patch_types(&t.info)
+                .into_iter()
+                .filter(|m| *m != PatchType::Apply.media_type())
+                .collect();
             let ptype = PatchType::from_content_type(content_type)
-                .filter(|p| *p != PatchType::Apply)
-                .ok_or_else(|| ApiError::unsupported_media_type(content_type))?;
+                .filter(|p| accepted.contains(&p.media_type()))
+                .ok_or_else(|| ApiError::unsupported_media_type(&accepted))?;
             change_body = parse_body(body, content_type)?;
             ScaleChange::Patch(ptype, &change_body)
         }

@@ -38,6 +38,7 @@ pub mod selector;
 pub mod server;
 pub mod stats;
 pub mod store;
+pub mod structural;
 pub mod subresources;
 pub mod validation;
 pub mod values;

@@ -415,6 +415,38 @@ pub fn write_entries(obj: &mut Value, entries: &[Entry]) {
     }
 }
 
+/// The entries a non-apply write starts from, as the field manager picks them
+/// (apimachinery `managedfields/internal/fieldmanager.go` `Update`, and
+/// <https://kubernetes.io/docs/reference/using-api/server-side-apply/#clearing-managedfields>):
+/// managedFields the client sent replace the live ones, so clients can rewrite
+/// ownership; a list with one empty entry (`[{}]`) strips them all; an absent
+/// or empty list, or one that does not decode, keeps the live ones (so clients
+/// unaware of the field cannot drop it); writes to a subresource always keep
+/// the live ones.
+pub fn base_entries(live: Option<&Value>, sent: &Value, sub: Option<&str>) -> Vec<Entry> {
+    let keep_live = || live.map(read_entries).unwrap_or_default();
+    if sub.is_some() {
+        return keep_live();
+    }
+    let Some(list) = sent.as_array().filter(|l| !l.is_empty()) else {
+        return keep_live();
+    };
+    if list.len() == 1 && list[0].as_object().is_some_and(Map::is_empty) {
+        return Vec::new();
+    }
+    // What DecodeManagedFields refuses (then the live entries are used).
+    let decodes = list.iter().all(|e| {
+        matches!(e["operation"].as_str(), Some("Apply" | "Update"))
+            && e["apiVersion"].as_str().is_some_and(|v| !v.is_empty())
+            && e["fieldsType"].as_str() == Some("FieldsV1")
+            && e["fieldsV1"].is_object()
+    });
+    if !decodes {
+        return keep_live();
+    }
+    read_entries(&json!({"metadata": {"managedFields": sent}}))
+}
+
 /// Parameters of one write, for ownership bookkeeping.
 pub struct Writer<'a> {
     pub manager: &'a str,
@@ -427,7 +459,7 @@ pub struct Writer<'a> {
 /// Records a non-apply write (create, update, patch): changed fields move to
 /// the writer's `Update` entry; removed fields leave every entry.
 pub fn track_update(old: Option<&Value>, new: &mut Value, w: &Writer) {
-    let mut entries = old.map(read_entries).unwrap_or_default();
+    let mut entries = base_entries(old, &new["metadata"]["managedFields"], w.subresource);
     let old_s = old
         .map(|o| strip_unowned(o, w.scope))
         .unwrap_or(Value::Null);

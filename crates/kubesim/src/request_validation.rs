@@ -102,7 +102,7 @@ fn percent_decode(s: &str) -> String {
 }
 
 /// `errors.NewInvalid(meta.k8s.io/<Kind>Options, "", errs)`.
-fn invalid_options(kind: &str, causes: Vec<Cause>) -> ApiError {
+pub fn invalid_options(kind: &str, causes: Vec<Cause>) -> ApiError {
     let info = ResourceInfo {
         group: "meta.k8s.io".into(),
         version: "v1".into(),
@@ -266,7 +266,17 @@ fn unknown_fields(
     patch: bool,
 ) -> Option<Vec<String>> {
     if info.crd.is_some() {
-        return None;
+        // Custom resources: what structural-schema pruning would drop.
+        let schema = info.schema.as_ref()?;
+        return Some(
+            crate::structural::unknown_fields(schema, body)
+                .into_iter()
+                .map(|p| match style {
+                    PathStyle::Apply => format!(".{p}"),
+                    PathStyle::Strict => p,
+                })
+                .collect(),
+        );
     }
     let t = types().ok()?;
     let msg = t

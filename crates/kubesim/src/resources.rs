@@ -171,6 +171,17 @@ const BUILTINS: &[Row] = &[
         true,
     ),
     ("", "v1", "pods", "Pod", true, &["po"], true),
+    // Served (kubectl's default `apply --prune` allowlist names it) but run
+    // by no simulated controller.
+    (
+        "",
+        "v1",
+        "replicationcontrollers",
+        "ReplicationController",
+        true,
+        &["rc"],
+        true,
+    ),
     ("", "v1", "events", "Event", true, &["ev"], false),
     (
         "",
@@ -349,6 +360,7 @@ pub fn builtins() -> Vec<ResourceInfo> {
             |&(group, version, resource, kind, namespaced, short, has_status)| {
                 let categories = match resource {
                     "pods"
+                    | "replicationcontrollers"
                     | "services"
                     | "deployments"
                     | "statefulsets"

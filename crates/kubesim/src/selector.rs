@@ -133,9 +133,9 @@ impl LabelSelector {
     }
 }
 
-/// A field selector: `metadata.name=x,metadata.namespace!=y`. Any dotted
-/// path of the object can be used (the real server restricts the set per
-/// kind; being lenient here only accepts more).
+/// A field selector: `metadata.name=x,metadata.namespace!=y`, matched on the
+/// dotted path; which labels a kind accepts is checked by the HTTP layer
+/// (see [`extra_field_labels`]).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct FieldSelector(Vec<(String, bool, String)>);
 
@@ -159,6 +159,18 @@ impl FieldSelector {
         Ok(FieldSelector(reqs))
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The first field label the kind does not support, if any.
+    pub fn unsupported_label(&self, supported: impl Fn(&str) -> bool) -> Option<&str> {
+        self.0
+            .iter()
+            .map(|(k, _, _)| k.as_str())
+            .find(|k| !supported(k))
+    }
+
     /// The `metadata.name=` value, which lets a get-by-name short-circuit.
     pub fn exact_name(&self) -> Option<&str> {
         self.0
@@ -180,6 +192,48 @@ impl FieldSelector {
             };
             (actual == *v) == *eq
         })
+    }
+}
+
+/// The field labels a built-in kind can be selected by besides
+/// `metadata.name` and `metadata.namespace`: the API server's field label
+/// conversion functions (`pkg/apis/core/v1/conversion.go`,
+/// `pkg/apis/apps/v1/conversion.go`, `pkg/apis/batch/v1/conversion.go`);
+/// any other label is refused with `field label not supported`.
+pub fn extra_field_labels(group: &str, resource: &str) -> &'static [&'static str] {
+    match (group, resource) {
+        ("", "pods") => &[
+            "spec.nodeName",
+            "spec.restartPolicy",
+            "spec.schedulerName",
+            "spec.serviceAccountName",
+            "spec.hostNetwork",
+            "status.phase",
+            "status.podIP",
+            "status.podIPs",
+            "status.nominatedNodeName",
+        ],
+        ("", "nodes") => &["spec.unschedulable"],
+        ("", "replicationcontrollers") => &["status.replicas"],
+        ("", "events") => &[
+            "involvedObject.kind",
+            "involvedObject.namespace",
+            "involvedObject.name",
+            "involvedObject.uid",
+            "involvedObject.apiVersion",
+            "involvedObject.resourceVersion",
+            "involvedObject.fieldPath",
+            "reason",
+            "reportingComponent",
+            "source",
+            "type",
+        ],
+        ("", "namespaces") => &["status.phase"],
+        ("", "secrets") => &["type"],
+        ("", "services") => &["spec.clusterIP", "spec.type"],
+        ("apps", "replicasets") => &["status.replicas"],
+        ("batch", "jobs") => &["status.successful"],
+        _ => &[],
     }
 }
 

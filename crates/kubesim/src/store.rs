@@ -90,21 +90,45 @@ impl Inner {
         ns: Option<&'a str>,
         after: Option<&ObjectKey>,
     ) -> Box<dyn Iterator<Item = (&'a ObjectKey, &'a Arc<Value>)> + 'a> {
-        use std::ops::Bound;
-        let Some(map) = self.objects.get(&gr(info)) else {
-            return Box::new(std::iter::empty());
-        };
-        let lower = match (after, ns) {
-            (Some(k), _) => Bound::Excluded(k.clone()),
-            (None, Some(ns)) => Bound::Included((ns.to_string(), String::new())),
-            (None, None) => Bound::Unbounded,
-        };
-        let it = map
-            .range((lower, Bound::Unbounded))
-            .take_while(move |((kns, _), _)| ns.is_none_or(|ns| kns == ns));
-        Box::new(it)
+        match self.objects.get(&gr(info)) {
+            Some(map) => range_of(map, ns, after),
+            None => Box::new(std::iter::empty()),
+        }
     }
 
+    /// The objects of a resource as they were at resourceVersion `rv`, rebuilt
+    /// from the current state by undoing the retained history newer than `rv`
+    /// (what etcd's MVCC gives the API server for an `Exact` list or a
+    /// continued one). `None` when `rv` is older than the history.
+    pub fn snapshot(
+        &self,
+        info: &ResourceInfo,
+        rv: u64,
+    ) -> Option<BTreeMap<ObjectKey, Arc<Value>>> {
+        let Since::Events(events) = self.events_since(rv) else {
+            return None;
+        };
+        let mut map = self.objects.get(&gr(info)).cloned().unwrap_or_default();
+        for e in events.iter().rev() {
+            if e.group != info.group || e.resource != info.resource {
+                continue;
+            }
+            let key = (
+                e.namespace.clone(),
+                crate::meta::name_of(&e.object).to_string(),
+            );
+            match (&e.kind, &e.prev) {
+                (_, Some(prev)) => {
+                    map.insert(key, prev.clone());
+                }
+                (EventType::Added, None) => {
+                    map.remove(&key);
+                }
+                _ => {}
+            }
+        }
+        Some(map)
+    }
     pub fn count(&self, info: &ResourceInfo) -> usize {
         self.objects.get(&gr(info)).map_or(0, BTreeMap::len)
     }
@@ -150,7 +174,14 @@ impl Inner {
         crate::meta::meta_mut(&mut obj)
             .insert("resourceVersion".into(), Value::from(self.rv.to_string()));
         let obj = Arc::new(obj);
-        self.record(info, ns.to_string(), EventType::Deleted, obj.clone(), None);
+        // The stored state before the deletion, for snapshots of older versions.
+        self.record(
+            info,
+            ns.to_string(),
+            EventType::Deleted,
+            obj.clone(),
+            Some(old),
+        );
         Some(obj)
     }
 
@@ -310,4 +341,23 @@ impl Drop for StoreGuard<'_> {
             }
         });
     }
+}
+
+/// Objects of one map in key order, optionally within one namespace,
+/// starting strictly after `after`.
+pub fn range_of<'a>(
+    map: &'a BTreeMap<ObjectKey, Arc<Value>>,
+    ns: Option<&'a str>,
+    after: Option<&ObjectKey>,
+) -> Box<dyn Iterator<Item = (&'a ObjectKey, &'a Arc<Value>)> + 'a> {
+    use std::ops::Bound;
+    let lower = match (after, ns) {
+        (Some(k), _) => Bound::Excluded(k.clone()),
+        (None, Some(ns)) => Bound::Included((ns.to_string(), String::new())),
+        (None, None) => Bound::Unbounded,
+    };
+    let it = map
+        .range((lower, Bound::Unbounded))
+        .take_while(move |((kns, _), _)| ns.is_none_or(|ns| kns == ns));
+    Box::new(it)
 }
