@@ -680,7 +680,29 @@ async fn a_rolled_back_upgrade_shows_what_runs_and_can_be_retried() {
     let (s, _) = p.post(&retry, &t, json!({})).await;
     assert_eq!(s, 409);
 
-    // A values update gets the same data-continuity preflight as an upgrade.
+    // A values update gets the same data-continuity preflight as an upgrade,
+    // and the same dry-run plan.
+    let (s, plan) = p
+        .call(
+            reqwest::Method::PATCH,
+            &format!("/api/v1/deployments/{uid}"),
+            &t,
+            Some(json!({"values": {"persistence": {"size": "5Gi"}}, "dry_run": true})),
+        )
+        .await;
+    assert_eq!(s, 200, "{plan}");
+    assert_eq!(plan["allowed"], false, "{plan}");
+    assert!(
+        plan["data_risks"].to_string().contains("StatefulSet/"),
+        "{plan}"
+    );
+    let continuity = plan["policy"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["rule"] == "data-continuity")
+        .unwrap();
+    assert_eq!(continuity["passed"], false, "{plan}");
     let (s, b) = p
         .call(
             reqwest::Method::PATCH,
