@@ -5,8 +5,8 @@
 use crate::Reconciler;
 use crate::commit::Commit;
 use crate::pass::{
-    Loaded, PassError, PassResultOf, SYSTEM, inventory_from, inventory_json, objects_of, rfc3339,
-    union,
+    Loaded, PassError, PassResultOf, SYSTEM, inventory_from, inventory_json, manifest_of,
+    objects_of, rfc3339, union,
 };
 use crate::status::{set, set_ready};
 use caelus_core::remediation::{
@@ -278,6 +278,7 @@ impl Reconciler {
                 },
             )
             .notes(number, rendered.notes.clone())
+            .manifest(number, manifest_of(&rendered))
             .event(
                 "reconcile.deployed",
                 message.clone(),
@@ -391,6 +392,7 @@ impl Reconciler {
                 return Err(refusal);
             }
             let rendered = checked.rendered;
+            let manifest = manifest_of(&rendered);
             let request = ApplyRequest {
                 namespace: d.namespace_name.clone(),
                 deployment_uid: d.uid.clone(),
@@ -402,14 +404,16 @@ impl Reconciler {
                 previous_inventory: union(inventory_from(Some(last)), attempted),
                 health_timeout: health_timeout(&restore_version),
             };
-            self.apply_with_progress(lease, d, Phase::RollingBack, last.number, request)
+            let outcome = self
+                .apply_with_progress(lease, d, Phase::RollingBack, last.number, request)
                 .await
                 .map_err(|e| e.to_string())?
-                .map_err(|e| e.to_string())
+                .map_err(|e| e.to_string())?;
+            Ok((outcome, manifest))
         }
         .await;
-        let outcome = match rollback {
-            Ok(outcome) => outcome,
+        let (outcome, manifest) = match rollback {
+            Ok(done) => done,
             Err(rollback_error) => {
                 let failure = Failure {
                     message: format!(
@@ -462,6 +466,8 @@ impl Reconciler {
                     finished_at: now_ms(),
                 },
             )
+            // What the restored revision applied now.
+            .manifest(last.number, manifest)
             .event(
                 "reconcile.rolled-back",
                 message.clone(),

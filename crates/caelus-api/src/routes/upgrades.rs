@@ -208,7 +208,10 @@ fn all_objects(r: &Rendered) -> Vec<Value> {
     objects
 }
 
-/// The render of what is deployed now (empty if nothing was ever deployed).
+/// What is deployed now (empty if nothing was ever deployed): the manifest
+/// the running revision stored when it was applied, so a chart that can no
+/// longer be pulled never blocks the preflight; rendered again only for
+/// revisions from before manifests were stored.
 async fn current_objects(
     state: &AppState,
     d: &Deployment,
@@ -217,6 +220,17 @@ async fn current_objects(
     let Some(last) = revisions::last_deployed(&mut conn, &d.uid).await? else {
         return Ok((Vec::new(), None));
     };
+    let stored = match revisions::manifest(&mut conn, &d.uid, last.number).await {
+        Ok(bytes) => bytes.and_then(|b| serde_json::from_slice::<Rendered>(&b).ok()),
+        Err(StoreError::Corrupt(e)) => {
+            tracing::warn!(error = %e, "the stored manifest cannot be read; rendering again");
+            None
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if let Some(applied) = stored {
+        return Ok((all_objects(&applied), Some(last)));
+    }
     let version = templates::get_by_id(&mut conn, &last.template_version_id)
         .await?
         .ok_or_else(|| {
