@@ -1060,6 +1060,10 @@ fn print_plan(v: &Value) {
         }
     }
     list("Delete", "delete");
+    list(
+        "StatefulSet re-creation (keeps the data)",
+        "statefulset_steps",
+    );
     list("Keep (resource-policy keep)", "keep");
     list("Hooks", "hooks");
     outln!("Policy:");

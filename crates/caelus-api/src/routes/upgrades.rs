@@ -97,6 +97,9 @@ pub struct UpgradePlan {
     pub policy: Vec<PolicyResult>,
     #[schema(value_type = Vec<Object>)]
     pub data_risks: Vec<DataRisk>,
+    /// How StatefulSet changes Kubernetes forbids are carried out keeping the
+    /// data (template capability `statefulset_updates: recreate`), in order.
+    pub statefulset_steps: Vec<String>,
     pub warnings: Vec<String>,
     /// Whether the request would be accepted as it is.
     pub allowed: bool,
@@ -273,7 +276,17 @@ pub(crate) async fn preflight(
     let violations = checked.violations;
     let rendered = checked.rendered;
     let target_objects = all_objects(&rendered);
-    let risks = upgrade::data_continuity(&current, &target_objects);
+    let statefulset_updates = target.capabilities.statefulset_updates;
+    let risks = upgrade::data_continuity_with(&current, &target_objects, statefulset_updates);
+    let statefulset_steps: Vec<String> =
+        if statefulset_updates == caelus_core::statefulset::StatefulSetUpdates::Recreate {
+            caelus_core::statefulset::recreations(&current, &target_objects)
+                .iter()
+                .flat_map(|r| r.steps())
+                .collect()
+        } else {
+            Vec::new()
+        };
     let plan = upgrade::plan(&current, &target_objects);
     let hook_event = kind.hook_event();
     // The version rules are about moving to another version: only an upgrade
@@ -349,6 +362,7 @@ pub(crate) async fn preflight(
         allowed: verdict.allowed() && violations.is_empty() && data_ok,
         policy,
         data_risks: risks.clone(),
+        statefulset_steps,
         warnings: verdict.warnings,
     };
     Ok((plan, risks))
