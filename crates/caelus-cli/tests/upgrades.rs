@@ -830,6 +830,67 @@ async fn an_upgrade_plans_from_the_stored_manifest_when_the_running_chart_is_gon
     assert_eq!(p.pvcs(&ns).await, volumes);
 }
 
+/// With `statefulset_updates: recreate`, a values update that grows the
+/// claim template is no data risk: the plan lists the re-creation steps, a
+/// tenant may run it, and the claims keep their uids.
+#[tokio::test]
+async fn a_claim_growth_is_planned_as_a_recreation_and_keeps_the_volumes() {
+    let p = Platform::start().await;
+    let (s, _) = p
+        .post(
+            "/api/v1/products",
+            &p.admin,
+            json!({"slug": "db", "name": "Redis"}),
+        )
+        .await;
+    assert_eq!(s, 201);
+    p.publish(
+        "1.0.0",
+        json!({"capabilities": {"statefulset_updates": "recreate"}}),
+    )
+    .await;
+    let t = p.tenant("acme").await;
+    let (s, d) = p
+        .post(
+            "/api/v1/deployments",
+            &t,
+            json!({"name": "cache", "product": "db", "version": "1.0.0"}),
+        )
+        .await;
+    assert_eq!(s, 201, "{d}");
+    let uid = d["uid"].as_str().unwrap().to_string();
+    let ns = d["namespace"].as_str().unwrap().to_string();
+    p.wait_settled(&uid, &t, "Ready").await;
+    let volumes = p.pvcs(&ns).await;
+    let path = format!("/api/v1/deployments/{uid}");
+    let grow = json!({"values": {"persistence": {"size": "2Gi"}}});
+    let mut dry = grow.clone();
+    dry["dry_run"] = json!(true);
+    let (s, plan) = p.call(reqwest::Method::PATCH, &path, &t, Some(dry)).await;
+    assert_eq!(s, 200, "{plan}");
+    assert_eq!(plan["allowed"], true, "{plan}");
+    assert_eq!(plan["data_risks"], json!([]), "{plan}");
+    let steps: Vec<&str> = plan["statefulset_steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap())
+        .collect();
+    assert_eq!(steps.len(), 3, "{plan}");
+    assert!(
+        steps[0].starts_with("grow PersistentVolumeClaims data-"),
+        "{steps:?}"
+    );
+    assert!(steps[1].contains("propagationPolicy Orphan"), "{steps:?}");
+    let (s, b) = p.call(reqwest::Method::PATCH, &path, &t, Some(grow)).await;
+    assert_eq!(s, 200, "{b}");
+    p.wait(&uid, &t, "Ready at generation 2", |d| {
+        d["status"]["phase"] == "Ready" && d["observed_generation"] == 2
+    })
+    .await;
+    assert_eq!(p.pvcs(&ns).await, volumes, "the same claims, the same uids");
+}
+
 /// The charts of `../shared/charts` (real third-party charts), when present.
 fn shared_chart(name: &str) -> Option<std::path::PathBuf> {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
