@@ -889,6 +889,39 @@ async fn a_claim_growth_is_planned_as_a_recreation_and_keeps_the_volumes() {
     })
     .await;
     assert_eq!(p.pvcs(&ns).await, volumes, "the same claims, the same uids");
+
+    // Claims of a class that cannot expand: refused up front, with the reason.
+    let (s, d) = p
+        .post(
+            "/api/v1/deployments",
+            &t,
+            json!({"name": "cold", "product": "db", "version": "1.0.0",
+                   "values": {"persistence": {"storageClassName": "fixed"}}}),
+        )
+        .await;
+    assert_eq!(s, 201, "{d}");
+    let cold = d["uid"].as_str().unwrap().to_string();
+    p.wait_settled(&cold, &t, "Ready").await;
+    let (s, b) = p
+        .call(
+            reqwest::Method::PATCH,
+            &format!("/api/v1/deployments/{cold}"),
+            &t,
+            Some(json!({"values": {"persistence": {"storageClassName": "fixed", "size": "2Gi"}}})),
+        )
+        .await;
+    assert_eq!(s, 409, "{b}");
+    assert!(
+        b["detail"]
+            .as_str()
+            .unwrap()
+            .contains("its StorageClass fixed does not allow volume expansion"),
+        "{b}"
+    );
+    assert_eq!(
+        p.get(&format!("/api/v1/deployments/{cold}"), &t).await["generation"],
+        1
+    );
 }
 
 /// The charts of `../shared/charts` (real third-party charts), when present.

@@ -71,51 +71,7 @@ impl Engine {
         // checked before the first write.
         let claims: kube::Api<PersistentVolumeClaim> =
             kube::Api::namespaced(self.client().clone(), namespace);
-        let list_all = ListParams::default();
-        let all = retry(|| claims.list(&list_all))
-            .await
-            .map_err(|e| EngineError::api("listing PersistentVolumeClaims", e))?;
-        let classes: kube::Api<StorageClass> = kube::Api::all(self.client().clone());
-        let mut grow = Vec::new();
-        let mut refusals = Vec::new();
-        for g in &plan.grow {
-            let prefix = format!("{}-{}-", g.template, plan.name);
-            for claim in &all.items {
-                let name = claim.metadata.name.clone().unwrap_or_default();
-                if !is_ordinal_of(&name, &prefix) {
-                    continue;
-                }
-                let spec = claim.spec.clone().unwrap_or_default();
-                let now = spec
-                    .resources
-                    .as_ref()
-                    .and_then(|r| r.requests.as_ref())
-                    .and_then(|r| r.get("storage"))
-                    .map(|q| q.0.clone());
-                if bytes(now.as_deref()) >= bytes(Some(&g.to)) {
-                    continue;
-                }
-                let class = spec.storage_class_name.clone().unwrap_or_default();
-                let allows = if class.is_empty() {
-                    None
-                } else {
-                    match retry(|| classes.get(&class)).await {
-                        Ok(c) => Some(c.allow_volume_expansion == Some(true)),
-                        Err(e) if is_not_found(&e) => None,
-                        Err(e) => {
-                            return Err(EngineError::api(
-                                format!("reading StorageClass {class}"),
-                                e,
-                            ));
-                        }
-                    }
-                };
-                match expansion_refusal(&name, &class, allows) {
-                    Some(refusal) => refusals.push(refusal),
-                    None => grow.push((name, g.to.clone(), now.unwrap_or_default())),
-                }
-            }
-        }
+        let (grow, refusals) = self.claims_to_grow(namespace, plan).await?;
         if !refusals.is_empty() {
             return Err(EngineError::Policy(format!(
                 "StatefulSet/{} cannot be re-created keeping its data: {}",
@@ -183,6 +139,7 @@ impl Engine {
             let pods: kube::Api<Pod> = kube::Api::namespaced(self.client().clone(), namespace);
             let prefix = format!("{}-", plan.name);
             let background = DeleteParams::default();
+            let list_all = ListParams::default();
             let list = retry(|| pods.list(&list_all))
                 .await
                 .map_err(|e| EngineError::api("listing pods", e))?;
@@ -205,6 +162,74 @@ impl Engine {
             }
         }
         Ok(done)
+    }
+
+    /// Why the claims of `plan` cannot grow (their StorageClass does not
+    /// allow expansion, or is missing); empty when they can. Read-only: the
+    /// preflight asks it before a change is accepted.
+    pub async fn statefulset_recreation_refusals(
+        &self,
+        namespace: &str,
+        plan: &Recreate,
+    ) -> Result<Vec<String>> {
+        Ok(self.claims_to_grow(namespace, plan).await?.1)
+    }
+
+    /// The claims of `plan` smaller than their new size, as `(name, to,
+    /// from)`, and the refusals of those whose class cannot expand.
+    async fn claims_to_grow(
+        &self,
+        namespace: &str,
+        plan: &Recreate,
+    ) -> Result<(Vec<(String, String, String)>, Vec<String>)> {
+        let claims: kube::Api<PersistentVolumeClaim> =
+            kube::Api::namespaced(self.client().clone(), namespace);
+        let list_all = ListParams::default();
+        let all = retry(|| claims.list(&list_all))
+            .await
+            .map_err(|e| EngineError::api("listing PersistentVolumeClaims", e))?;
+        let classes: kube::Api<StorageClass> = kube::Api::all(self.client().clone());
+        let mut grow = Vec::new();
+        let mut refusals = Vec::new();
+        for g in &plan.grow {
+            let prefix = format!("{}-{}-", g.template, plan.name);
+            for claim in &all.items {
+                let name = claim.metadata.name.clone().unwrap_or_default();
+                if !is_ordinal_of(&name, &prefix) {
+                    continue;
+                }
+                let spec = claim.spec.clone().unwrap_or_default();
+                let now = spec
+                    .resources
+                    .as_ref()
+                    .and_then(|r| r.requests.as_ref())
+                    .and_then(|r| r.get("storage"))
+                    .map(|q| q.0.clone());
+                if bytes(now.as_deref()) >= bytes(Some(&g.to)) {
+                    continue;
+                }
+                let class = spec.storage_class_name.clone().unwrap_or_default();
+                let allows = if class.is_empty() {
+                    None
+                } else {
+                    match retry(|| classes.get(&class)).await {
+                        Ok(c) => Some(c.allow_volume_expansion == Some(true)),
+                        Err(e) if is_not_found(&e) => None,
+                        Err(e) => {
+                            return Err(EngineError::api(
+                                format!("reading StorageClass {class}"),
+                                e,
+                            ));
+                        }
+                    }
+                };
+                match expansion_refusal(&name, &class, allows) {
+                    Some(refusal) => refusals.push(refusal),
+                    None => grow.push((name, g.to.clone(), now.unwrap_or_default())),
+                }
+            }
+        }
+        Ok((grow, refusals))
     }
 }
 

@@ -277,16 +277,31 @@ pub(crate) async fn preflight(
     let rendered = checked.rendered;
     let target_objects = all_objects(&rendered);
     let statefulset_updates = target.capabilities.statefulset_updates;
-    let risks = upgrade::data_continuity_with(&current, &target_objects, statefulset_updates);
-    let statefulset_steps: Vec<String> =
+    let mut risks = upgrade::data_continuity_with(&current, &target_objects, statefulset_updates);
+    let recreations =
         if statefulset_updates == caelus_core::statefulset::StatefulSetUpdates::Recreate {
             caelus_core::statefulset::recreations(&current, &target_objects)
-                .iter()
-                .flat_map(|r| r.steps())
-                .collect()
         } else {
             Vec::new()
         };
+    // Claims whose StorageClass cannot expand are refused here already, with
+    // the reason; the worker checks again before its first write.
+    if let Some(engine) = &state.cluster {
+        for r in recreations.iter().filter(|r| !r.grow.is_empty()) {
+            match engine
+                .statefulset_recreation_refusals(&d.namespace_name, r)
+                .await
+            {
+                Ok(refusals) => risks.extend(refusals.into_iter().map(|message| DataRisk {
+                    kind: "StatefulSet".into(),
+                    name: r.name.clone(),
+                    message,
+                })),
+                Err(e) => tracing::warn!(error = %e, "cannot check whether the claims can grow"),
+            }
+        }
+    }
+    let statefulset_steps: Vec<String> = recreations.iter().flat_map(|r| r.steps()).collect();
     let plan = upgrade::plan(&current, &target_objects);
     let hook_event = kind.hook_event();
     // The version rules are about moving to another version: only an upgrade
