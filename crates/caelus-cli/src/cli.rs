@@ -653,6 +653,10 @@ pub enum DeploymentCommand {
         /// (admins; recorded).
         #[arg(long)]
         allow_data_loss: bool,
+        /// Show the plan of the values change (objects, field diffs, policy and
+        /// data-continuity results, as `upgrade --dry-run`) and change nothing.
+        #[arg(long, requires = "values")]
+        dry_run: bool,
         #[command(flatten)]
         wait: WaitArgs,
         #[command(flatten)]

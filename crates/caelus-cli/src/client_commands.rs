@@ -442,6 +442,7 @@ pub async fn deployment(cmd: DeploymentCommand) -> Result<()> {
             values,
             name,
             allow_data_loss,
+            dry_run,
             wait,
             client,
         } => {
@@ -454,6 +455,18 @@ pub async fn deployment(cmd: DeploymentCommand) -> Result<()> {
             }
             if let Some(n) = name {
                 body["name"] = json!(n);
+            }
+            if dry_run {
+                body["dry_run"] = json!(true);
+                let v = client_call(
+                    &client,
+                    "update_deployment",
+                    &[("uid", &uid)],
+                    &[],
+                    Some(&body),
+                )
+                .await?;
+                return plan_or_follow(&client, &v, true, wait).await;
             }
             let v = run_op(
                 &client,
@@ -1047,6 +1060,10 @@ fn print_plan(v: &Value) {
         }
     }
     list("Delete", "delete");
+    list(
+        "StatefulSet re-creation (keeps the data)",
+        "statefulset_steps",
+    );
     list("Keep (resource-policy keep)", "keep");
     list("Hooks", "hooks");
     outln!("Policy:");

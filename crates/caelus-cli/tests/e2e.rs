@@ -100,6 +100,29 @@ fn dev_starts_on_an_empty_data_dir_and_the_cli_tour_works() {
     assert!(String::from_utf8_lossy(&kubectl.stdout).contains(namespace));
 
     std::fs::write(&values, "replicaCount: 3\n").unwrap();
+    // The plan first, as for an upgrade: what would change, and nothing does.
+    let plan = ok(
+        &r,
+        &[
+            "deployment",
+            "update",
+            uid,
+            "--values",
+            values.to_str().unwrap(),
+            "--dry-run",
+        ],
+    );
+    assert!(
+        plan.starts_with("Plan: 1.0.0 -> 1.0.0 (allowed)")
+            && plan.contains("Deployment/")
+            && plan.contains("replicas"),
+        "{plan}"
+    );
+    let show = ok(&r, &["deployment", "show", uid]);
+    assert!(
+        show.contains("Revision:    1"),
+        "a dry run changed it: {show}"
+    );
     let yaml = ok(
         &r,
         &[

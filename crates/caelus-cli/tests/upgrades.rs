@@ -17,6 +17,8 @@ struct Platform {
     admin: String,
     http: reqwest::Client,
     registry: TestRegistry,
+    /// The engine the API and the worker share (to empty its caches).
+    helm: caelus_helm::HelmEngine,
     sim: kubesim::Server,
     _db: TestDb,
     stop: tokio::sync::watch::Sender<bool>,
@@ -56,7 +58,7 @@ impl Platform {
         };
         let reconciler: Arc<caelus_reconciler::Reconciler> = caelus_cli::processes::reconciler(
             db.store.clone(),
-            helm,
+            helm.clone(),
             client,
             &args,
             None,
@@ -74,6 +76,7 @@ impl Platform {
             admin,
             http: reqwest::Client::new(),
             registry,
+            helm,
             sim,
             _db: db,
             stop,
@@ -680,7 +683,29 @@ async fn a_rolled_back_upgrade_shows_what_runs_and_can_be_retried() {
     let (s, _) = p.post(&retry, &t, json!({})).await;
     assert_eq!(s, 409);
 
-    // A values update gets the same data-continuity preflight as an upgrade.
+    // A values update gets the same data-continuity preflight as an upgrade,
+    // and the same dry-run plan.
+    let (s, plan) = p
+        .call(
+            reqwest::Method::PATCH,
+            &format!("/api/v1/deployments/{uid}"),
+            &t,
+            Some(json!({"values": {"persistence": {"size": "5Gi"}}, "dry_run": true})),
+        )
+        .await;
+    assert_eq!(s, 200, "{plan}");
+    assert_eq!(plan["allowed"], false, "{plan}");
+    assert!(
+        plan["data_risks"].to_string().contains("StatefulSet/"),
+        "{plan}"
+    );
+    let continuity = plan["policy"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["rule"] == "data-continuity")
+        .unwrap();
+    assert_eq!(continuity["passed"], false, "{plan}");
     let (s, b) = p
         .call(
             reqwest::Method::PATCH,
@@ -739,6 +764,164 @@ async fn a_rolled_back_upgrade_shows_what_runs_and_can_be_retried() {
     assert_eq!(s, 202, "{b}");
     p.wait_settled(&uid, &t, "Deleted").await;
     assert!(p.pvcs(&ns).await.is_empty());
+}
+
+/// The preflight compares with what runs as its revision stored it: with the
+/// running version's chart gone from the registry and every cache, an
+/// upgrade still plans and goes through, keeping the volumes.
+#[tokio::test]
+async fn an_upgrade_plans_from_the_stored_manifest_when_the_running_chart_is_gone() {
+    let p = Platform::start().await;
+    let (s, _) = p
+        .post(
+            "/api/v1/products",
+            &p.admin,
+            json!({"slug": "db", "name": "Redis"}),
+        )
+        .await;
+    assert_eq!(s, 201);
+    p.publish("1.0.0", json!({})).await;
+    p.publish("2.0.0", json!({})).await;
+    let t = p.tenant("acme").await;
+    let (s, d) = p
+        .post(
+            "/api/v1/deployments",
+            &t,
+            json!({"name": "cache", "product": "db", "version": "1.0.0"}),
+        )
+        .await;
+    assert_eq!(s, 201, "{d}");
+    let uid = d["uid"].as_str().unwrap().to_string();
+    let ns = d["namespace"].as_str().unwrap().to_string();
+    p.wait_settled(&uid, &t, "Ready").await;
+    let volumes = p.pvcs(&ns).await;
+
+    // 1.0.0's chart can no longer be pulled: its manifest is gone from the
+    // registry, and nothing is cached.
+    let v1 = p.get("/api/v1/products/db/versions/1.0.0", &p.admin).await;
+    let digest: caelus_helm::Digest = v1["chart_digest"].as_str().unwrap().parse().unwrap();
+    std::fs::remove_file(p.registry.blob_path(&digest)).unwrap();
+    p.helm.clear_caches();
+    let _ = std::fs::remove_dir_all(p.registry.temp_dir().join("cache/charts/repositories"));
+    let reference: caelus_helm::ChartReference = v1["chart"].as_str().unwrap().parse().unwrap();
+    assert!(
+        p.helm.pull(&reference).await.is_err(),
+        "1.0.0 is still reachable"
+    );
+
+    let upgrade = format!("/api/v1/deployments/{uid}/upgrade");
+    let (s, plan) = p
+        .post(
+            &upgrade,
+            &t,
+            json!({"to_version": "2.0.0", "dry_run": true}),
+        )
+        .await;
+    assert_eq!(s, 200, "{plan}");
+    assert_eq!(plan["allowed"], true, "{plan}");
+    assert!(
+        plan["update"].to_string().contains("REDIS_APPENDONLY"),
+        "the plan compares with what runs: {plan}"
+    );
+    let (s, b) = p.post(&upgrade, &t, json!({"to_version": "2.0.0"})).await;
+    assert_eq!(s, 202, "{b}");
+    let d = p.wait_settled(&uid, &t, "Ready").await;
+    assert_eq!(d["version"], "2.0.0");
+    assert_eq!(p.pvcs(&ns).await, volumes);
+}
+
+/// With `statefulset_updates: recreate`, a values update that grows the
+/// claim template is no data risk: the plan lists the re-creation steps, a
+/// tenant may run it, and the claims keep their uids.
+#[tokio::test]
+async fn a_claim_growth_is_planned_as_a_recreation_and_keeps_the_volumes() {
+    let p = Platform::start().await;
+    let (s, _) = p
+        .post(
+            "/api/v1/products",
+            &p.admin,
+            json!({"slug": "db", "name": "Redis"}),
+        )
+        .await;
+    assert_eq!(s, 201);
+    p.publish(
+        "1.0.0",
+        json!({"capabilities": {"statefulset_updates": "recreate"}}),
+    )
+    .await;
+    let t = p.tenant("acme").await;
+    let (s, d) = p
+        .post(
+            "/api/v1/deployments",
+            &t,
+            json!({"name": "cache", "product": "db", "version": "1.0.0"}),
+        )
+        .await;
+    assert_eq!(s, 201, "{d}");
+    let uid = d["uid"].as_str().unwrap().to_string();
+    let ns = d["namespace"].as_str().unwrap().to_string();
+    p.wait_settled(&uid, &t, "Ready").await;
+    let volumes = p.pvcs(&ns).await;
+    let path = format!("/api/v1/deployments/{uid}");
+    let grow = json!({"values": {"persistence": {"size": "2Gi"}}});
+    let mut dry = grow.clone();
+    dry["dry_run"] = json!(true);
+    let (s, plan) = p.call(reqwest::Method::PATCH, &path, &t, Some(dry)).await;
+    assert_eq!(s, 200, "{plan}");
+    assert_eq!(plan["allowed"], true, "{plan}");
+    assert_eq!(plan["data_risks"], json!([]), "{plan}");
+    let steps: Vec<&str> = plan["statefulset_steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap())
+        .collect();
+    assert_eq!(steps.len(), 3, "{plan}");
+    assert!(
+        steps[0].starts_with("grow PersistentVolumeClaims data-"),
+        "{steps:?}"
+    );
+    assert!(steps[1].contains("propagationPolicy Orphan"), "{steps:?}");
+    let (s, b) = p.call(reqwest::Method::PATCH, &path, &t, Some(grow)).await;
+    assert_eq!(s, 200, "{b}");
+    p.wait(&uid, &t, "Ready at generation 2", |d| {
+        d["status"]["phase"] == "Ready" && d["observed_generation"] == 2
+    })
+    .await;
+    assert_eq!(p.pvcs(&ns).await, volumes, "the same claims, the same uids");
+
+    // Claims of a class that cannot expand: refused up front, with the reason.
+    let (s, d) = p
+        .post(
+            "/api/v1/deployments",
+            &t,
+            json!({"name": "cold", "product": "db", "version": "1.0.0",
+                   "values": {"persistence": {"storageClassName": "fixed"}}}),
+        )
+        .await;
+    assert_eq!(s, 201, "{d}");
+    let cold = d["uid"].as_str().unwrap().to_string();
+    p.wait_settled(&cold, &t, "Ready").await;
+    let (s, b) = p
+        .call(
+            reqwest::Method::PATCH,
+            &format!("/api/v1/deployments/{cold}"),
+            &t,
+            Some(json!({"values": {"persistence": {"storageClassName": "fixed", "size": "2Gi"}}})),
+        )
+        .await;
+    assert_eq!(s, 409, "{b}");
+    assert!(
+        b["detail"]
+            .as_str()
+            .unwrap()
+            .contains("its StorageClass fixed does not allow volume expansion"),
+        "{b}"
+    );
+    assert_eq!(
+        p.get(&format!("/api/v1/deployments/{cold}"), &t).await["generation"],
+        1
+    );
 }
 
 /// The charts of `../shared/charts` (real third-party charts), when present.

@@ -24,6 +24,7 @@ pub mod reconcile;
 pub mod remediation;
 pub mod render_policy;
 pub mod revision;
+pub mod statefulset;
 pub mod status;
 pub mod template;
 pub mod throttle;

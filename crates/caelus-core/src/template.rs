@@ -90,6 +90,11 @@ pub struct Capabilities {
     /// removes them. Off by default: a delete deletes.
     #[serde(default)]
     pub keep_volumes_on_delete: bool,
+    /// StatefulSet changes Kubernetes forbids (claim growth, selector,
+    /// serviceName, podManagementPolicy): refused (the default), or carried
+    /// out keeping the data (`recreate`, see `caelus_core::statefulset`).
+    #[serde(default)]
+    pub statefulset_updates: crate::statefulset::StatefulSetUpdates,
 }
 
 impl Default for Capabilities {
@@ -105,6 +110,7 @@ impl Default for Capabilities {
             drift_ignore: Vec::new(),
             connection_secrets: Vec::new(),
             keep_volumes_on_delete: false,
+            statefulset_updates: Default::default(),
         }
     }
 }

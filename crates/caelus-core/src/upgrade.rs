@@ -272,13 +272,7 @@ pub fn quantity_bytes(q: &str) -> Option<f64> {
     crate::quantity::parse(q).map(crate::quantity::Quantity::as_f64)
 }
 
-/// StatefulSet spec fields the API server refuses to change.
-const STATEFULSET_IMMUTABLE: &[&str] = &[
-    "selector",
-    "serviceName",
-    "podManagementPolicy",
-    "volumeClaimTemplates",
-];
+use crate::statefulset::{IMMUTABLE_FIELDS as STATEFULSET_IMMUTABLE, StatefulSetUpdates};
 
 fn vct_summary(sts: &Value) -> Value {
     // Compare what matters for the volumes: names and their specs.
@@ -296,6 +290,18 @@ fn vct_summary(sts: &Value) -> Value {
 /// Compares the current render with the target's: every PVC or StatefulSet the
 /// target deletes (or renames) and every change that would strand or shrink data.
 pub fn data_continuity(current: &[Value], target: &[Value]) -> Vec<DataRisk> {
+    data_continuity_with(current, target, StatefulSetUpdates::Refuse)
+}
+
+/// [`data_continuity`] under a template's `statefulset_updates`: with
+/// `recreate`, a forbidden StatefulSet change that re-creation carries out
+/// keeping every claim (see [`crate::statefulset::classify`]) is no risk;
+/// what re-creation cannot do still is.
+pub fn data_continuity_with(
+    current: &[Value],
+    target: &[Value],
+    statefulset_updates: StatefulSetUpdates,
+) -> Vec<DataRisk> {
     let cur = index(current);
     let tgt = index(target);
     let mut risks = Vec::new();
@@ -324,7 +330,13 @@ pub fn data_continuity(current: &[Value], target: &[Value]) -> Vec<DataRisk> {
             }
             continue;
         };
-        if kind == "StatefulSet" {
+        if kind == "StatefulSet" && statefulset_updates == StatefulSetUpdates::Recreate {
+            if let crate::statefulset::Change::Refused(message) =
+                crate::statefulset::classify(obj, next)
+            {
+                risks.push(risk(kind, name, message));
+            }
+        } else if kind == "StatefulSet" {
             if vct_summary(obj) != vct_summary(next) {
                 risks.push(risk(
                     kind,
@@ -675,6 +687,19 @@ mod tests {
         assert!(risks[0].message.contains("volumeClaimTemplates"));
         let risks = data_continuity(&[sts("db", "1Gi", "h")], &[sts("db", "1Gi", "other")]);
         assert!(risks[0].message.contains("spec.serviceName"));
+    }
+
+    #[test]
+    fn with_recreate_only_what_recreation_cannot_do_is_a_risk() {
+        let recreate = |a, b| data_continuity_with(&[a], &[b], StatefulSetUpdates::Recreate);
+        assert!(recreate(sts("db", "1Gi", "h"), sts("db", "2Gi", "h")).is_empty());
+        assert!(recreate(sts("db", "1Gi", "h"), sts("db", "1Gi", "other")).is_empty());
+        let risks = recreate(sts("db", "2Gi", "h"), sts("db", "1Gi", "h"));
+        assert!(risks[0].message.contains("shrink"), "{risks:?}");
+        // Deleting the StatefulSet is a risk whatever the capability.
+        let risks =
+            data_continuity_with(&[sts("db", "1Gi", "h")], &[], StatefulSetUpdates::Recreate);
+        assert!(risks[0].message.contains("orphaned"), "{risks:?}");
     }
 
     #[test]

@@ -25,6 +25,7 @@ mod prune;
 mod reach;
 mod resolve;
 mod scope;
+mod statefulset;
 mod uninstall;
 mod watches;
 

@@ -17,6 +17,7 @@ use serde_json::Value;
 pub(crate) struct Commit<'a> {
     revision: Option<(i64, FinishedRevision<'a>)>,
     notes: Option<(i64, Option<String>)>,
+    manifest: Option<(i64, Vec<u8>)>,
     events: Vec<(&'static str, String, Value)>,
     status: Option<(Phase, String, Vec<Condition>)>,
     result: Option<PassResult>,
@@ -36,6 +37,13 @@ impl<'a> Commit<'a> {
     /// Records the chart's rendered NOTES.txt on revision `number`.
     pub fn notes(mut self, number: i64, notes: Option<String>) -> Self {
         self.notes = Some((number, notes));
+        self
+    }
+
+    /// Records the manifest revision `number` applied (serialised), so later
+    /// passes read what was applied instead of rendering the chart again.
+    pub fn manifest(mut self, number: i64, manifest: Vec<u8>) -> Self {
+        self.manifest = Some((number, manifest));
         self
     }
 
@@ -87,6 +95,9 @@ impl Reconciler {
         }
         if let Some((number, notes)) = &c.notes {
             revisions::set_notes(&mut tx, &d.uid, *number, notes.as_deref()).await?;
+        }
+        if let Some((number, manifest)) = &c.manifest {
+            revisions::set_manifest(&mut tx, &d.uid, *number, manifest).await?;
         }
         let subject = format!("deployment/{}", d.uid);
         for (action, message, details) in c.events {

@@ -5,8 +5,8 @@
 use crate::Reconciler;
 use crate::commit::Commit;
 use crate::pass::{
-    Loaded, PassError, PassResultOf, SYSTEM, inventory_from, inventory_json, objects_of, rfc3339,
-    union,
+    Loaded, PassError, PassResultOf, SYSTEM, inventory_from, inventory_json, manifest_of,
+    objects_of, rfc3339, union,
 };
 use crate::status::{set, set_ready};
 use caelus_core::remediation::{
@@ -14,6 +14,7 @@ use caelus_core::remediation::{
     Remedy, remediate,
 };
 use caelus_core::revision::{RevisionKind, RevisionOutcome};
+use caelus_core::statefulset::{StatefulSetUpdates, recreations};
 use caelus_core::status::{
     CONDITION_DRIFTED, CONDITION_RECONCILING, CONDITION_STALLED, ConditionStatus, ObjectHealth,
     Phase, ReadyReason, reason,
@@ -206,6 +207,13 @@ impl Reconciler {
         if let Err(e) = self.engine.ensure_namespace(&target).await {
             return self.failed(lease, &d, &attempt, engine_failure(e)).await;
         }
+        let recreated = match self
+            .prepare_statefulset_recreations(lease, &d, &version, last, &objects)
+            .await?
+        {
+            Ok(steps) => steps,
+            Err(failure) => return self.failed(lease, &d, &attempt, failure).await,
+        };
         let new_inventory = caelus_engine::inventory_of(&objects).unwrap_or_default();
         let (pre_event, post_event) = hook_events(kind);
         let request = ApplyRequest {
@@ -278,6 +286,13 @@ impl Reconciler {
                 },
             )
             .notes(number, rendered.notes.clone())
+            .manifest(number, manifest_of(&rendered))
+            .event_if(
+                !recreated.is_empty(),
+                "statefulset.recreated",
+                format!("revision {number}: {}", recreated.join("; ")),
+                json!({"revision": number, "steps": recreated}),
+            )
             .event(
                 "reconcile.deployed",
                 message.clone(),
@@ -303,6 +318,62 @@ impl Reconciler {
             RevisionKind::Install => "installed",
             RevisionKind::Upgrade | RevisionKind::Rollback => "upgraded",
         })
+    }
+
+    /// With `statefulset_updates: recreate`, the StatefulSet changes
+    /// Kubernetes forbids (between what runs, as stored, and `objects`) are
+    /// prepared keeping the data: claims grown in place, the StatefulSet
+    /// deleted with its pods and claims orphaned; the apply re-creates it.
+    /// Returns the steps done, or why it cannot be done.
+    async fn prepare_statefulset_recreations(
+        &self,
+        lease: &Lease,
+        d: &Deployment,
+        version: &TemplateVersion,
+        last: Option<&Revision>,
+        objects: &[serde_json::Value],
+    ) -> PassResultOf<Result<Vec<String>, Failure>> {
+        let Some(last) = last else {
+            return Ok(Ok(Vec::new()));
+        };
+        if version.capabilities.statefulset_updates != StatefulSetUpdates::Recreate {
+            return Ok(Ok(Vec::new()));
+        }
+        let Some(running) = self.version_of(last).await? else {
+            return Ok(Ok(Vec::new()));
+        };
+        let current = match self.applied(d, &running, last).await {
+            Ok(r) => objects_of(&r),
+            Err(e) => return Ok(Err(helm_failure(e))),
+        };
+        let mut done = Vec::new();
+        for plan in recreations(&current, objects) {
+            queue::report_progress(
+                &self.store,
+                lease,
+                Phase::Upgrading,
+                &plan.steps().join("; "),
+                None,
+                now_ms(),
+            )
+            .await?;
+            match self
+                .engine
+                .recreate_statefulset(&d.namespace_name, &d.uid, &plan)
+                .await
+            {
+                Ok(steps) => done.extend(steps),
+                Err(e) => {
+                    let mut failure = engine_failure(e);
+                    if !done.is_empty() {
+                        failure.message =
+                            format!("{} (done before: {})", failure.message, done.join("; "));
+                    }
+                    return Ok(Err(failure));
+                }
+            }
+        }
+        Ok(Ok(done))
     }
 
     /// A failed attempt: remediation decides between retrying, rolling back
@@ -391,6 +462,7 @@ impl Reconciler {
                 return Err(refusal);
             }
             let rendered = checked.rendered;
+            let manifest = manifest_of(&rendered);
             let request = ApplyRequest {
                 namespace: d.namespace_name.clone(),
                 deployment_uid: d.uid.clone(),
@@ -402,14 +474,16 @@ impl Reconciler {
                 previous_inventory: union(inventory_from(Some(last)), attempted),
                 health_timeout: health_timeout(&restore_version),
             };
-            self.apply_with_progress(lease, d, Phase::RollingBack, last.number, request)
+            let outcome = self
+                .apply_with_progress(lease, d, Phase::RollingBack, last.number, request)
                 .await
                 .map_err(|e| e.to_string())?
-                .map_err(|e| e.to_string())
+                .map_err(|e| e.to_string())?;
+            Ok((outcome, manifest))
         }
         .await;
-        let outcome = match rollback {
-            Ok(outcome) => outcome,
+        let (outcome, manifest) = match rollback {
+            Ok(done) => done,
             Err(rollback_error) => {
                 let failure = Failure {
                     message: format!(
@@ -462,6 +536,8 @@ impl Reconciler {
                     finished_at: now_ms(),
                 },
             )
+            // What the restored revision applied now.
+            .manifest(last.number, manifest)
             .event(
                 "reconcile.rolled-back",
                 message.clone(),

@@ -63,14 +63,12 @@ impl Reconciler {
                 .await?
                 .ok_or_else(|| PassError::MissingVersion(d.uid.clone()))?
         };
-        let rendered = match self
-            .render(&d, &version, &last.user_values, last.number, last.kind)
-            .await
-        {
+        // What the running revision applied, as stored with it.
+        let rendered = match self.applied(&d, &version, &last).await {
             Ok(r) => r,
             Err(e) => {
                 // Cannot know what was applied: try again later without touching anything.
-                tracing::warn!(error = %e, "cannot render the deployed revision for a drift check");
+                tracing::warn!(error = %e, "cannot read or render the deployed revision for a drift check");
                 self.finish_unchanged(lease, &d, Some(self.retry_at(1)))
                     .await?;
                 return Ok("drift-check-deferred");

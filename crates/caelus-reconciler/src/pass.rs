@@ -156,6 +156,52 @@ impl Reconciler {
         self.helm.pull(&reference).await
     }
 
+    /// What revision `revision` applied: its stored manifest, so a chart
+    /// that can no longer be pulled never blocks a drift check or an
+    /// uninstall. Revisions from before manifests were stored (or whose
+    /// stored manifest cannot be read) are rendered again.
+    pub(crate) async fn applied(
+        &self,
+        d: &Deployment,
+        version: &TemplateVersion,
+        revision: &Revision,
+    ) -> Result<Arc<Rendered>, HelmError> {
+        match self.stored_manifest(&d.uid, revision.number).await {
+            Some(rendered) => Ok(Arc::new(rendered)),
+            None => {
+                self.render(
+                    d,
+                    version,
+                    &revision.user_values,
+                    revision.number,
+                    revision.kind,
+                )
+                .await
+            }
+        }
+    }
+
+    async fn stored_manifest(&self, uid: &str, number: i64) -> Option<Rendered> {
+        let bytes = match self.store.conn().await {
+            Ok(mut c) => revisions::manifest(&mut c, uid, number).await,
+            Err(e) => Err(e),
+        };
+        match bytes {
+            Ok(Some(bytes)) => match serde_json::from_slice(&bytes) {
+                Ok(rendered) => Some(rendered),
+                Err(e) => {
+                    tracing::warn!(error = %e, number, "the stored manifest does not parse; rendering again");
+                    None
+                }
+            },
+            Ok(None) => None,
+            Err(e) => {
+                tracing::warn!(error = %e, number, "the stored manifest cannot be read; rendering again");
+                None
+            }
+        }
+    }
+
     /// Renders revision `revision` of kind `kind`: the kind decides Helm's
     /// `.Release.IsInstall/IsUpgrade`, the number `.Release.Revision`.
     /// For revisions already deployed (drift, uninstall hooks); a revision
@@ -279,6 +325,12 @@ fn facts_of(l: &Loaded) -> Facts {
         stalled_generation: stalled_generation(&d.conditions),
         rollback_requested: d.rollback_to.is_some(),
     }
+}
+
+/// `rendered` as a revision stores it (see [`Reconciler::applied`]).
+pub(crate) fn manifest_of(rendered: &Rendered) -> Vec<u8> {
+    // A render is plain JSON values and strings: it always serialises.
+    serde_json::to_vec(rendered).unwrap_or_default()
 }
 
 /// CRDs first, then the objects, as they are applied.

@@ -40,16 +40,13 @@ impl Reconciler {
             now_ms(),
         )
         .await?;
-        // Delete hooks come from the render of what is deployed. A purge of a
-        // Retained deployment runs none: they ran when it was deleted.
+        // Delete hooks come from what is deployed (its stored manifest). A
+        // purge of a Retained deployment runs none: they ran when it was deleted.
         let purging = d.phase == Phase::Retained;
         let hooks = match &l.last_deployed {
             Some(_) if purging => Vec::new(),
             Some(last) => match self.version_of(last).await? {
-                Some(v) => match self
-                    .render(&d, &v, &last.user_values, last.number, last.kind)
-                    .await
-                {
+                Some(v) => match self.applied(&d, &v, last).await {
                     Ok(r) => r.hooks.clone(),
                     Err(e) => {
                         return self

@@ -10,7 +10,7 @@ use caelus_core::status::Phase;
 use caelus_core::template::Capabilities;
 use caelus_store::Backend;
 use harness::{Harness, fast_worker};
-use serde_json::json;
+use serde_json::{Value, json};
 use std::time::Duration;
 
 /// The shared charts that install under the default policy with default values.
@@ -86,5 +86,95 @@ async fn shared_charts_with_default_values_show_no_drift_and_resyncs_write_nothi
         assert!(drift.is_empty(), "false drift in {name}: {drift:#?}");
         assert_eq!(h.get(uid).await.phase, Phase::Ready, "{name}");
     }
+    h.stop().await;
+}
+
+/// `name -> uid` of the PersistentVolumeClaims in `ns`.
+async fn claim_uids(h: &Harness, ns: &str) -> std::collections::BTreeMap<String, String> {
+    kube::Api::<k8s_openapi::api::core::v1::PersistentVolumeClaim>::namespaced(h.kube.clone(), ns)
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|c| (c.metadata.name.unwrap(), c.metadata.uid.unwrap()))
+        .collect()
+}
+
+/// Installs shared chart `old` as 1.0.0 and upgrades it to `new` (2.0.0)
+/// with `values`: Ready on the new version with the same claims (uids).
+async fn upgrade_keeps_claims(h: &Harness, product: &str, old: &str, new: &str, values: Value) {
+    let (Some(old_dir), Some(new_dir)) = (
+        caelus_helm::testing::shared_chart(old),
+        caelus_helm::testing::shared_chart(new),
+    ) else {
+        eprintln!("skipped: ../shared/charts is absent");
+        return;
+    };
+    let v1 = h
+        .publish_path(product, &old_dir, "1.0.0", &[], Capabilities::default())
+        .await;
+    let v2 = h
+        .publish_path(product, &new_dir, "2.0.0", &[], Capabilities::default())
+        .await;
+    let uid = h.create(&v1, product, values.clone()).await;
+    let d = h
+        .wait_until(
+            &uid,
+            Duration::from_secs(120),
+            &format!("{old} Ready"),
+            |d| d.phase == Phase::Ready && d.observed_generation == 1,
+        )
+        .await;
+    let before = claim_uids(h, &d.namespace_name).await;
+    assert!(!before.is_empty(), "{old} has no claim");
+    {
+        let mut c = h.db.store.conn().await.unwrap();
+        assert!(
+            caelus_store::deployments::set_desired_if_generation(
+                &mut c,
+                &uid,
+                1,
+                &v2.id,
+                &values,
+                None,
+                caelus_store::now_ms()
+            )
+            .await
+            .unwrap()
+        );
+    }
+    h.wake.notify_one();
+    let d = h
+        .wait_until(
+            &uid,
+            Duration::from_secs(120),
+            &format!("{new} Ready"),
+            |d| d.phase == Phase::Ready && d.observed_generation == 2,
+        )
+        .await;
+    assert_eq!(d.current_revision, Some(2), "{}", d.message);
+    assert_eq!(
+        claim_uids(h, &d.namespace_name).await,
+        before,
+        "{old} -> {new} changed the claims"
+    );
+}
+
+/// Issue 11's must-show: bitnami postgresql 16.7 -> 17.1 (a StatefulSet with
+/// volumeClaimTemplates) and grafana 9 -> 10 (a PVC, RBAC namespaced) upgrade
+/// to Ready with their PersistentVolumeClaims unchanged.
+#[tokio::test]
+async fn postgresql_and_grafana_chart_upgrades_keep_their_claims() {
+    let h = Harness::start(Backend::Sqlite).await;
+    upgrade_keeps_claims(&h, "postgresql", "postgresql-old", "postgresql", json!({})).await;
+    upgrade_keeps_claims(
+        &h,
+        "grafana",
+        "grafana-old",
+        "grafana",
+        json!({"rbac": {"namespaced": true}, "persistence": {"enabled": true}}),
+    )
+    .await;
     h.stop().await;
 }

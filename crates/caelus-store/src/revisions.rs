@@ -210,3 +210,54 @@ pub async fn finish(
     .await?;
     Ok(())
 }
+
+/// Records what revision `number` applied (the rendered manifest, as the
+/// caller serialised it), gzip-compressed: later passes read it back instead
+/// of rendering the chart again.
+pub async fn set_manifest(conn: &mut Conn, uid: &str, number: i64, manifest: &[u8]) -> Result<()> {
+    let compressed = compress(manifest)?;
+    sqlx::query("UPDATE revisions SET manifest = $1 WHERE deployment_uid = $2 AND number = $3")
+        .bind(compressed)
+        .bind(uid)
+        .bind(number)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// The manifest revision `number` applied, decompressed; `None` when it was
+/// never recorded (revisions from before manifests were stored, or not applied).
+pub async fn manifest(conn: &mut Conn, uid: &str, number: i64) -> Result<Option<Vec<u8>>> {
+    let row =
+        sqlx::query("SELECT manifest FROM revisions WHERE deployment_uid = $1 AND number = $2")
+            .bind(uid)
+            .bind(number)
+            .fetch_optional(conn)
+            .await?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    match row.try_get::<Option<Vec<u8>>, _>("manifest")? {
+        Some(bytes) => Ok(Some(decompress(&bytes).map_err(|e| {
+            StoreError::Corrupt(format!("manifest of revision {number} of {uid}: {e}"))
+        })?)),
+        None => Ok(None),
+    }
+}
+
+fn compress(bytes: &[u8]) -> Result<Vec<u8>> {
+    use std::io::Write;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder
+        .write_all(bytes)
+        .and_then(|()| encoder.finish())
+        // Writing to memory only fails when allocation does.
+        .map_err(|e| StoreError::Corrupt(format!("compressing a manifest: {e}")))
+}
+
+fn decompress(bytes: &[u8]) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(bytes).read_to_end(&mut out)?;
+    Ok(out)
+}

@@ -427,6 +427,34 @@ async fn revisions_number_themselves(b: Backend) {
         None
     );
     assert!(revisions::get(&mut c, &d.uid, 9).await.unwrap().is_none());
+
+    // The applied manifest is kept (compressed) and read back as written.
+    assert_eq!(revisions::manifest(&mut c, &d.uid, 2).await.unwrap(), None);
+    let manifest = serde_json::to_vec(
+        &json!({"objects": vec![json!({"kind": "ConfigMap", "data": {"k": "v"}}); 200]}),
+    )
+    .unwrap();
+    revisions::set_manifest(&mut c, &d.uid, 2, &manifest)
+        .await
+        .unwrap();
+    assert_eq!(
+        revisions::manifest(&mut c, &d.uid, 2).await.unwrap(),
+        Some(manifest.clone())
+    );
+    let stored: Vec<u8> = sqlx::query_scalar(
+        "SELECT manifest FROM revisions WHERE deployment_uid = $1 AND number = 2",
+    )
+    .bind(&d.uid)
+    .fetch_one(&mut *c)
+    .await
+    .unwrap();
+    assert!(
+        stored.len() * 10 < manifest.len(),
+        "stored uncompressed: {} of {} bytes",
+        stored.len(),
+        manifest.len()
+    );
+    assert_eq!(revisions::manifest(&mut c, &d.uid, 3).await.unwrap(), None);
 }
 
 async fn events_are_ordered_per_deployment(b: Backend) {

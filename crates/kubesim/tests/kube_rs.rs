@@ -355,6 +355,84 @@ async fn statefulset_pvcs_survive_statefulset_deletion() {
     s.sim.shutdown().await;
 }
 
+/// Deleted with `propagationPolicy: Orphan`, a StatefulSet leaves its pods
+/// and claims; created again (with a larger claim template, which an update
+/// may not change), it adopts the same pods, as Kubernetes' ClaimPods does.
+#[tokio::test]
+async fn an_orphaning_delete_keeps_pods_that_the_recreated_statefulset_adopts() {
+    let s = common::start(kubesim::Config::default()).await;
+    let client = s.client().await;
+    let sts: Api<StatefulSet> = Api::namespaced(client.clone(), "default");
+    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(client, "default");
+    let obj = |size: &str| {
+        json!({
+            "apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "db"},
+            "spec": {"replicas": 2, "serviceName": "db", "selector": {"matchLabels": {"app": "db"}},
+                "template": {"metadata": {"labels": {"app": "db"}}, "spec": {"containers": [{"name": "db", "image": "pg"}]}},
+                "volumeClaimTemplates": [{"metadata": {"name": "data"}, "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": size}}}}]}
+        })
+    };
+    sts.patch(
+        "db",
+        &PatchParams::apply("test"),
+        &Patch::Apply(&obj("1Gi")),
+    )
+    .await
+    .unwrap();
+    common::eventually(5, "sts ready", || async {
+        let st = sts.get("db").await.unwrap().status?;
+        (st.ready_replicas == Some(2)).then_some(())
+    })
+    .await;
+    let uids = || async {
+        pods.list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .map(|p| (p.metadata.name.unwrap(), p.metadata.uid.unwrap()))
+            .collect::<std::collections::BTreeMap<_, _>>()
+    };
+    let before = uids().await;
+    assert_eq!(before.len(), 2);
+    sts.delete("db", &DeleteParams::orphan()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(sts.get_opt("db").await.unwrap().is_none());
+    assert_eq!(uids().await, before, "orphaned pods stay");
+    let orphan = pods.get("db-0").await.unwrap();
+    assert!(
+        orphan
+            .metadata
+            .owner_references
+            .unwrap_or_default()
+            .is_empty()
+    );
+
+    sts.patch(
+        "db",
+        &PatchParams::apply("test"),
+        &Patch::Apply(&obj("2Gi")),
+    )
+    .await
+    .unwrap();
+    let new_uid = sts.get("db").await.unwrap().metadata.uid.unwrap();
+    common::eventually(5, "adopted and ready", || async {
+        let st = sts.get("db").await.unwrap().status?;
+        (st.ready_replicas == Some(2)).then_some(())
+    })
+    .await;
+    assert_eq!(uids().await, before, "the same pods, not new ones");
+    let owners = pods
+        .get("db-1")
+        .await
+        .unwrap()
+        .metadata
+        .owner_references
+        .unwrap();
+    assert_eq!(owners[0].uid, new_uid);
+    s.sim.shutdown().await;
+}
+
 #[tokio::test]
 async fn immutable_fields_are_rejected_with_api_server_messages() {
     let s = common::start(kubesim::Config::default()).await;

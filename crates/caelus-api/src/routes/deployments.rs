@@ -16,7 +16,7 @@ use caelus_core::{FieldError, FieldErrors, identity};
 use caelus_store::deployments::{self, Deployment, ListFilter, NewDeployment};
 use caelus_store::templates::{self, TemplateVersion};
 use caelus_store::{Conn, StoreError, events, now_ms, queue, revisions};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use utoipa::{IntoParams, ToSchema};
 
@@ -54,6 +54,18 @@ pub struct UpdateDeployment {
     /// volumes (admins only; recorded in the event).
     #[serde(default)]
     pub allow_data_loss: bool,
+    /// Only compute and return the plan of the values change (as an
+    /// upgrade's dry run does); nothing is written.
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+/// What `update_deployment` answers: the deployment, or with `dry_run` the plan.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum UpdateReply {
+    Deployment(Box<DeploymentView>),
+    Plan(Box<upgrades::UpgradePlan>),
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -283,7 +295,8 @@ pub async fn get_deployment(
 #[utoipa::path(patch, path = "/api/v1/deployments/{uid}", tag = "deployments", operation_id = "update_deployment",
     params(("uid" = String, Path, description = "Deployment uid")),
     request_body = UpdateDeployment,
-    responses((status = 200, body = DeploymentView), (status = 404, body = crate::error::Problem),
+    responses((status = 200, body = UpdateReply, description = "The deployment; with `dry_run`, the plan of the values change"),
+              (status = 404, body = crate::error::Problem),
               (status = 409, body = crate::error::Problem), (status = 422, body = crate::error::Problem)),
     security(("bearer" = [])))]
 pub async fn update_deployment(
@@ -291,9 +304,14 @@ pub async fn update_deployment(
     actor: Actor,
     Path(uid): Path<String>,
     ApiJson(req): ApiJson<UpdateDeployment>,
-) -> ApiResult<Json<DeploymentView>> {
+) -> ApiResult<Json<UpdateReply>> {
     if let Some(name) = &req.name {
         validate_display_name("name", name)?;
+    }
+    if req.dry_run {
+        return Ok(Json(UpdateReply::Plan(Box::new(
+            preview_update(&state, &actor, &uid, &req).await?,
+        ))));
     }
     // Values are checked (the schema may need the chart from the registry) and
     // the data-continuity preflight renders both sides before the transaction
@@ -362,7 +380,7 @@ pub async fn update_deployment(
         changes.push("name");
     }
     if changes.is_empty() {
-        return Ok(Json(current.into()));
+        return Ok(Json(UpdateReply::Deployment(Box::new(current.into()))));
     }
     let updated = reload(&mut tx, &uid).await?;
     let (overridden, risks) = match &checked {
@@ -396,7 +414,49 @@ pub async fn update_deployment(
     if changes.contains(&"values") {
         state.wake_workers.notify_one();
     }
-    Ok(Json(updated.into()))
+    Ok(Json(UpdateReply::Deployment(Box::new(updated.into()))))
+}
+
+/// The plan of an update's values change, by the same preflight a real
+/// update runs (policy, data continuity), without writing anything.
+async fn preview_update(
+    state: &AppState,
+    actor: &Actor,
+    uid: &str,
+    req: &UpdateDeployment,
+) -> ApiResult<upgrades::UpgradePlan> {
+    let values = req.values.as_ref().ok_or_else(|| {
+        ApiError::invalid(FieldError::new(
+            "values",
+            "a dry run previews a values change: pass the new values",
+        ))
+    })?;
+    let current = owned(&mut *state.store.conn().await?, actor, uid).await?;
+    if current.desired_state == DesiredState::Absent {
+        return Err(ApiError::conflict(format!(
+            "deployment {uid} is being deleted; it can no longer change"
+        )));
+    }
+    let version = templates::get_by_id(
+        &mut *state.store.conn().await?,
+        &current.template_version_id,
+    )
+    .await?
+    .ok_or_else(|| ApiError::internal("deployment refers to a missing template version"))?;
+    check_values("values", &version, values)?;
+    charts::check_schema(&state.helm, &version, "values", values).await?;
+    let (plan, _) = upgrades::preflight(
+        state,
+        actor,
+        &current,
+        &version,
+        values,
+        Default::default(),
+        req.allow_data_loss,
+        ChangeKind::Update,
+    )
+    .await?;
+    Ok(plan)
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

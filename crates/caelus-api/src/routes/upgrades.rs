@@ -97,6 +97,9 @@ pub struct UpgradePlan {
     pub policy: Vec<PolicyResult>,
     #[schema(value_type = Vec<Object>)]
     pub data_risks: Vec<DataRisk>,
+    /// How StatefulSet changes Kubernetes forbids are carried out keeping the
+    /// data (template capability `statefulset_updates: recreate`), in order.
+    pub statefulset_steps: Vec<String>,
     pub warnings: Vec<String>,
     /// Whether the request would be accepted as it is.
     pub allowed: bool,
@@ -208,7 +211,10 @@ fn all_objects(r: &Rendered) -> Vec<Value> {
     objects
 }
 
-/// The render of what is deployed now (empty if nothing was ever deployed).
+/// What is deployed now (empty if nothing was ever deployed): the manifest
+/// the running revision stored when it was applied, so a chart that can no
+/// longer be pulled never blocks the preflight; rendered again only for
+/// revisions from before manifests were stored.
 async fn current_objects(
     state: &AppState,
     d: &Deployment,
@@ -217,6 +223,17 @@ async fn current_objects(
     let Some(last) = revisions::last_deployed(&mut conn, &d.uid).await? else {
         return Ok((Vec::new(), None));
     };
+    let stored = match revisions::manifest(&mut conn, &d.uid, last.number).await {
+        Ok(bytes) => bytes.and_then(|b| serde_json::from_slice::<Rendered>(&b).ok()),
+        Err(StoreError::Corrupt(e)) => {
+            tracing::warn!(error = %e, "the stored manifest cannot be read; rendering again");
+            None
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if let Some(applied) = stored {
+        return Ok((all_objects(&applied), Some(last)));
+    }
     let version = templates::get_by_id(&mut conn, &last.template_version_id)
         .await?
         .ok_or_else(|| {
@@ -259,7 +276,32 @@ pub(crate) async fn preflight(
     let violations = checked.violations;
     let rendered = checked.rendered;
     let target_objects = all_objects(&rendered);
-    let risks = upgrade::data_continuity(&current, &target_objects);
+    let statefulset_updates = target.capabilities.statefulset_updates;
+    let mut risks = upgrade::data_continuity_with(&current, &target_objects, statefulset_updates);
+    let recreations =
+        if statefulset_updates == caelus_core::statefulset::StatefulSetUpdates::Recreate {
+            caelus_core::statefulset::recreations(&current, &target_objects)
+        } else {
+            Vec::new()
+        };
+    // Claims whose StorageClass cannot expand are refused here already, with
+    // the reason; the worker checks again before its first write.
+    if let Some(engine) = &state.cluster {
+        for r in recreations.iter().filter(|r| !r.grow.is_empty()) {
+            match engine
+                .statefulset_recreation_refusals(&d.namespace_name, r)
+                .await
+            {
+                Ok(refusals) => risks.extend(refusals.into_iter().map(|message| DataRisk {
+                    kind: "StatefulSet".into(),
+                    name: r.name.clone(),
+                    message,
+                })),
+                Err(e) => tracing::warn!(error = %e, "cannot check whether the claims can grow"),
+            }
+        }
+    }
+    let statefulset_steps: Vec<String> = recreations.iter().flat_map(|r| r.steps()).collect();
     let plan = upgrade::plan(&current, &target_objects);
     let hook_event = kind.hook_event();
     // The version rules are about moving to another version: only an upgrade
@@ -335,6 +377,7 @@ pub(crate) async fn preflight(
         allowed: verdict.allowed() && violations.is_empty() && data_ok,
         policy,
         data_risks: risks.clone(),
+        statefulset_steps,
         warnings: verdict.warnings,
     };
     Ok((plan, risks))

@@ -742,6 +742,7 @@ pub async fn update_values(
                 values: Some(values),
                 name: None,
                 allow_data_loss: false,
+                dry_run: false,
             }),
         )
         .await
@@ -749,11 +750,14 @@ pub async fn update_values(
     .await;
     match result {
         Ok(Json(v)) => {
-            user.flash(
-                FlashKind::Info,
-                format!("Values updated: generation {}", v.generation),
-            )
-            .await;
+            let message = match v {
+                api::UpdateReply::Deployment(d) => {
+                    format!("Values updated: generation {}", d.generation)
+                }
+                // Not asked for here (no dry run), but named if it ever is.
+                api::UpdateReply::Plan(_) => "Values checked; nothing changed".to_string(),
+            };
+            user.flash(FlashKind::Info, message).await;
             Redirect::to(&format!("/ui/deployments/{uid}")).into_response()
         }
         Err(e) => {

@@ -96,6 +96,63 @@ fn owned_by(obj: &Value, uid: &str) -> bool {
         .is_some_and(|r| r.iter().any(|r| r["uid"] == uid))
 }
 
+/// Pods of the StatefulSet's name that no controller owns and whose labels
+/// match its selector are adopted, as the controller's ClaimPods does: after
+/// a StatefulSet is deleted with `propagationPolicy: Orphan` and created
+/// again, the new one takes over the running pods.
+fn adopt_orphaned_pods(ctx: &Ctx, sts: &Value) {
+    let Some(pod_info) = ctx.info("", "pods") else {
+        return;
+    };
+    let selector = &sts["spec"]["selector"];
+    let Some(labels) = selector["matchLabels"]
+        .as_object()
+        .filter(|m| !m.is_empty())
+    else {
+        return;
+    };
+    // Only plain label selectors are matched here.
+    if selector["matchExpressions"]
+        .as_array()
+        .is_some_and(|e| !e.is_empty())
+    {
+        return;
+    }
+    let ns = meta::namespace_of(sts);
+    let prefix = format!("{}-", meta::name_of(sts));
+    let orphan = |o: &Value| {
+        !is_deleting(o)
+            && meta::name_of(o).starts_with(&prefix)
+            && !o["metadata"]["ownerReferences"]
+                .as_array()
+                .is_some_and(|r| r.iter().any(|r| r["controller"] == true))
+            && labels
+                .iter()
+                .all(|(k, v)| o["metadata"]["labels"][k.as_str()] == *v)
+    };
+    let names: Vec<String> = ctx
+        .api
+        .lock()
+        .range(&pod_info, Some(ns), None)
+        .filter(|(_, o)| orphan(o))
+        .map(|(_, o)| meta::name_of(o).to_string())
+        .collect();
+    for name in names {
+        let _ = ctx.api.modify(&pod_info, ns, &name, None, MANAGER, |o| {
+            orphan(o).then(|| {
+                let mut n = o.clone();
+                let mut refs = n["metadata"]["ownerReferences"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default();
+                refs.push(owner_ref(sts, "StatefulSet", "apps/v1"));
+                n["metadata"]["ownerReferences"] = json!(refs);
+                n
+            })
+        });
+    }
+}
+
 /// Pods a controller owns (by controller reference), oldest name first.
 fn owned_pods(ctx: &Ctx, ns: &str, uid: &str) -> Vec<Value> {
     let Some(pod_info) = ctx.info("", "pods") else {
@@ -582,6 +639,7 @@ pub fn statefulset(ctx: &mut Ctx, key: &Key) -> ApiResult<()> {
         }
     }
     let revision = format!("{}-{}", key.3, &short_hash(&sts["spec"]["template"])[..8]);
+    adopt_orphaned_pods(ctx, &sts);
     // Pods <sts>-<ordinal>; pods of an older revision are replaced.
     let uid = meta::uid_of(&sts).to_string();
     let pods = owned_pods(ctx, &key.2, &uid);
