@@ -19,8 +19,8 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use error::ApiError;
 use routes::{
-    adoption, audit, certification, deployments, health, hook_tests, orphans, products, reach,
-    templates, tokens, upgrades,
+    adoption, audit, certification, deployments, diff, health, hook_tests, orphans, products,
+    reach, templates, tokens, upgrades,
 };
 use std::future::Future;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -64,6 +64,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(reach::get_deployment_notes))
         .routes(routes!(reach::get_deployment_endpoints))
         .routes(routes!(reach::get_deployment_connection))
+        .routes(routes!(diff::get_deployment_diff))
         .routes(routes!(upgrades::upgrade_deployment))
         .routes(routes!(upgrades::list_upgrade_targets))
         .routes(routes!(upgrades::rollback_deployment))

@@ -162,9 +162,10 @@ fn case(id: &str, path: &str, fx: &Fixture, who: Who) -> (Option<Value>, String,
         | "list_upgrade_targets" => (None, path, on_deployment(&[200], &[200])),
         // Read from the cluster, which this test has none of: past the tenant check,
         // the owner and admins are told so (503).
-        "get_deployment_endpoints" | "get_deployment_connection" | "test_deployment" => {
-            (None, path, on_deployment(&[503], &[503]))
-        }
+        "get_deployment_endpoints"
+        | "get_deployment_connection"
+        | "test_deployment"
+        | "get_deployment_diff" => (None, path, on_deployment(&[503], &[503])),
         "update_deployment" => (
             Some(json!({"values": {"replicaCount": 3}})),
             path,

@@ -14,7 +14,8 @@ $XDG_CONFIG_HOME/caelus/config.yaml (default ~/.config/caelus/config.yaml), whic
 
 Exit status:
   0  success (also when stdout is closed early, e.g. `caelus deployment list | head -1`)
-  1  the command failed: the API refused the request, or --wait saw the deployment fail
+  1  the command failed: the API refused the request, or --wait saw the deployment fail;
+     `deployment diff` found drift
   2  the command line is invalid
   3  the API could not be reached, or answered something unreadable
   4  --wait gave up after --timeout seconds";
@@ -770,6 +771,13 @@ pub enum DeploymentCommand {
     },
     /// How to reach it: Services (type, ports, DNS name, addresses) and Ingress URLs.
     Endpoints {
+        uid: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// What differs between the live objects and what Caelus applied, per
+    /// object and field (exit status 0 in sync, 1 drifted, as `argocd app diff`).
+    Diff {
         uid: String,
         #[command(flatten)]
         client: ClientArgs,

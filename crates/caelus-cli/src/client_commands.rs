@@ -653,6 +653,17 @@ pub async fn deployment(cmd: DeploymentCommand) -> Result<()> {
                 f => output::print_value(f, &v),
             }
         }
+        Diff { uid, client } => {
+            let v =
+                client_call(&client, "get_deployment_diff", &[("uid", &uid)], &[], None).await?;
+            match &client.output {
+                Format::Table | Format::Wide => print_diff(&uid, &v),
+                f => output::print_value(f, &v),
+            }
+            if v["in_sync"].as_bool() != Some(true) {
+                return Err(Drifted.into());
+            }
+        }
         Notes { uid, client } => {
             let v =
                 client_call(&client, "get_deployment_notes", &[("uid", &uid)], &[], None).await?;
@@ -1042,21 +1053,7 @@ fn print_plan(v: &Value) {
         outln!("Update:");
         for u in updates {
             outln!("  {}", u["object"].as_str().unwrap_or_default());
-            for c in u["changes"].as_array().into_iter().flatten() {
-                let show = |x: &Value| {
-                    if x.is_null() {
-                        "(none)".to_string()
-                    } else {
-                        x.to_string()
-                    }
-                };
-                outln!(
-                    "    {}: {} -> {}",
-                    c["path"].as_str().unwrap_or_default(),
-                    show(&c["from"]),
-                    show(&c["to"])
-                );
-            }
+            print_field_changes(&u["changes"]);
         }
     }
     list("Delete", "delete");
@@ -1085,6 +1082,73 @@ fn print_plan(v: &Value) {
         );
     }
     list("Warnings", "warnings");
+}
+
+/// `deployment diff` found drift (exit status 1, nothing more on stderr:
+/// the diff is the answer).
+#[derive(Debug)]
+pub struct Drifted;
+
+impl std::fmt::Display for Drifted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the live objects differ from what Caelus applied")
+    }
+}
+
+impl std::error::Error for Drifted {}
+
+/// One field change as the upgrade plan prints it: `path: from -> to`.
+fn print_field_changes(changes: &Value) {
+    let show = |x: &Value| {
+        if x.is_null() {
+            "(none)".to_string()
+        } else {
+            x.to_string()
+        }
+    };
+    for c in changes.as_array().into_iter().flatten() {
+        outln!(
+            "    {}: {} -> {}",
+            c["path"].as_str().unwrap_or_default(),
+            show(&c["from"]),
+            show(&c["to"])
+        );
+    }
+}
+
+/// Live vs applied, in the upgrade plan's format: missing objects, then
+/// changed ones field by field (`path: live -> applied`).
+fn print_diff(uid: &str, v: &Value) {
+    outln!(
+        "Diff: deployment {uid}, revision {} (version {}, drift mode {}): {}",
+        v["revision"],
+        v["version"].as_str().unwrap_or("-"),
+        v["drift_mode"].as_str().unwrap_or("-"),
+        if v["in_sync"].as_bool() == Some(true) {
+            "in sync"
+        } else {
+            "DRIFTED"
+        }
+    );
+    let missing: Vec<&str> = v["missing"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    if !missing.is_empty() {
+        outln!("Missing (deleted from the cluster; a correction re-creates):");
+        for m in missing {
+            outln!("  {m}");
+        }
+    }
+    if let Some(changed) = v["changed"].as_array().filter(|c| !c.is_empty()) {
+        outln!("Changed (live -> applied):");
+        for o in changed {
+            outln!("  {}", o["object"].as_str().unwrap_or_default());
+            print_field_changes(&o["changes"]);
+        }
+    }
 }
 
 /// Every item of a paged list, following `next_cursor`.

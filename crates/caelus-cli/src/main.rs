@@ -1,6 +1,6 @@
 use caelus_cli::cli::{AdminCommand, Cli, Command, LogFormat};
 use caelus_cli::client::ClientError;
-use caelus_cli::client_commands::WaitTimedOut;
+use caelus_cli::client_commands::{Drifted, WaitTimedOut};
 use caelus_cli::{client_commands, processes};
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
@@ -53,6 +53,8 @@ async fn main() -> std::process::ExitCode {
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
+        // The diff was printed; drift is its answer, not an error.
+        Err(e) if e.downcast_ref::<Drifted>().is_some() => std::process::ExitCode::from(1),
         Err(e) => {
             eprintln!("error: {e:#}");
             std::process::ExitCode::from(exit_status(&e))

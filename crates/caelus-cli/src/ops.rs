@@ -164,6 +164,12 @@ pub const OPERATIONS: &[Operation] = &[
         command: "deployment connection",
     },
     Operation {
+        id: "get_deployment_diff",
+        method: "GET",
+        path: "/api/v1/deployments/{uid}/diff",
+        command: "deployment diff",
+    },
+    Operation {
         id: "upgrade_deployment",
         method: "POST",
         path: "/api/v1/deployments/{uid}/upgrade",

@@ -468,6 +468,36 @@ pub fn confirmed_changes(live: &Value, would_be: &Value, keys: &ListKeys) -> Vec
     object_diff(&strip(live), &strip(would_be), keys)
 }
 
+/// Shown instead of a Secret's values in a diff.
+pub const HIDDEN: &str = "(hidden)";
+
+/// Hides the values of a Secret's `data` and `stringData` in `changes` (a
+/// diff may be read by anyone who may see the deployment; the values are
+/// for those its template lets read them, audited): the field is still
+/// named, so a change is visible, but neither side's value is.
+pub fn hide_secret_values(kind: &str, changes: &mut [FieldChange]) {
+    if kind != "Secret" {
+        return;
+    }
+    fn hide(v: &mut Value) {
+        match v {
+            Value::Object(m) => m.values_mut().for_each(hide),
+            Value::Array(a) => a.iter_mut().for_each(hide),
+            Value::Null => {}
+            other => *other = Value::String(HIDDEN.into()),
+        }
+    }
+    let holds_values = |path: &str| {
+        ["data", "stringData"].iter().any(|field| {
+            path.strip_prefix(field)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with(['.', '[']))
+        })
+    };
+    for c in changes.iter_mut().filter(|c| holds_values(&c.path)) {
+        c.from.iter_mut().chain(c.to.iter_mut()).for_each(hide);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -762,5 +792,38 @@ mod tests {
             paths(&confirmed_changes(&live(), &answer, &keys)),
             ["spec.replicas"]
         );
+    }
+
+    #[test]
+    fn secret_values_are_hidden_but_the_changed_keys_are_named() {
+        let change = |path: &str, from: Value, to: Value| FieldChange {
+            path: path.into(),
+            from: Some(from),
+            to: Some(to),
+        };
+        let mut changes = vec![
+            change("data.password", json!("aHVudGVyMg=="), json!("b3RoZXI=")),
+            change(
+                "data",
+                json!({"a": "eA=="}),
+                json!({"a": "eQ==", "b": "eg=="}),
+            ),
+            change("metadata.labels.tier", json!("a"), json!("b")),
+            change("dataset", json!("x"), json!("y")),
+        ];
+        changes[1].from = None;
+        let mut secret = changes.clone();
+        hide_secret_values("Secret", &mut secret);
+        assert_eq!(secret[0].from, Some(json!(HIDDEN)));
+        assert_eq!(secret[0].to, Some(json!(HIDDEN)));
+        assert_eq!(secret[0].path, "data.password");
+        assert_eq!(secret[1].from, None);
+        assert_eq!(secret[1].to, Some(json!({"a": HIDDEN, "b": HIDDEN})));
+        assert_eq!(secret[2], changes[2]);
+        assert_eq!(secret[3], changes[3]);
+        // A ConfigMap's data is no secret.
+        let mut config = changes.clone();
+        hide_secret_values("ConfigMap", &mut config);
+        assert_eq!(config, changes);
     }
 }

@@ -4,7 +4,7 @@
 
 use crate::Reconciler;
 use crate::commit::{Commit, unchanged};
-use crate::pass::{PassError, PassResultOf, inventory_from, objects_of};
+use crate::pass::{PassError, PassResultOf, inventory_from, objects_of, render_deployed};
 use crate::status::{self, ready_reason, set, set_ready};
 use caelus_core::drift::{ignored_pointers, strip_ignored};
 use caelus_core::reconcile::{DriftResponse, drift_response};
@@ -14,9 +14,9 @@ use caelus_core::remediation::{
 use caelus_core::status::{
     CONDITION_DRIFTED, ConditionStatus, ObjectHealth, Phase, ReadyReason, reason,
 };
-use caelus_core::template::DriftMode;
-use caelus_engine::{ApplyRequest, Drift, NamespaceTarget};
-use caelus_helm::HookEvent;
+use caelus_core::template::{DriftIgnoreRule, DriftMode};
+use caelus_engine::{ApplyRequest, Drift, Engine, EngineError, NamespaceTarget};
+use caelus_helm::{HelmEngine, HelmError, HookEvent};
 use caelus_store::deployments::Deployment;
 use caelus_store::queue::{Lease, PassResult};
 use caelus_store::revisions::Revision;
@@ -81,7 +81,7 @@ impl Reconciler {
             deployment_uid: d.uid.clone(),
             pod_security: version.capabilities.pod_security,
         };
-        let (drifts, health) = match self.inspect(&namespace, &objects, ignore).await {
+        let (drifts, health) = match inspect(&self.engine, &namespace, &objects, ignore).await {
             Ok(found) => found,
             Err(e) => {
                 tracing::warn!(error = %e, "drift check failed");
@@ -271,23 +271,69 @@ impl Reconciler {
             }
         }
     }
+}
 
-    /// Drift of the namespace and its isolation objects, then of the
-    /// release's objects, and the objects' health: all read-only.
-    async fn inspect(
-        &self,
-        namespace: &NamespaceTarget,
-        objects: &[serde_json::Value],
-        ignore: &[caelus_core::template::DriftIgnoreRule],
-    ) -> Result<(Vec<Drift>, Vec<ObjectHealth>), caelus_engine::EngineError> {
-        let mut drifts = self.engine.namespace_drift(namespace).await?;
-        let live = self
-            .engine
-            .inspect_live_with(&namespace.name, objects, ignore)
-            .await?;
-        drifts.extend(live.drifts);
-        Ok((drifts, live.health))
-    }
+/// Drift of the namespace and its isolation objects, then of the
+/// release's objects, and the objects' health: all read-only.
+async fn inspect(
+    engine: &Engine,
+    namespace: &NamespaceTarget,
+    objects: &[serde_json::Value],
+    ignore: &[DriftIgnoreRule],
+) -> Result<(Vec<Drift>, Vec<ObjectHealth>), EngineError> {
+    let mut drifts = engine.namespace_drift(namespace).await?;
+    let live = engine
+        .inspect_live_with(&namespace.name, objects, ignore)
+        .await?;
+    drifts.extend(live.drifts);
+    Ok((drifts, live.health))
+}
+
+/// Why the live objects of a deployment could not be compared.
+#[derive(Debug, thiserror::Error)]
+pub enum CompareError {
+    #[error("cannot render the running revision: {0}")]
+    Render(#[from] HelmError),
+    #[error("the cluster did not answer: {0}")]
+    Cluster(#[from] EngineError),
+}
+
+/// What a drift pass would find now for `d`, whose running revision is
+/// `last` (made from `version`): the namespace, its isolation objects and
+/// the release's objects compared with the live ones by the pass's own
+/// comparison (fields Caelus applied, list items by the server's keys, the
+/// template's ignore rules, suspicions settled by a server-side dry run).
+/// Read-only, whatever the drift mode.
+pub async fn live_drift(
+    helm: &HelmEngine,
+    engine: &Engine,
+    d: &Deployment,
+    version: &TemplateVersion,
+    last: &Revision,
+) -> Result<Vec<Drift>, CompareError> {
+    let rendered = render_deployed(
+        helm,
+        engine,
+        d,
+        version,
+        &last.user_values,
+        last.number,
+        last.kind,
+    )
+    .await?;
+    let namespace = NamespaceTarget {
+        name: d.namespace_name.clone(),
+        deployment_uid: d.uid.clone(),
+        pod_security: version.capabilities.pod_security,
+    };
+    let (drifts, _) = inspect(
+        engine,
+        &namespace,
+        &objects_of(&rendered),
+        &version.capabilities.drift_ignore,
+    )
+    .await?;
+    Ok(drifts)
 }
 
 /// Whether drift takes this deployment out of Ready: a Ready one (or one

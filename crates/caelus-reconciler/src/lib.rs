@@ -23,6 +23,7 @@ use std::time::Duration;
 use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinSet;
 
+pub use drift::{CompareError, live_drift};
 pub use orphans::{CleanReport, Finding, Kept, OrphanError, OrphanScanner};
 pub use pass::PassError;
 pub use projector::{Projector, ProjectorConfig};

@@ -152,8 +152,7 @@ impl Reconciler {
     }
 
     async fn chart(&self, version: &TemplateVersion) -> Result<caelus_helm::Chart, HelmError> {
-        let reference: ChartReference = version.chart_ref.parse()?;
-        self.helm.pull(&reference).await
+        chart_of(&self.helm, version).await
     }
 
     /// What revision `revision` applied: its stored manifest, so a chart
@@ -214,11 +213,7 @@ impl Reconciler {
         revision: i64,
         kind: RevisionKind,
     ) -> Result<Arc<Rendered>, HelmError> {
-        let chart = self.chart(version).await?;
-        let (request, scope) = self.lookup_request(d, values, revision, kind).await;
-        let rendered = self.helm.render(&chart, &request).await;
-        drop(scope);
-        rendered
+        render_deployed(&self.helm, &self.engine, d, version, values, revision, kind).await
     }
 
     /// The render request of a revision, with Helm's `lookup` reading the
@@ -231,16 +226,7 @@ impl Reconciler {
         revision: i64,
         kind: RevisionKind,
     ) -> (RenderRequest, Option<caelus_engine::LookupScope>) {
-        let mut request = render_request(d, values, revision, kind);
-        let scope = match self.engine.lookup_scope(&d.namespace_name).await {
-            Ok(scope) => Some(scope),
-            Err(e) => {
-                tracing::warn!(error = %e, "the lookup endpoint is unavailable; rendering with empty lookups");
-                None
-            }
-        };
-        request.lookup = scope.as_ref().map(|s| s.cluster());
-        (request, scope)
+        lookup_request(&self.engine, d, values, revision, kind).await
     }
 
     /// The render seam for a revision about to be applied: all rendered
@@ -272,6 +258,51 @@ impl Reconciler {
         checked.recheck(&request, &policy, &|av, k| scopes.scope_of(av, k));
         Ok(Ok(checked))
     }
+}
+
+async fn chart_of(
+    helm: &caelus_helm::HelmEngine,
+    version: &TemplateVersion,
+) -> Result<caelus_helm::Chart, HelmError> {
+    let reference: ChartReference = version.chart_ref.parse()?;
+    helm.pull(&reference).await
+}
+
+/// [`Reconciler::render`] for anyone with the Helm engine and the cluster
+/// (the API's diff renders the running revision exactly as a drift pass does).
+pub(crate) async fn render_deployed(
+    helm: &caelus_helm::HelmEngine,
+    engine: &caelus_engine::Engine,
+    d: &Deployment,
+    version: &TemplateVersion,
+    values: &Value,
+    revision: i64,
+    kind: RevisionKind,
+) -> Result<Arc<Rendered>, HelmError> {
+    let chart = chart_of(helm, version).await?;
+    let (request, scope) = lookup_request(engine, d, values, revision, kind).await;
+    let rendered = helm.render(&chart, &request).await;
+    drop(scope);
+    rendered
+}
+
+async fn lookup_request(
+    engine: &caelus_engine::Engine,
+    d: &Deployment,
+    values: &Value,
+    revision: i64,
+    kind: RevisionKind,
+) -> (RenderRequest, Option<caelus_engine::LookupScope>) {
+    let mut request = render_request(d, values, revision, kind);
+    let scope = match engine.lookup_scope(&d.namespace_name).await {
+        Ok(scope) => Some(scope),
+        Err(e) => {
+            tracing::warn!(error = %e, "the lookup endpoint is unavailable; rendering with empty lookups");
+            None
+        }
+    };
+    request.lookup = scope.as_ref().map(|s| s.cluster());
+    (request, scope)
 }
 
 fn render_request(

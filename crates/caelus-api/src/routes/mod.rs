@@ -2,6 +2,7 @@ pub mod adoption;
 pub mod audit;
 pub mod certification;
 pub mod deployments;
+pub mod diff;
 pub mod health;
 pub mod hook_tests;
 pub mod orphans;

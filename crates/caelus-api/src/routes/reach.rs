@@ -53,7 +53,7 @@ pub struct EndpointList {
     pub items: Vec<caelus_core::reach::Endpoint>,
 }
 
-fn cluster(state: &AppState) -> ApiResult<&caelus_engine::Engine> {
+pub(crate) fn cluster(state: &AppState) -> ApiResult<&caelus_engine::Engine> {
     state.cluster.as_ref().ok_or_else(|| {
         ApiError::unavailable(
             "this server has no cluster configured (start it with --kubeconfig, or in-cluster)",
@@ -61,7 +61,7 @@ fn cluster(state: &AppState) -> ApiResult<&caelus_engine::Engine> {
     })
 }
 
-fn cluster_error(e: caelus_engine::EngineError) -> ApiError {
+pub(crate) fn cluster_error(e: caelus_engine::EngineError) -> ApiError {
     ApiError::unavailable(format!("the cluster did not answer: {e}"))
 }
 
