@@ -8,6 +8,7 @@ use crate::extract::ApiJson;
 use crate::routes::deployments::{
     self as api, CreateDeployment, DeploymentListQuery, EventQuery, RevisionQuery, UpdateDeployment,
 };
+use crate::routes::diff::{self as diff_api, DeploymentDiff};
 use crate::routes::products as product_api;
 use crate::routes::reach;
 use crate::routes::templates as template_api;
@@ -200,6 +201,9 @@ pub struct Detail {
     pub endpoints: Result<Vec<caelus_core::reach::Endpoint>, String>,
     /// Secret keys its template lets the owner read (values only on reveal).
     pub connection_declared: Vec<caelus_core::reach::ConnectionSecret>,
+    /// While it is Drifted: live vs what Caelus applied, or why that cannot
+    /// be shown (no cluster, the cluster did not answer).
+    pub drift: Option<Result<DeploymentDiff, String>>,
 }
 
 /// Events shown on the page (the newest).
@@ -263,12 +267,29 @@ pub async fn load(state: &AppState, user: &UiUser, uid: &str) -> ApiResult<Detai
     .await
     .map(|Json(t)| t.capabilities.connection_secrets)
     .unwrap_or_default();
+    // Only while Drifted: the comparison reads the cluster (and may ask it
+    // for a dry run), and the page polls.
+    let drift = if is_drifted(&view) {
+        Some(
+            diff_api::get_deployment_diff(
+                State(state.clone()),
+                user.actor.clone(),
+                Path(uid.to_string()),
+            )
+            .await
+            .map(|Json(d)| d)
+            .map_err(|e| e.detail),
+        )
+    } else {
+        None
+    };
     Ok(Detail {
         view,
         revisions: revisions.items,
         events,
         endpoints,
         connection_declared,
+        drift,
     })
 }
 
@@ -345,6 +366,68 @@ fn cond_class(type_: &str, status: &str) -> &'static str {
         (_, "True") => "bad",
         _ => "idle",
     }
+}
+
+fn is_drifted(v: &DeploymentView) -> bool {
+    v.status
+        .conditions
+        .iter()
+        .any(|c| c.type_ == "Drifted" && c.status == "True")
+}
+
+/// While Drifted: what differs, per object and field, as `deployment diff`
+/// shows it (live, then what Caelus applied and a correction restores).
+fn drift(d: &Detail) -> Markup {
+    let show = |v: &Option<serde_json::Value>| match v {
+        None => "(none)".to_string(),
+        Some(v) => v.to_string(),
+    };
+    html! {
+        @match &d.drift {
+            None => {}
+            Some(result) => section.card #drift-card {
+                h2 { "Drift" }
+                @match result {
+                    Err(why) => p.muted { "The difference cannot be shown: " (why) },
+                    Ok(diff) if diff.in_sync => p.muted {
+                        "The live objects hold what Caelus applied again (revision "
+                        (diff.revision) ")."
+                    },
+                    Ok(diff) => {
+                        p.muted {
+                            "Live objects vs what Caelus applied (revision " (diff.revision)
+                            ", drift mode " (drift_mode(diff)) ")."
+                        }
+                        div.scroll { table #drift-table {
+                            thead { tr { th { "Object" } th { "Field" } th { "Live" } th { "Applied" } } }
+                            tbody {
+                                @for m in &diff.missing {
+                                    tr { td { (m) } td.muted { "(the whole object)" } td { "deleted" } td { "present" } }
+                                }
+                                @for o in &diff.changed {
+                                    @for c in &o.changes {
+                                        tr {
+                                            td { (o.object) }
+                                            td { code { (c.path) } }
+                                            td.wrap { code { (show(&c.from)) } }
+                                            td.wrap { code { (show(&c.to)) } }
+                                        }
+                                    }
+                                }
+                            }
+                        } }
+                    },
+                }
+            },
+        }
+    }
+}
+
+fn drift_mode(diff: &DeploymentDiff) -> String {
+    serde_json::to_value(diff.drift_mode)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
 }
 
 fn objects(v: &DeploymentView) -> Markup {
@@ -538,6 +621,7 @@ fn fragments(user: &UiUser, d: &Detail) -> serde_json::Value {
             "notes": notes(d).into_string(),
             "endpoints": endpoints(d).into_string(),
             "conditions": conditions(&d.view).into_string(),
+            "drift": drift(d).into_string(),
             "objects": objects(&d.view).into_string(),
             "history": history(user, d).into_string(),
             "events": events(d).into_string(),
@@ -614,6 +698,7 @@ pub async fn render_detail(
                 (connection(user, &d, extras.connection.as_ref()))
             }
         }
+        div #drift { (drift(&d)) }
         div.grid {
             section.card {
                 h2 { "Conditions" }
