@@ -133,6 +133,25 @@ impl Harness {
         }
     }
 
+    /// The cluster restarts with nothing in it, at the same address (as a
+    /// cluster whose etcd was lost): clients and watches reconnect to it.
+    pub async fn restart_cluster_empty(&mut self) {
+        let addr = self.sim.addr();
+        let placeholder = kubesim::Server::start(kubesim::Config::default())
+            .await
+            .unwrap();
+        std::mem::replace(&mut self.sim, placeholder)
+            .shutdown()
+            .await;
+        let fresh = kubesim::Server::start(kubesim::Config {
+            listen: addr,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        std::mem::replace(&mut self.sim, fresh).shutdown().await;
+    }
+
     pub async fn stop(mut self) {
         for (tx, handle) in self.workers.drain(..) {
             let _ = tx.send(true);
