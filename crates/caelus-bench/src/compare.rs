@@ -260,7 +260,8 @@ pub fn scale(w: &mut String, runs: &Runs) -> Out {
         "Drift: with every deployment Ready and the scheduled resync a day away, the benchmark scales \
          one deployment's Deployment at a time by hand (a merge patch by another field manager, as \
          `kubectl scale` sends) and times until its replicas are back: kubesim's watch event, the \
-         worker's change feed (debounced), one pass, the correcting apply."
+         worker's change feed (debounced), one pass, the correcting apply. Run alone: \
+         `caelus-bench reconcile --deployments N --drift-samples S` (`scripts/bench`: `DRIFT_SAMPLES`)."
     )?;
     writeln!(w)
 }
