@@ -50,7 +50,8 @@ pub(crate) struct Watches {
 }
 
 struct KindWatch {
-    store: Store<DynamicObject>,
+    /// Replaced when the watch starts over with a fresh list.
+    store: Arc<Mutex<Store<DynamicObject>>>,
     ready: Arc<AtomicBool>,
     known: Arc<Mutex<Known>>,
     task: tokio::task::JoinHandle<()>,
@@ -129,7 +130,8 @@ impl Watches {
         if let (true, Some(ns)) = (kind.namespaced, namespace) {
             key = key.within(ns);
         }
-        match watch.store.get(&key) {
+        let store = lock(&watch.store).clone();
+        match store.get(&key) {
             Some(obj) => serde_json::to_value(&*obj).map_or(Cached::NotReady, Cached::Present),
             None => Cached::Absent,
         }
@@ -161,22 +163,18 @@ impl Watches {
 
     fn start(&self, kind: &Resolved) -> KindWatch {
         let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &kind.ar);
-        let writer = reflector::store::Writer::new(kind.ar.clone());
-        let store = writer.as_reader();
+        let first = reflector::store::Writer::new(kind.ar.clone());
+        let store = Arc::new(Mutex::new(first.as_reader()));
         let ready = Arc::new(AtomicBool::new(false));
         let known: Arc<Mutex<Known>> = Arc::new(Mutex::new(HashMap::new()));
-        let selector = format!("{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}");
-        let stream = watcher(api, watcher::Config::default().labels(&selector))
-            .default_backoff()
-            // Managed fields are most of an object's size and never compared.
-            .modify(|o: &mut DynamicObject| o.metadata.managed_fields = None)
-            .reflect(writer);
-        let task = tokio::spawn(follow(
-            stream,
+        let task = tokio::spawn(run_watch(
+            api,
+            first,
+            store.clone(),
             ready.clone(),
             known.clone(),
             self.feed.clone(),
-            kind.ar.kind.clone(),
+            kind.ar.clone(),
         ));
         KindWatch {
             store,
@@ -187,17 +185,75 @@ impl Watches {
     }
 }
 
+/// Keeps one kind's watch running. A cluster that restarted empty answers a
+/// watch resumed from before with "too large resource version" (an ERROR
+/// event), on which kube's watcher would resume for ever (it lists again only
+/// on 410; client-go's reflector lists again): the watch starts over with a
+/// fresh list and cache instead, so the re-list reports every object that
+/// vanished.
+async fn run_watch(
+    api: Api<DynamicObject>,
+    mut writer: reflector::store::Writer<DynamicObject>,
+    store: Arc<Mutex<Store<DynamicObject>>>,
+    ready: Arc<AtomicBool>,
+    known: Arc<Mutex<Known>>,
+    feed: Arc<Mutex<Option<mpsc::Sender<String>>>>,
+    ar: kube::discovery::ApiResource,
+) {
+    let selector = format!("{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}");
+    let mut listed_once = false;
+    loop {
+        let stream = watcher(api.clone(), watcher::Config::default().labels(&selector))
+            .default_backoff()
+            // Managed fields are most of an object's size and never compared.
+            .modify(|o: &mut DynamicObject| o.metadata.managed_fields = None)
+            .reflect(writer);
+        let ended = follow(stream, &ready, &known, &feed, &ar.kind, &mut listed_once).await;
+        if ended == Ended::StreamClosed {
+            return;
+        }
+        ready.store(false, Ordering::Release);
+        writer = reflector::store::Writer::new(ar.clone());
+        *lock(&store) = writer.as_reader();
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Ended {
+    StreamClosed,
+    /// The cluster is behind what the watch saw: start over.
+    ClusterBehind,
+}
+
+/// The API server's answer to a watch from a resourceVersion it has not
+/// reached (its watch cache's `ResourceVersionTooLarge`).
+fn cluster_behind(e: &watcher::Error) -> bool {
+    let status = match e {
+        watcher::Error::WatchStartFailed(kube::Error::Api(s))
+        | watcher::Error::WatchFailed(kube::Error::Api(s)) => s.as_ref(),
+        watcher::Error::WatchError(s) => s.as_ref(),
+        _ => return false,
+    };
+    status.message.starts_with("Too large resource version")
+        || status.details.as_ref().is_some_and(|d| {
+            d.causes
+                .iter()
+                .any(|c| c.reason == "ResourceVersionTooLarge")
+        })
+}
+
 /// Reads one kind's watch: keeps the ready flag, and reports the
 /// deployments whose objects someone else changed.
 async fn follow(
     stream: impl futures::Stream<Item = Result<watcher::Event<DynamicObject>, watcher::Error>>,
-    ready: Arc<AtomicBool>,
-    known: Arc<Mutex<Known>>,
-    feed: Arc<Mutex<Option<mpsc::Sender<String>>>>,
-    kind_name: String,
-) {
+    ready: &AtomicBool,
+    known: &Mutex<Known>,
+    feed: &Mutex<Option<mpsc::Sender<String>>>,
+    kind_name: &str,
+    listed_once: &mut bool,
+) -> Ended {
     let report = |uid: String| {
-        if let Some(tx) = lock(&feed).as_ref()
+        if let Some(tx) = lock(feed).as_ref()
             && tx.try_send(uid).is_err()
         {
             tracing::debug!("change feed full; the scheduled resync will catch up");
@@ -206,7 +262,6 @@ async fn follow(
     let mut stream = std::pin::pin!(stream);
     // Objects of the list in progress; `None` outside a (re-)list.
     let mut relist: Option<Known> = None;
-    let mut listed_once = false;
     while let Some(event) = stream.next().await {
         match event {
             Ok(watcher::Event::Apply(obj)) => {
@@ -216,7 +271,7 @@ async fn follow(
                     continue;
                 };
                 let fp = fingerprint(&obj);
-                let previous = lock(&known).insert(key, (owner.clone(), fp));
+                let previous = lock(known).insert(key, (owner.clone(), fp));
                 if previous.is_none_or(|(_, old)| old != fp) {
                     report(owner);
                 }
@@ -226,7 +281,7 @@ async fn follow(
                 let obj = to_value(&obj);
                 let Some(key) = key_of(&obj) else { continue };
                 // Unknown means Caelus deleted it itself (or never saw it).
-                if let Some((owner, _)) = lock(&known).remove(&key) {
+                if let Some((owner, _)) = lock(known).remove(&key) {
                     report(owner);
                 }
             }
@@ -243,8 +298,8 @@ async fn follow(
             Ok(watcher::Event::InitDone) => {
                 ready.store(true, Ordering::Release);
                 let listed = relist.take().unwrap_or_default();
-                let mut known = lock(&known);
-                if listed_once {
+                let mut known = lock(known);
+                if *listed_once {
                     // After a re-list: whatever vanished or changed meanwhile.
                     for (key, (owner, fp)) in known.iter() {
                         if listed.get(key).is_none_or(|(_, now)| now != fp) {
@@ -258,7 +313,11 @@ async fn follow(
                     }
                 }
                 *known = listed;
-                listed_once = true;
+                *listed_once = true;
+            }
+            Err(e) if cluster_behind(&e) => {
+                tracing::info!(kind = %kind_name, error = %e, "the cluster is behind the drift watch (restarted?); listing again");
+                return Ended::ClusterBehind;
             }
             Err(e) => {
                 // Until the watch is back, reads go to the API server.
@@ -266,5 +325,39 @@ async fn follow(
                 tracing::debug!(kind = %kind_name, error = %e, "drift watch interrupted");
             }
         }
+    }
+    Ended::StreamClosed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(v: serde_json::Value) -> Box<kube::core::Status> {
+        Box::new(serde_json::from_value(v).unwrap())
+    }
+
+    #[test]
+    fn only_a_too_large_resource_version_starts_the_watch_over() {
+        let too_large = status(serde_json::json!({
+            "status": "Failure", "code": 504, "reason": "Timeout",
+            "message": "Too large resource version: 45, current: 15",
+            "details": {"causes": [{"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}]}
+        }));
+        assert!(cluster_behind(&watcher::Error::WatchError(
+            too_large.clone()
+        )));
+        assert!(cluster_behind(&watcher::Error::WatchStartFailed(
+            kube::Error::Api(too_large)
+        )));
+        let timeout = status(serde_json::json!({
+            "status": "Failure", "code": 504, "reason": "Timeout",
+            "message": "Timeout: request did not complete within requested timeout"
+        }));
+        assert!(!cluster_behind(&watcher::Error::WatchError(timeout)));
+        let gone = status(serde_json::json!({
+            "status": "Failure", "code": 410, "reason": "Expired", "message": "too old resource version"
+        }));
+        assert!(!cluster_behind(&watcher::Error::WatchError(gone)));
     }
 }

@@ -397,14 +397,10 @@ async fn an_ignored_field_changed_by_hand_is_neither_reported_nor_reverted() {
     h.stop().await;
 }
 
-/// Known gap (issue 12, "a cluster that restarted empty"): after a restart
-/// the drift watches resume from a resourceVersion the new cluster never
-/// reached; kubesim then sends nothing (a real API server answers "too large
-/// resource version"), and kube-runtime's watcher re-lists only on 410, so
-/// nothing is noticed until the scheduled resync. Needs kubesim to answer as
-/// the API server does and the engine to re-list on that answer.
+/// A cluster that restarted empty answers the watches' resumption with
+/// "too large resource version": they list again, and every object that
+/// vanished is reported at once (the resync is ten minutes away).
 #[tokio::test]
-#[ignore = "known gap: watches do not re-list after a cluster restarts empty"]
 async fn a_cluster_that_restarted_empty_is_noticed_from_the_watches_and_rebuilt() {
     let mut h = Harness::start_with(Backend::Sqlite, watch_only_worker()).await;
     let t = h

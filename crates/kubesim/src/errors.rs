@@ -274,6 +274,22 @@ impl ApiError {
         }
     }
 
+    /// 504 for a watch from a resourceVersion this cluster has not reached
+    /// (it restarted empty, say), as the API server's watch cache answers.
+    pub fn resource_version_too_large(requested: u64, current: u64) -> ApiError {
+        ApiError {
+            details: Some(json!({
+                "causes": [{"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}],
+                "retryAfterSeconds": 1
+            })),
+            ..ApiError::new(
+                504,
+                "Timeout",
+                format!("Too large resource version: {requested}, current: {current}"),
+            )
+        }
+    }
+
     /// 504 with the API server's timeout message (used for injected timeouts).
     /// 504 for a list or watch at a resourceVersion the store has not
     /// reached (`storage.NewTooLargeResourceVersionError`).

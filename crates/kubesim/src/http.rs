@@ -838,6 +838,15 @@ fn watch(s: Arc<Shared>, t: Target, q: &HashMap<String, String>) -> Response {
         let mut epoch = s.faults.watch_epoch();
         epoch.borrow_and_update();
         let mut last = match start {
+            // A resourceVersion this cluster has not reached (it restarted
+            // empty): the watch cache answers with an ERROR event, which
+            // clients take as "list again" (client-go's reflector does).
+            Some(rv) if rv > s.api.lock().resource_version() => {
+                let current = s.api.lock().resource_version();
+                let e = ApiError::resource_version_too_large(rv, current);
+                let _ = tx.send(event_line("ERROR", &e.to_status())).await;
+                return;
+            }
             Some(rv) => rv,
             None => {
                 // Synthetic ADDED events for the current state.

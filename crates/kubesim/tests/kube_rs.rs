@@ -282,6 +282,26 @@ async fn watch_resumes_from_resource_version_and_expires() {
         }
         other => panic!("expected 410, got {other:?}"),
     }
+    // A resourceVersion this cluster never reached (it restarted empty): the
+    // watch cache's "too large resource version", as an ERROR event.
+    let ahead = (rv0.parse::<u64>().unwrap() + 1000).to_string();
+    let mut stream = cms
+        .watch(&WatchParams::default().timeout(2), &ahead)
+        .await
+        .unwrap()
+        .boxed();
+    match stream.next().await.unwrap().unwrap() {
+        WatchEvent::Error(e) => {
+            assert_eq!((e.code, e.reason.as_str()), (504, "Timeout"));
+            assert!(
+                e.message
+                    .starts_with(&format!("Too large resource version: {ahead}, current: ")),
+                "{}",
+                e.message
+            );
+        }
+        other => panic!("expected too large, got {other:?}"),
+    }
     // Bookmarks are sent when asked for.
     let latest = cms
         .list(&ListParams::default())
