@@ -4,7 +4,7 @@
 
 use crate::Reconciler;
 use crate::commit::{Commit, unchanged};
-use crate::pass::{PassError, PassResultOf, inventory_from, objects_of, render_deployed};
+use crate::pass::{PassError, PassResultOf, applied_by, inventory_from, objects_of};
 use crate::status::{self, ready_reason, set, set_ready};
 use caelus_core::drift::{ignored_pointers, strip_ignored};
 use caelus_core::reconcile::{DriftResponse, drift_response};
@@ -292,7 +292,7 @@ async fn inspect(
 /// Why the live objects of a deployment could not be compared.
 #[derive(Debug, thiserror::Error)]
 pub enum CompareError {
-    #[error("cannot render the running revision: {0}")]
+    #[error("cannot render what the running revision applied: {0}")]
     Render(#[from] HelmError),
     #[error("the cluster did not answer: {0}")]
     Cluster(#[from] EngineError),
@@ -305,22 +305,14 @@ pub enum CompareError {
 /// template's ignore rules, suspicions settled by a server-side dry run).
 /// Read-only, whatever the drift mode.
 pub async fn live_drift(
+    store: &caelus_store::Store,
     helm: &HelmEngine,
     engine: &Engine,
     d: &Deployment,
     version: &TemplateVersion,
     last: &Revision,
 ) -> Result<Vec<Drift>, CompareError> {
-    let rendered = render_deployed(
-        helm,
-        engine,
-        d,
-        version,
-        &last.user_values,
-        last.number,
-        last.kind,
-    )
-    .await?;
+    let rendered = applied_by(store, helm, engine, d, version, last).await?;
     let namespace = NamespaceTarget {
         name: d.namespace_name.clone(),
         deployment_uid: d.uid.clone(),

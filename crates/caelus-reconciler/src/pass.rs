@@ -165,55 +165,7 @@ impl Reconciler {
         version: &TemplateVersion,
         revision: &Revision,
     ) -> Result<Arc<Rendered>, HelmError> {
-        match self.stored_manifest(&d.uid, revision.number).await {
-            Some(rendered) => Ok(Arc::new(rendered)),
-            None => {
-                self.render(
-                    d,
-                    version,
-                    &revision.user_values,
-                    revision.number,
-                    revision.kind,
-                )
-                .await
-            }
-        }
-    }
-
-    async fn stored_manifest(&self, uid: &str, number: i64) -> Option<Rendered> {
-        let bytes = match self.store.conn().await {
-            Ok(mut c) => revisions::manifest(&mut c, uid, number).await,
-            Err(e) => Err(e),
-        };
-        match bytes {
-            Ok(Some(bytes)) => match serde_json::from_slice(&bytes) {
-                Ok(rendered) => Some(rendered),
-                Err(e) => {
-                    tracing::warn!(error = %e, number, "the stored manifest does not parse; rendering again");
-                    None
-                }
-            },
-            Ok(None) => None,
-            Err(e) => {
-                tracing::warn!(error = %e, number, "the stored manifest cannot be read; rendering again");
-                None
-            }
-        }
-    }
-
-    /// Renders revision `revision` of kind `kind`: the kind decides Helm's
-    /// `.Release.IsInstall/IsUpgrade`, the number `.Release.Revision`.
-    /// For revisions already deployed (drift, uninstall hooks); a revision
-    /// about to be applied goes through [`Reconciler::render_revision`].
-    pub(crate) async fn render(
-        &self,
-        d: &Deployment,
-        version: &TemplateVersion,
-        values: &Value,
-        revision: i64,
-        kind: RevisionKind,
-    ) -> Result<Arc<Rendered>, HelmError> {
-        render_deployed(&self.helm, &self.engine, d, version, values, revision, kind).await
+        applied_by(&self.store, &self.helm, &self.engine, d, version, revision).await
     }
 
     /// The render request of a revision, with Helm's `lookup` reading the
@@ -268,9 +220,59 @@ async fn chart_of(
     helm.pull(&reference).await
 }
 
-/// [`Reconciler::render`] for anyone with the Helm engine and the cluster
-/// (the API's diff renders the running revision exactly as a drift pass does).
-pub(crate) async fn render_deployed(
+/// [`Reconciler::applied`] for anyone with the store, the Helm engine and
+/// the cluster (the API's diff compares what a drift pass compares).
+pub(crate) async fn applied_by(
+    store: &caelus_store::Store,
+    helm: &caelus_helm::HelmEngine,
+    engine: &caelus_engine::Engine,
+    d: &Deployment,
+    version: &TemplateVersion,
+    revision: &Revision,
+) -> Result<Arc<Rendered>, HelmError> {
+    match stored_manifest(store, &d.uid, revision.number).await {
+        Some(rendered) => Ok(Arc::new(rendered)),
+        None => {
+            render_deployed(
+                helm,
+                engine,
+                d,
+                version,
+                &revision.user_values,
+                revision.number,
+                revision.kind,
+            )
+            .await
+        }
+    }
+}
+
+async fn stored_manifest(store: &caelus_store::Store, uid: &str, number: i64) -> Option<Rendered> {
+    let bytes = match store.conn().await {
+        Ok(mut c) => revisions::manifest(&mut c, uid, number).await,
+        Err(e) => Err(e),
+    };
+    match bytes {
+        Ok(Some(bytes)) => match serde_json::from_slice(&bytes) {
+            Ok(rendered) => Some(rendered),
+            Err(e) => {
+                tracing::warn!(error = %e, number, "the stored manifest does not parse; rendering again");
+                None
+            }
+        },
+        Ok(None) => None,
+        Err(e) => {
+            tracing::warn!(error = %e, number, "the stored manifest cannot be read; rendering again");
+            None
+        }
+    }
+}
+
+/// Renders a revision already deployed, as it was (drift and uninstall of
+/// revisions without a stored manifest): the kind decides Helm's
+/// `.Release.IsInstall/IsUpgrade`, the number `.Release.Revision`; a revision
+/// about to be applied goes through [`Reconciler::render_revision`].
+async fn render_deployed(
     helm: &caelus_helm::HelmEngine,
     engine: &caelus_engine::Engine,
     d: &Deployment,

@@ -78,12 +78,13 @@ pub async fn get_deployment_diff(
         (d, last, version)
     };
     let engine = cluster(&state)?;
-    let drifts = caelus_reconciler::live_drift(&state.helm, engine, &d, &version, &last)
-        .await
-        .map_err(|e| match e {
-            CompareError::Cluster(e) => cluster_error(e),
-            render => ApiError::unavailable(render.to_string()),
-        })?;
+    let drifts =
+        caelus_reconciler::live_drift(&state.store, &state.helm, engine, &d, &version, &last)
+            .await
+            .map_err(|e| match e {
+                CompareError::Cluster(e) => cluster_error(e),
+                render => ApiError::unavailable(render.to_string()),
+            })?;
     let mut missing = Vec::new();
     let mut changed = Vec::new();
     for drift in drifts {
