@@ -433,7 +433,21 @@ pub async fn deployment(cmd: DeploymentCommand) -> Result<()> {
         Show { uid, client } => {
             let v = client_call(&client, "get_deployment", &[("uid", &uid)], &[], None).await?;
             match &client.output {
-                f @ (Format::Table | Format::Wide) => print_deployment(&v, *f == Format::Wide),
+                f @ (Format::Table | Format::Wide) => {
+                    let wide = *f == Format::Wide;
+                    print_deployment(&v, wide);
+                    // How to reach it, from the live objects; a server without a
+                    // cluster (or one that does not answer) says why instead.
+                    let endpoints = client_call(
+                        &client,
+                        "get_deployment_endpoints",
+                        &[("uid", &uid)],
+                        &[],
+                        None,
+                    )
+                    .await;
+                    print_endpoints(endpoints, wide);
+                }
                 f => output::print(f, output::DEPLOYMENT, &v),
             }
         }
@@ -832,6 +846,28 @@ fn print_deployment(v: &Value, wide: bool) {
                 now
             )
         );
+    }
+}
+
+/// The `Endpoints:` section of `deployment show`.
+fn print_endpoints(endpoints: Result<Value>, wide: bool) {
+    match endpoints {
+        Ok(v) => match v["items"].as_array() {
+            Some(items) if !items.is_empty() => {
+                outln!("Endpoints:");
+                outln!(
+                    "{}",
+                    output::table(
+                        output::ENDPOINT.columns,
+                        items,
+                        wide,
+                        time::OffsetDateTime::now_utc()
+                    )
+                );
+            }
+            _ => outln!("Endpoints:   none (no Services or Ingresses)"),
+        },
+        Err(e) => outln!("Endpoints:   not available: {e}"),
     }
 }
 

@@ -151,6 +151,18 @@ fn the_owner_reads_endpoints_and_connection_details_and_every_read_is_audited() 
         "{endpoints}"
     );
     assert!(endpoints.contains("Headless"), "{endpoints}");
+    // `deployment show` has them too, under its summary.
+    let show = ok_as(&r, &acme, &["deployment", "show", &uid]);
+    let section = show
+        .split_once("\nEndpoints:\n")
+        .map(|(_, rest)| rest)
+        .unwrap_or_else(|| panic!("no Endpoints section in {show}"));
+    assert!(
+        section.starts_with("KIND")
+            && section.contains(&format!("{release}-postgresql.{ns}.svc.cluster.local"))
+            && section.contains("5432/TCP"),
+        "{show}"
+    );
 
     // Connection details: the generated password, as the chart stored it; a declared
     // key the Secret lacks is said to be missing.
@@ -231,4 +243,32 @@ fn the_owner_reads_endpoints_and_connection_details_and_every_read_is_audited() 
         "{events:?}"
     );
     assert!(events.iter().any(|a| a.contains("admin")), "{events:?}");
+    // And in the global audit log, each naming the deployment and its tenant.
+    let audit = ok(
+        &r,
+        &[
+            "events",
+            "list",
+            "--action",
+            "connection.read",
+            "-o",
+            "json",
+        ],
+    );
+    let audit: serde_json::Value = audit.parse().unwrap();
+    let audit = audit["items"].as_array().unwrap();
+    assert_eq!(audit.len(), 3, "{audit:?}");
+    assert!(
+        audit
+            .iter()
+            .all(|e| e["deployment_uid"] == uid.as_str() && e["tenant"] == "acme"),
+        "{audit:?}"
+    );
+    assert!(
+        audit[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("{secret} (postgres-password)")),
+        "{audit:?}"
+    );
 }
