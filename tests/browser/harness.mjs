@@ -35,7 +35,8 @@ export function freePort() {
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 export class Caelus {
-  static async start() {
+  /** `args`: more `caelus dev` flags, e.g. `--require-certification`. */
+  static async start({ args = [] } = {}) {
     const c = new Caelus();
     c.dataDir = mkdtempSync(path.join(tmpdir(), "caelus-ui-"));
     const port = await freePort();
@@ -46,7 +47,7 @@ export class Caelus {
     c.log = "";
     c.proc = spawn(
       bin,
-      ["dev", "--data-dir", c.dataDir, "--listen", `127.0.0.1:${port}`, "--registry-port", String(c.registryPort)],
+      ["dev", "--data-dir", c.dataDir, "--listen", `127.0.0.1:${port}`, "--registry-port", String(c.registryPort), ...args],
       { cwd: ROOT, env: { ...process.env, RUST_LOG: process.env.RUST_LOG || "warn" }, stdio: ["ignore", "pipe", "pipe"] },
     );
     c.proc.stdout.on("data", (d) => (c.log += d));

@@ -25,7 +25,8 @@ let namespace;
 let password; // as the cluster has it
 
 before(async () => {
-  caelus = await Caelus.start();
+  // As `caelus server` runs by default: publishing needs a passing certification.
+  caelus = await Caelus.start({ args: ["--require-certification"] });
   admin = await browser();
 });
 
@@ -79,6 +80,68 @@ test("a draft with connection details is certified from the catalog, its checkli
   await row.locator('[data-lifecycle="published"]').waitFor();
   // The checklist stays on the published version.
   await row.locator('details.checklist[data-certified="passed"]').waitFor({ state: "attached" });
+});
+
+test("a chart that fails certification shows each failed item in the catalog; neither it nor an uncertified one can be published there", async () => {
+  const repository = `oci://127.0.0.1:${caelus.registryPort}/charts`;
+  const bad = path.join(ROOT, "testdata/charts/uncertified/1.0.0");
+  const { stdout } = await exec(BIN, ["chart", "push", bad, repository, "--plain-http", "-o", "json"], { cwd: ROOT });
+  await caelus.api("POST", "/api/v1/products", caelus.admin, { slug: "risky", name: "Risky app" });
+  await caelus.api("POST", "/api/v1/products/risky/versions", caelus.admin, {
+    version: "1.0.0",
+    chart: JSON.parse(stdout).reference,
+    publish: false,
+  });
+
+  const { page } = admin;
+  await page.goto(`${caelus.base}/ui/catalog`);
+  const row = page.locator('section[data-product="risky"] tr[data-version="1.0.0"]');
+  await Promise.all([page.waitForURL(/\/ui\/catalog$/, { timeout: 150_000 }), row.locator("button", { hasText: "Certify" }).click()]);
+  const flash = await page.locator(".flash").innerText();
+  assert.match(flash, /Version 1\.0\.0 of 'risky' failed certification: /);
+  const checklist = row.locator('details.checklist[data-certified="failed"]');
+  await checklist.locator("summary").click();
+  // An unpinned image, no resources, a privileged container: each named, with its reason.
+  for (const check of ["images.pinned", "resources", "policy.pod-security"]) {
+    assert.match(flash, new RegExp(check.replace(".", "\\.")));
+    const item = checklist.locator(`tr[data-check="${check}"]`);
+    assert.equal(await item.getAttribute("data-status"), "fail", `${check}: ${await item.innerText()}`);
+    assert.ok((await item.locator("td").nth(2).innerText()).trim().length > 0, `${check} has a reason`);
+  }
+
+  // Publishing it from the catalog is refused, naming the failed items; it stays a draft.
+  const [resp] = await Promise.all([
+    page.waitForResponse((r) => r.url().endsWith("/ui/catalog/risky/1.0.0/publish") && r.request().method() === "POST"),
+    row.locator("button", { hasText: "Publish" }).click(),
+  ]);
+  assert.ok(resp.status() >= 400 && resp.status() < 500, `refused with ${resp.status()}`);
+  await page.waitForLoadState("load");
+  const refusal = await page.locator(".error").innerText();
+  assert.match(refusal, /409.*cannot be published: the certification failed/);
+  for (const check of ["images.pinned", "resources", "policy.pod-security"]) assert.ok(refusal.includes(check), refusal);
+  const version = await caelus.api("GET", "/api/v1/products/risky/versions/1.0.0", caelus.admin);
+  assert.equal(version.lifecycle, "draft");
+
+  // A chart the policy accepts, never certified: the catalog's Publish is refused for that.
+  const good = path.join(ROOT, "testdata/charts/certified/1.0.0");
+  const pushed = await exec(BIN, ["chart", "push", good, repository, "--plain-http", "-o", "json"], { cwd: ROOT });
+  await caelus.api("POST", "/api/v1/products", caelus.admin, { slug: "plain", name: "Never certified" });
+  await caelus.api("POST", "/api/v1/products/plain/versions", caelus.admin, {
+    version: "1.0.0",
+    chart: JSON.parse(pushed.stdout).reference,
+    publish: false,
+  });
+  await page.goto(`${caelus.base}/ui/catalog`);
+  const plain = page.locator('section[data-product="plain"] tr[data-version="1.0.0"]');
+  const [refused] = await Promise.all([
+    page.waitForResponse((r) => r.url().endsWith("/ui/catalog/plain/1.0.0/publish") && r.request().method() === "POST"),
+    plain.locator("button", { hasText: "Publish" }).click(),
+  ]);
+  assert.ok(refused.status() >= 400 && refused.status() < 500, `refused with ${refused.status()}`);
+  await page.waitForLoadState("load");
+  assert.match(await page.locator(".error").innerText(), /certif/i);
+  const still = await caelus.api("GET", "/api/v1/products/plain/versions/1.0.0", caelus.admin);
+  assert.equal(still.lifecycle, "draft");
 });
 
 test("the owner sees the endpoints, and the connection details masked until Reveal, which is audited", async () => {
