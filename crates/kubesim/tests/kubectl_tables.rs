@@ -417,3 +417,160 @@ async fn get_watch_prints_rows_with_the_columns() {
     assert_eq!(stdout.matches("NAME").count(), 1, "{stdout}");
     s.sim.shutdown().await;
 }
+
+const MORE_KINDS: &str = r#"
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: db}
+spec:
+  replicas: 1
+  serviceName: db
+  selector: {matchLabels: {app: db}}
+  template:
+    metadata: {labels: {app: db}}
+    spec: {containers: [{name: pg, image: postgres:17}]}
+  volumeClaimTemplates:
+  - metadata: {name: data}
+    spec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}}
+---
+apiVersion: apps/v1
+kind: DaemonSet
+metadata: {name: agent}
+spec:
+  selector: {matchLabels: {app: agent}}
+  template:
+    metadata: {labels: {app: agent}}
+    spec: {nodeSelector: {kubernetes.io/os: linux}, containers: [{name: a, image: busybox}]}
+---
+apiVersion: batch/v1
+kind: Job
+metadata: {name: once}
+spec:
+  template:
+    spec: {restartPolicy: Never, containers: [{name: j, image: busybox}]}
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: web}
+spec:
+  ingressClassName: nginx
+  tls: [{hosts: [a.example.com]}]
+  rules: [{host: a.example.com, http: {paths: [{path: /, pathType: Prefix, backend: {service: {name: web, port: {number: 80}}}}]}}]
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn more_builtin_kinds_print_their_columns() {
+    let s = common::start(kubesim::Config::default()).await;
+    s.kubectl_ok(&["apply", "-f", "-"], Some(MORE_KINDS)).await;
+    for w in ["statefulset/db", "daemonset/agent"] {
+        s.kubectl_ok(&["rollout", "status", w, "--timeout=20s"], None)
+            .await;
+    }
+    s.kubectl_ok(
+        &[
+            "wait",
+            "--for=condition=Complete",
+            "job/once",
+            "--timeout=20s",
+        ],
+        None,
+    )
+    .await;
+    let get = |args: &'static [&'static str]| s.kubectl_ok(args, None);
+
+    let out = get(&["get", "sts"]).await;
+    assert_eq!(header(&out), words(&["NAME", "READY", "AGE"]), "{out}");
+    assert_eq!(row(&out, "db")[1], "1/1", "{out}");
+
+    let out = get(&["get", "ds"]).await;
+    assert_eq!(
+        header(&out),
+        words(&[
+            "NAME",
+            "DESIRED",
+            "CURRENT",
+            "READY",
+            "UP-TO-DATE",
+            "AVAILABLE",
+            "NODE",
+            "SELECTOR",
+            "AGE"
+        ]),
+        "{out}"
+    );
+    assert_eq!(
+        row(&out, "agent")[1..7],
+        words(&["1", "1", "1", "1", "1", "kubernetes.io/os=linux"]),
+        "{out}"
+    );
+
+    let out = get(&["get", "jobs"]).await;
+    assert_eq!(
+        header(&out),
+        words(&["NAME", "STATUS", "COMPLETIONS", "DURATION", "AGE"]),
+        "{out}"
+    );
+    assert_eq!(
+        row(&out, "once")[1..3],
+        words(&["Complete", "1/1"]),
+        "{out}"
+    );
+    let out = get(&["get", "pods", "-l", "job-name=once"]).await;
+    assert!(
+        out.lines().nth(1).unwrap_or_default().contains("Completed"),
+        "{out}"
+    );
+
+    let out = get(&["get", "pvc"]).await;
+    assert_eq!(
+        header(&out),
+        words(&[
+            "NAME",
+            "STATUS",
+            "VOLUME",
+            "CAPACITY",
+            "ACCESS",
+            "MODES",
+            "STORAGECLASS",
+            "VOLUMEATTRIBUTESCLASS",
+            "AGE"
+        ]),
+        "{out}"
+    );
+    let pvc = row(&out, "data-db-0");
+    assert_eq!(pvc[1], "Bound", "{out}");
+    assert_eq!(
+        pvc[3..7],
+        words(&["1Gi", "RWO", "standard", "<unset>"]),
+        "{out}"
+    );
+
+    let out = get(&["get", "sa", "default"]).await;
+    assert_eq!(header(&out), words(&["NAME", "SECRETS", "AGE"]), "{out}");
+
+    let out = get(&["get", "ingress"]).await;
+    assert_eq!(
+        header(&out),
+        words(&["NAME", "CLASS", "HOSTS", "ADDRESS", "PORTS", "AGE"]),
+        "{out}"
+    );
+    assert_eq!(
+        row(&out, "web")[1..3],
+        words(&["nginx", "a.example.com"]),
+        "{out}"
+    );
+    assert!(out.contains("80, 443"), "{out}");
+
+    let out = get(&["get", "events"]).await;
+    assert_eq!(
+        header(&out)[..5],
+        words(&["LAST", "SEEN", "TYPE", "REASON", "OBJECT"]),
+        "{out}"
+    );
+    assert!(
+        out.lines()
+            .any(|l| l.contains("SuccessfulCreate") && l.contains("job/once")),
+        "{out}"
+    );
+    s.sim.shutdown().await;
+}
