@@ -259,8 +259,16 @@ async fn handle(State(s): State<Arc<Shared>>, req: Request) -> Response {
     {
         return error_response(&e);
     }
+    let table_request = crate::table::requested(
+        req.headers()
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default(),
+        query.get("includeObject").map(String::as_str),
+    )
+    .filter(|_| target.sub.is_none());
     if verb == "watch" {
-        return watch(s, target, &query);
+        return watch(s, target, &query, table_request);
     }
     if target.sub.as_deref() == Some("log") {
         return pod_log(&s, &target, &query);
@@ -317,6 +325,12 @@ async fn handle(State(s): State<Arc<Shared>>, req: Request) -> Response {
         return match list_options(&query)
             .and_then(|o| s.api.list_json(&t.info, t.namespace.as_deref(), &o))
         {
+            Ok(bytes) if table_request.is_some() => {
+                let list: Value = serde_json::from_slice(&bytes).unwrap_or_default();
+                let items = list["items"].as_array().cloned().unwrap_or_default();
+                let table = as_table(&s, table_request, &t.info, &items, list["metadata"].clone());
+                json_response(200, &table)
+            }
             Ok(bytes) => Response::builder()
                 .status(200)
                 .header(header::CONTENT_TYPE, "application/json")
@@ -326,6 +340,10 @@ async fn handle(State(s): State<Arc<Shared>>, req: Request) -> Response {
         };
     }
     let mut resp = match run() {
+        Ok((200, v)) if verb == "get" && table_request.is_some() => {
+            let meta = json!({"resourceVersion": v["metadata"]["resourceVersion"]});
+            json_response(200, &as_table(&s, table_request, &target.info, &[v], meta))
+        }
         Ok((code, v)) => json_response(code, &v),
         Err(e) => error_response(&e),
     };
@@ -337,6 +355,33 @@ async fn handle(State(s): State<Arc<Shared>>, req: Request) -> Response {
         }
     }
     resp
+}
+
+/// The CustomResourceDefinition serving a custom resource.
+fn crd_of(s: &Shared, info: &ResourceInfo) -> Option<Value> {
+    let crd_name = info.crd.as_deref()?;
+    let g = s.api.lock();
+    let crds = g
+        .registry
+        .find("apiextensions.k8s.io", "v1", "customresourcedefinitions")
+        .cloned()?;
+    g.get(&crds, "", crd_name).map(|c| (**c).clone())
+}
+
+/// `objects` as the Table the client asked for (see [`crate::table`]).
+fn as_table(
+    s: &Shared,
+    req: Option<crate::table::TableRequest>,
+    info: &ResourceInfo,
+    objects: &[Value],
+    meta: Value,
+) -> Value {
+    let Some(req) = req else {
+        return Value::Null;
+    };
+    let crd = crd_of(s, info);
+    let now = time::OffsetDateTime::now_utc();
+    crate::table::table(req, info, crd.as_ref(), objects, meta, true, now)
 }
 
 fn parse_body(body: &Bytes, content_type: &str) -> ApiResult<Value> {
@@ -797,7 +842,12 @@ fn bookmark(info: &ResourceInfo, rv: u64, initial_end: bool) -> Bytes {
 }
 
 /// A watch: an HTTP 200 whose body is a stream of JSON event lines.
-fn watch(s: Arc<Shared>, t: Target, q: &HashMap<String, String>) -> Response {
+fn watch(
+    s: Arc<Shared>,
+    t: Target,
+    q: &HashMap<String, String>,
+    table: Option<crate::table::TableRequest>,
+) -> Response {
     let opts = match list_options(q) {
         Ok(o) => o,
         Err(e) => return error_response(&e),
@@ -825,6 +875,18 @@ fn watch(s: Arc<Shared>, t: Target, q: &HashMap<String, String>) -> Response {
     tokio::spawn(async move {
         let info = &t.info;
         let ns = t.namespace.as_deref();
+        // Table watches: one row per event, column definitions with the
+        // first event only (apiserver handlers/watch.go).
+        let crd = table.and_then(|_| crd_of(&s, info));
+        let mut first = true;
+        let mut shape = |o: Value| -> Value {
+            let Some(req) = table else { return o };
+            let meta = json!({"resourceVersion": o["metadata"]["resourceVersion"]});
+            let now = time::OffsetDateTime::now_utc();
+            let v = crate::table::table(req, info, crd.as_ref(), &[o], meta, first, now);
+            first = false;
+            v
+        };
         let matches = |o: &Value| {
             ns.is_none_or(|n| crate::meta::namespace_of(o) == n)
                 && t.name
@@ -865,7 +927,7 @@ fn watch(s: Arc<Shared>, t: Target, q: &HashMap<String, String>) -> Response {
                     (g.resource_version(), objs)
                 };
                 for o in objs {
-                    if tx.send(event_line("ADDED", &o)).await.is_err() {
+                    if tx.send(event_line("ADDED", &shape(o))).await.is_err() {
                         return;
                     }
                 }
@@ -915,7 +977,7 @@ fn watch(s: Arc<Shared>, t: Target, q: &HashMap<String, String>) -> Response {
                 };
                 o["apiVersion"] = json!(info.api_version());
                 o["kind"] = json!(info.kind);
-                if tx.send(event_line(kind, &o)).await.is_err() {
+                if tx.send(event_line(kind, &shape(o))).await.is_err() {
                     return;
                 }
             }

@@ -40,6 +40,7 @@ pub mod stats;
 pub mod store;
 pub mod structural;
 pub mod subresources;
+pub mod table;
 pub mod validation;
 pub mod values;
 pub mod wire;
