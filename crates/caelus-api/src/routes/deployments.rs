@@ -197,11 +197,22 @@ pub async fn create_deployment(
         ));
     }
 
-    let mut tx = state.store.begin().await?;
     let uid = uuid::Uuid::new_v4().to_string();
+    // A fresh v4 uuid always names a namespace and a release; should the rule
+    // ever disagree, the request fails cleanly instead of the server panicking.
+    let (namespace_name, release_name) =
+        match (identity::namespace_name(&uid), identity::release_name(&uid)) {
+            (Some(ns), Some(rel)) => (ns, rel),
+            _ => {
+                return Err(ApiError::internal(
+                    "could not name the deployment's namespace",
+                ));
+            }
+        };
+    let mut tx = state.store.begin().await?;
     let new = NewDeployment {
-        namespace_name: identity::namespace_name(&uid).expect("a fresh v4 uuid is a uid"),
-        release_name: identity::release_name(&uid).expect("a fresh v4 uuid is a uid"),
+        namespace_name,
+        release_name,
         uid: uid.clone(),
         tenant: tenant.clone(),
         display_name: req.name.clone(),

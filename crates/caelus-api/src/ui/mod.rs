@@ -129,6 +129,25 @@ fn set_cookie(headers: &HeaderMap, name: &str, value: &str, path: &str, max_age:
     )
 }
 
+/// Appends a `Set-Cookie` to `resp`. Names, paths and our generated values are
+/// ASCII; should one ever not be, the cookie is left out (and logged) rather
+/// than taking the request down.
+fn add_cookie(
+    resp: &mut Response,
+    headers: &HeaderMap,
+    name: &str,
+    value: &str,
+    path: &str,
+    max_age: u64,
+) {
+    match HeaderValue::from_str(&set_cookie(headers, name, value, path, max_age)) {
+        Ok(v) => {
+            resp.headers_mut().append(header::SET_COOKIE, v);
+        }
+        Err(e) => tracing::error!(error = %e, cookie = name, "cookie is not a valid header value"),
+    }
+}
+
 /// A signed-in user: the session and the actor its token resolves to now.
 pub struct UiUser {
     pub actor: Actor,
@@ -345,15 +364,14 @@ fn login_response(
     let csrf = session::random_token();
     let body = layout::page("Sign in", None, None, login_form(&csrf, next, error));
     let mut resp = layout::respond(status, body);
-    if let Ok(v) = HeaderValue::from_str(&set_cookie(
+    add_cookie(
+        &mut resp,
         headers,
         LOGIN_CSRF_COOKIE,
         &csrf,
         "/ui/login",
         3600,
-    )) {
-        resp.headers_mut().append(header::SET_COOKIE, v);
-    }
+    );
     resp
 }
 
@@ -410,22 +428,9 @@ async fn login(State(state): State<AppState>, req: Request) -> Response {
             };
             tracing::info!(token = %actor.token_name, tenant = %actor.tenant_label(), "ui sign-in");
             let mut resp = Redirect::to(&next).into_response();
-            resp.headers_mut().append(
-                header::SET_COOKIE,
-                HeaderValue::from_str(&set_cookie(
-                    &headers,
-                    SESSION_COOKIE,
-                    &sid,
-                    "/ui",
-                    SESSION_TTL.as_secs(),
-                ))
-                .expect("cookie is ascii"),
-            );
-            resp.headers_mut().append(
-                header::SET_COOKIE,
-                HeaderValue::from_str(&set_cookie(&headers, LOGIN_CSRF_COOKIE, "", "/ui/login", 0))
-                    .expect("cookie is ascii"),
-            );
+            let ttl = SESSION_TTL.as_secs();
+            add_cookie(&mut resp, &headers, SESSION_COOKIE, &sid, "/ui", ttl);
+            add_cookie(&mut resp, &headers, LOGIN_CSRF_COOKIE, "", "/ui/login", 0);
             resp
         }
         Err(e) => {
@@ -459,10 +464,7 @@ async fn logout(
         return layout::error_page(Some(&user), &ApiError::from(e));
     }
     let mut resp = Redirect::to("/ui/login").into_response();
-    resp.headers_mut().append(
-        header::SET_COOKIE,
-        HeaderValue::from_str(&set_cookie(&headers, SESSION_COOKIE, "", "/ui", 0)).expect("ascii"),
-    );
+    add_cookie(&mut resp, &headers, SESSION_COOKIE, "", "/ui", 0);
     resp
 }
 
