@@ -2,123 +2,15 @@
 //! its kubesim and projects deployments; `caelus orphans scan|clean` find and
 //! remove a leftover through the admin API, recording who did it.
 
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
 mod support;
 
-use support::{free_port, stop_gracefully, temp_dir};
-
-const CAELUS: &str = env!("CARGO_BIN_EXE_caelus");
-
-struct Running {
-    child: Child,
-    url: String,
-    token: String,
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        stop_gracefully(&mut self.child);
-    }
-}
-
-fn start_dev(data_dir: &Path) -> Running {
-    let mut child = Command::new(CAELUS)
-        .args([
-            "dev",
-            "--listen",
-            "127.0.0.1:0",
-            "--registry-port",
-            &free_port().to_string(),
-            // Everything in this test is seconds old.
-            "--min-age",
-            "0s",
-            "--data-dir",
-        ])
-        .arg(data_dir)
-        .env("CAELUS_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start caelus dev");
-    let stdout = child.stdout.take().unwrap();
-    let mut lines = BufReader::new(stdout).lines();
-    let mut found = None;
-    for line in lines.by_ref() {
-        let line = line.unwrap();
-        if let Some(rest) = line.trim().strip_prefix("export CAELUS_URL=") {
-            let (u, t) = rest.split_once(" CAELUS_TOKEN=").unwrap();
-            found = Some((u.to_string(), t.to_string()));
-            break;
-        }
-    }
-    std::thread::spawn(move || lines.for_each(drop));
-    let (url, token) = found.expect("caelus dev printed its URL and token");
-    Running { child, url, token }
-}
-
-fn cli(r: &Running, args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(CAELUS)
-        .args(args)
-        .env("CAELUS_URL", &r.url)
-        .env("CAELUS_TOKEN", &r.token)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-#[track_caller]
-fn ok(r: &Running, args: &[&str]) -> String {
-    let (success, out, err) = cli(r, args);
-    assert!(success, "caelus {args:?} failed: {err}");
-    out
-}
-
-fn kubectl(dir: &Path, args: &[&str], stdin: Option<&str>) -> (bool, String) {
-    let mut child = Command::new("kubectl")
-        .arg("--kubeconfig")
-        .arg(dir.join("kubeconfig"))
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("kubectl");
-    if let Some(s) = stdin {
-        use std::io::Write;
-        child.stdin.take().unwrap().write_all(s.as_bytes()).unwrap();
-    }
-    let out = child.wait_with_output().unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
-}
-
-fn eventually(what: &str, mut check: impl FnMut() -> Option<String>) -> String {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Some(v) = check() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
+use support::{cli, eventually, kubectl, ok, start_dev_with, temp_dir};
 
 #[test]
 fn dev_projects_deployments_and_the_cli_cleans_a_leftover_on_confirm() {
     let dir = temp_dir("orphans-cli");
-    let r = start_dev(&dir);
+    // Everything in this test is seconds old.
+    let r = start_dev_with(&dir, &["--min-age", "0s"]);
     eventually("the demo catalog", || {
         let (success, out, _) = cli(&r, &["template", "list", "web"]);
         (success && out.contains("1.0.0")).then_some(out)

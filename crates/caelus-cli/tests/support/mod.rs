@@ -148,3 +148,40 @@ pub fn wait_ready(url: &str) {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// The real `kubectl` against `caelus dev`'s kubesim (its kubeconfig in `dir`):
+/// (success, stdout and stderr).
+pub fn kubectl(dir: &Path, args: &[&str], stdin: Option<&str>) -> (bool, String) {
+    let mut child = Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(dir.join("kubeconfig"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("kubectl");
+    if let Some(s) = stdin {
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(s.as_bytes()).unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+/// Polls `check` until it answers, for up to a minute.
+pub fn eventually(what: &str, mut check: impl FnMut() -> Option<String>) -> String {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(v) = check() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
