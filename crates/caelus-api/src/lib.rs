@@ -70,6 +70,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(upgrades::rollback_deployment))
         .routes(routes!(upgrades::retry_deployment))
         .routes(routes!(deployments::purge_deployment))
+        .routes(routes!(deployments::restore_deployment))
         .routes(routes!(tokens::create_token, tokens::list_tokens))
         .routes(routes!(tokens::revoke_token))
         .routes(routes!(audit::list_events))

@@ -188,6 +188,8 @@ fn case(id: &str, path: &str, fx: &Fixture, who: Who) -> (Option<Value>, String,
         // owner and admins are told there is nothing to do (409).
         "retry_deployment" => (Some(json!({})), path, on_deployment(&[409], &[409])),
         "purge_deployment" => (None, path, on_deployment(&[409], &[409])),
+        // Not Retained (it was never deleted): nothing to restore (409).
+        "restore_deployment" => (Some(json!({})), path, on_deployment(&[409], &[409])),
         // Admins only; this test has no cluster, so an admin is told so (503).
         "adopt_object" => (
             Some(json!({"apiVersion": "v1", "kind": "ConfigMap", "name": "x"})),

@@ -684,6 +684,19 @@ pub enum DeploymentCommand {
         #[command(flatten)]
         client: ClientArgs,
     },
+    /// Re-create a deployment deleted with --keep-volumes (phase Retained) in
+    /// its kept namespace: the chart's claims re-adopt the kept volumes.
+    Restore {
+        uid: String,
+        /// User values (YAML or JSON file); default: the values it had when
+        /// deleted. Charts that generate passwords need them here.
+        #[arg(long)]
+        values: Option<PathBuf>,
+        #[command(flatten)]
+        wait: WaitArgs,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
     /// Upgrade to a newer template version (policy-checked; --dry-run shows the plan).
     Upgrade {
         uid: String,

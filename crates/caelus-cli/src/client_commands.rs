@@ -532,6 +532,29 @@ pub async fn deployment(cmd: DeploymentCommand) -> Result<()> {
                 follow(&client, &v, wait, Goal::Deleted).await?;
             }
         }
+        Restore {
+            uid,
+            values,
+            wait,
+            client,
+        } => {
+            let mut body = json!({});
+            if let Some(p) = values {
+                body["values"] = read_document(&p)?;
+            }
+            let v = run_op(
+                &client,
+                output::DEPLOYMENT,
+                "restore_deployment",
+                &[("uid", &uid)],
+                &[],
+                Some(&body),
+            )
+            .await?;
+            if wait.wait {
+                follow(&client, &v, wait, Goal::Ready).await?;
+            }
+        }
         Upgrade {
             uid,
             to,

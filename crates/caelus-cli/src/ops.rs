@@ -200,6 +200,12 @@ pub const OPERATIONS: &[Operation] = &[
         command: "deployment purge",
     },
     Operation {
+        id: "restore_deployment",
+        method: "POST",
+        path: "/api/v1/deployments/{uid}/restore",
+        command: "deployment restore",
+    },
+    Operation {
         id: "adopt_object",
         method: "POST",
         path: "/api/v1/deployments/{uid}/adopt",

@@ -766,6 +766,118 @@ async fn a_rolled_back_upgrade_shows_what_runs_and_can_be_retried() {
     assert!(p.pvcs(&ns).await.is_empty());
 }
 
+/// Issue 11, re-adoption over the API: a deployment deleted with
+/// `keep_volumes` is `Retained`; `restore` (its owner, with new values) makes
+/// it present again in the same namespace, and the StatefulSet's claims are
+/// the kept ones (same uids). Only a `Retained` deployment can be restored,
+/// another tenant never sees it, and bad values are refused naming the field.
+#[tokio::test]
+async fn a_kept_deployment_is_restored_onto_the_same_volumes() {
+    let p = Platform::start().await;
+    let (s, _) = p
+        .post(
+            "/api/v1/products",
+            &p.admin,
+            json!({"slug": "db", "name": "Redis"}),
+        )
+        .await;
+    assert_eq!(s, 201);
+    p.publish("1.0.0", json!({})).await;
+    let t = p.tenant("acme").await;
+    let other = p.tenant("globex").await;
+    let (s, d) = p
+        .post(
+            "/api/v1/deployments",
+            &t,
+            json!({"name": "cache", "product": "db", "version": "1.0.0", "values": {"replicaCount": 2}}),
+        )
+        .await;
+    assert_eq!(s, 201, "{d}");
+    let uid = d["uid"].as_str().unwrap().to_string();
+    let ns = d["namespace"].as_str().unwrap().to_string();
+    p.wait_settled(&uid, &t, "Ready").await;
+    let volumes = p.pvcs(&ns).await;
+    assert_eq!(volumes.len(), 2, "{volumes:?}");
+    let restore = format!("/api/v1/deployments/{uid}/restore");
+
+    let (s, b) = p.post(&restore, &t, json!({})).await;
+    assert_eq!(s, 409, "nothing to restore while it runs: {b}");
+    assert!(
+        b["detail"].as_str().unwrap().contains("not Retained"),
+        "{b}"
+    );
+    let (s, b) = p
+        .call(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/deployments/{uid}?keep_volumes=true"),
+            &t,
+            None,
+        )
+        .await;
+    assert_eq!(s, 202, "{b}");
+    let retained = p.wait_settled(&uid, &t, "Retained").await;
+    assert_eq!(p.pvcs(&ns).await, volumes);
+
+    let (s, _) = p.post(&restore, &other, json!({})).await;
+    assert_eq!(s, 404, "another tenant's deployment does not exist for it");
+    let (s, b) = p
+        .post(
+            &restore,
+            &t,
+            json!({"values": {"image": {"repository": "evil/redis"}}}),
+        )
+        .await;
+    assert_eq!(s, 422, "{b}");
+    assert!(b.to_string().contains("values"), "{b}");
+    assert_eq!(
+        p.get(&format!("/api/v1/deployments/{uid}"), &t).await["status"]["phase"],
+        "Retained",
+        "a refused restore changes nothing"
+    );
+
+    let (s, b) = p
+        .post(&restore, &t, json!({"values": {"replicaCount": 3}}))
+        .await;
+    assert_eq!(s, 202, "{b}");
+    assert_eq!(
+        b["generation"],
+        retained["generation"].as_i64().unwrap() + 1
+    );
+    let (s, b) = p.post(&restore, &t, json!({})).await;
+    assert_eq!(s, 409, "restored once: {b}");
+    let d = p.wait_settled(&uid, &t, "Ready").await;
+    assert_eq!(d["namespace"], ns.as_str());
+    let now = p.pvcs(&ns).await;
+    assert_eq!(now.len(), 3, "a third replica, a third claim: {now:?}");
+    for (name, (claim_uid, _)) in &volumes {
+        assert_eq!(&now[name].0, claim_uid, "{name} is the kept claim");
+        assert_eq!(now[name].1, "Bound", "{name}");
+    }
+
+    let history = p
+        .get(&format!("/api/v1/deployments/{uid}/revisions"), &t)
+        .await;
+    let newest = &history["items"][0];
+    assert_eq!(newest["kind"], "install", "{history:#}");
+    assert_eq!(newest["outcome"], "deployed", "{history:#}");
+    assert_eq!(newest["values"]["replicaCount"], 3, "{history:#}");
+    assert_eq!(d["status"]["current_revision"], newest["number"]);
+    let events = p
+        .get(&format!("/api/v1/deployments/{uid}/events?limit=500"), &t)
+        .await;
+    let restored = events["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["action"] == "deployment.restore")
+        .expect("the restore is on the timeline");
+    assert!(
+        restored["actor"].as_str().unwrap().contains("acme"),
+        "{restored}"
+    );
+    assert_eq!(restored["details"]["values_changed"], true, "{restored}");
+}
+
 /// The preflight compares with what runs as its revision stored it: with the
 /// running version's chart gone from the registry and every cache, an
 /// upgrade still plans and goes through, keeping the volumes.

@@ -982,3 +982,206 @@ async fn keep_volumes_retains_the_claims_until_a_purge() {
     h.wait_phase(&uid, Phase::Deleted).await;
     assert!(h.live("v1", "Namespace", None, &ns).await.is_none());
 }
+
+/// A chart with both kinds of claims: one of its own (a PersistentVolumeClaim
+/// object in the chart) and one per replica from a StatefulSet's
+/// volumeClaimTemplates; a ConfigMap records `.Release.IsInstall`.
+fn claims_chart(dir: &std::path::Path) {
+    let files = [
+        (
+            "Chart.yaml",
+            "apiVersion: v2\nname: claims\nversion: 1.0.0\nappVersion: \"1\"\n",
+        ),
+        ("values.yaml", "replicaCount: 1\nsize: 1Gi\n"),
+        (
+            "templates/pvc.yaml",
+            "apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata:\n  name: {{ .Release.Name }}-files\nspec:\n  accessModes: [\"ReadWriteOnce\"]\n  resources:\n    requests:\n      storage: {{ .Values.size }}\n",
+        ),
+        (
+            "templates/release.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-release\ndata:\n  install: {{ .Release.IsInstall | quote }}\n",
+        ),
+        (
+            "templates/statefulset.yaml",
+            r#"apiVersion: apps/v1
+kind: StatefulSet
+metadata:
+  name: {{ .Release.Name }}-db
+spec:
+  serviceName: {{ .Release.Name }}-db
+  replicas: {{ .Values.replicaCount }}
+  selector:
+    matchLabels:
+      app.kubernetes.io/instance: {{ .Release.Name }}
+  template:
+    metadata:
+      labels:
+        app.kubernetes.io/instance: {{ .Release.Name }}
+    spec:
+      containers:
+        - name: db
+          image: redis:7
+          volumeMounts:
+            - name: data
+              mountPath: /data
+            - name: files
+              mountPath: /files
+      volumes:
+        - name: files
+          persistentVolumeClaim:
+            claimName: {{ .Release.Name }}-files
+  volumeClaimTemplates:
+    - metadata:
+        name: data
+        labels:
+          app.kubernetes.io/instance: {{ .Release.Name }}
+      spec:
+        accessModes: ["ReadWriteOnce"]
+        resources:
+          requests:
+            storage: {{ .Values.size }}
+"#,
+        ),
+    ];
+    for (path, text) in files {
+        let path = dir.join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+}
+
+/// Re-adoption (issue 11): a deployment deleted with `--keep-volumes` and
+/// then restored is installed again into its kept namespace, and the chart's
+/// own claim and the StatefulSet's claims are the kept ones (same uids, the
+/// data still there) — checked live; the restore is an install revision.
+#[tokio::test]
+async fn keep_volumes_then_restore_readopts_the_same_claims() {
+    use caelus_core::revision::{RevisionKind, RevisionOutcome};
+    use caelus_store::deployments;
+    use k8s_openapi::api::core::v1::PersistentVolumeClaim;
+    let h = Harness::start(Backend::Sqlite).await;
+    let dir = tempfile::tempdir().unwrap();
+    claims_chart(dir.path());
+    let t = h
+        .publish_path(
+            "claims",
+            dir.path(),
+            "1.0.0",
+            &["replicaCount"],
+            Capabilities::default(),
+        )
+        .await;
+    let uid = h.create(&t, "db", json!({"replicaCount": 2})).await;
+    let d = h.wait_phase(&uid, Phase::Ready).await;
+    let (ns, release) = (d.namespace_name.clone(), d.release_name.clone());
+    let api = kube::Api::<PersistentVolumeClaim>::namespaced(h.kube.clone(), &ns);
+    let claims = || async {
+        api.list(&Default::default())
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .map(|c| (c.metadata.name.unwrap(), c.metadata.uid.unwrap()))
+            .collect::<std::collections::BTreeMap<_, _>>()
+    };
+    let before = claims().await;
+    let expected: Vec<String> = vec![
+        format!("{release}-files"),
+        format!("data-{release}-db-0"),
+        format!("data-{release}-db-1"),
+    ];
+    assert_eq!(before.keys().cloned().collect::<Vec<_>>(), expected);
+    // Data on the volume stands for what a restore must keep: mark a claim.
+    api.patch(
+        &format!("{release}-files"),
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(json!({"metadata": {"annotations": {"test/data": "kept"}}})),
+    )
+    .await
+    .unwrap();
+
+    {
+        let mut c = h.db.store.conn().await.unwrap();
+        assert!(
+            deployments::set_absent_keeping(&mut c, &uid, true, caelus_store::now_ms())
+                .await
+                .unwrap()
+        );
+        // A restore before the deletion finished is refused: nothing was kept yet.
+        assert!(
+            !deployments::restore(&mut c, &uid, &json!({}), caelus_store::now_ms())
+                .await
+                .unwrap()
+        );
+    }
+    h.wake.notify_one();
+    h.wait_phase(&uid, Phase::Retained).await;
+    assert_eq!(claims().await, before);
+    let sts = format!("{release}-db");
+    let old_sts = h.live("apps/v1", "StatefulSet", Some(&ns), &sts).await;
+    assert!(old_sts.is_none(), "the objects are gone");
+
+    {
+        let mut c = h.db.store.conn().await.unwrap();
+        assert!(
+            deployments::restore(
+                &mut c,
+                &uid,
+                &json!({"replicaCount": 2}),
+                caelus_store::now_ms()
+            )
+            .await
+            .unwrap()
+        );
+        // Restoring twice is not two restores.
+        assert!(
+            !deployments::restore(&mut c, &uid, &json!({}), caelus_store::now_ms())
+                .await
+                .unwrap()
+        );
+    }
+    h.wake.notify_one();
+    let d = h.wait_phase(&uid, Phase::Ready).await;
+    assert_eq!(d.namespace_name, ns);
+    assert!(!d.keep_volumes);
+    assert_eq!(claims().await, before, "the same claims, the same uids");
+    let files = api.get(&format!("{release}-files")).await.unwrap();
+    assert_eq!(
+        files
+            .metadata
+            .annotations
+            .unwrap_or_default()
+            .get("test/data"),
+        Some(&"kept".to_string()),
+        "the kept claim itself, not a new one of the same name"
+    );
+    let live_sts = h
+        .live("apps/v1", "StatefulSet", Some(&ns), &sts)
+        .await
+        .unwrap();
+    assert_eq!(live_sts["status"]["readyReplicas"], 2, "{live_sts}");
+    let marker = h
+        .live("v1", "ConfigMap", Some(&ns), &format!("{release}-release"))
+        .await
+        .unwrap();
+    assert_eq!(marker["data"]["install"], "true", "a restore installs");
+
+    let revisions = h.revisions(&uid).await;
+    let newest = &revisions[0];
+    assert_eq!(newest.kind, RevisionKind::Install);
+    assert_eq!(newest.outcome, RevisionOutcome::Deployed);
+    assert_eq!(d.current_revision, Some(newest.number));
+    assert_eq!(
+        revisions
+            .iter()
+            .filter(|r| r.outcome == RevisionOutcome::Deployed)
+            .count(),
+        1,
+        "only the restored revision runs"
+    );
+
+    // Restored, it is an ordinary deployment again: a plain delete removes all.
+    h.delete(&uid).await;
+    h.wait_phase(&uid, Phase::Deleted).await;
+    assert!(h.live("v1", "Namespace", None, &ns).await.is_none());
+}

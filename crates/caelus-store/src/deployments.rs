@@ -274,6 +274,40 @@ pub async fn purge(conn: &mut Conn, uid: &str, now: i64) -> Result<bool> {
     Ok(done.rows_affected() == 1)
 }
 
+/// Re-creates a `Retained` deployment in place (re-adoption of the volumes a
+/// `delete --keep-volumes` kept): desired present again with `values`, a new
+/// generation, due now. Nothing runs any more, so the revision that was
+/// deployed is marked superseded and the next pass installs (Helm's
+/// `.Release.IsInstall`, install hooks) into the same namespace, where the
+/// chart's claims bind the kept PersistentVolumeClaims by name. Returns false
+/// when the deployment is not `Retained` (or a purge of it was requested).
+pub async fn restore(conn: &mut Conn, uid: &str, values: &Value, now: i64) -> Result<bool> {
+    let done = sqlx::query(
+        "UPDATE deployments SET desired_state = 'present', keep_volumes = 0, user_values = $1,
+            generation = generation + 1, phase = 'Pending',
+            message = 'Restore requested: reinstalling onto the kept volumes',
+            current_revision = NULL, rollback_to = NULL, failure = NULL, last_error = NULL,
+            due_at = $2, attempts = 0, updated_at = $2
+         WHERE uid = $3 AND desired_state = 'absent' AND phase = 'Retained' AND keep_volumes = 1
+            AND observed_generation = generation",
+    )
+    .bind(to_json(values))
+    .bind(now)
+    .bind(uid)
+    .execute(&mut *conn)
+    .await?;
+    if done.rows_affected() != 1 {
+        return Ok(false);
+    }
+    sqlx::query(
+        "UPDATE revisions SET outcome = 'superseded' WHERE deployment_uid = $1 AND outcome = 'deployed'",
+    )
+    .bind(uid)
+    .execute(conn)
+    .await?;
+    Ok(true)
+}
+
 /// Changes the display name only: not a change of desired state, so no new generation.
 pub async fn rename(conn: &mut Conn, uid: &str, name: &str, now: i64) -> Result<()> {
     sqlx::query("UPDATE deployments SET display_name = $1, updated_at = $2 WHERE uid = $3")

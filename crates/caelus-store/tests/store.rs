@@ -21,6 +21,7 @@ on_both_backends!(
     lifecycle_moves_are_guarded_by_the_current_state,
     deployments_are_scoped_to_their_tenant,
     desired_state_changes_bump_generation_and_make_work_due,
+    only_a_retained_deployment_is_restored_and_then_installs_again,
     deployment_names_are_unique_per_tenant,
     revisions_number_themselves,
     events_are_ordered_per_deployment,
@@ -354,6 +355,135 @@ async fn desired_state_changes_bump_generation_and_make_work_due(b: Backend) {
         deployments::set_desired_values(&mut c, &d.uid, &v.id, &json!({}), 5000)
             .await
             .is_err()
+    );
+}
+
+/// `restore` (issue 11): only from `Retained` (and not once a purge was
+/// asked for); present again at a new generation with its values, and with
+/// no revision deployed any more, so the next pass is an install.
+async fn only_a_retained_deployment_is_restored_and_then_installs_again(b: Backend) {
+    let db = TestDb::new(b).await;
+    let (_, v) = seed(&db.store).await;
+    let mut c = db.store.conn().await.unwrap();
+    // The worker's pass that ends Retained, as far as these rows go.
+    async fn retained(c: &mut caelus_store::Conn, uid: &str) {
+        sqlx::query(
+            "UPDATE deployments SET phase = 'Retained', observed_generation = generation WHERE uid = $1",
+        )
+        .bind(uid)
+        .execute(c)
+        .await
+        .unwrap();
+    }
+    let d = new_deployment(&v, "acme", "one", 1000);
+    deployments::insert(&mut c, &d).await.unwrap();
+    let values = json!({"replicaCount": 1});
+    let n = revisions::insert_next(
+        &mut c,
+        &NewRevision {
+            deployment_uid: &d.uid,
+            generation: 1,
+            template_version_id: &v.id,
+            user_values: &values,
+            requested_by: "token:ops",
+            started_at: 1000,
+            kind: revisions::RevisionKind::Install,
+        },
+    )
+    .await
+    .unwrap();
+    revisions::finish(
+        &mut c,
+        &d.uid,
+        n,
+        &revisions::FinishedRevision {
+            outcome: revisions::RevisionOutcome::Deployed,
+            manifest_hash: None,
+            inventory: &json!([]),
+            error: None,
+            finished_at: 1100,
+        },
+    )
+    .await
+    .unwrap();
+    assert!(
+        !deployments::restore(&mut c, &d.uid, &values, 1500)
+            .await
+            .unwrap(),
+        "it runs"
+    );
+    assert!(
+        deployments::set_absent_keeping(&mut c, &d.uid, true, 2000)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !deployments::restore(&mut c, &d.uid, &values, 2500)
+            .await
+            .unwrap(),
+        "still being deleted"
+    );
+    retained(&mut c, &d.uid).await;
+    let before = deployments::get(&mut c, &d.uid, None)
+        .await
+        .unwrap()
+        .unwrap();
+
+    let restored_values = json!({"replicaCount": 3});
+    assert!(
+        deployments::restore(&mut c, &d.uid, &restored_values, 3000)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !deployments::restore(&mut c, &d.uid, &values, 3100)
+            .await
+            .unwrap(),
+        "once"
+    );
+    let got = deployments::get(&mut c, &d.uid, None)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got.desired_state, DesiredState::Present);
+    assert_eq!(got.generation, before.generation + 1);
+    assert_eq!(got.phase, Phase::Pending);
+    assert_eq!(got.user_values, restored_values);
+    assert_eq!(got.due_at, Some(3000));
+    assert!(!got.keep_volumes);
+    assert_eq!(
+        got.current_revision, None,
+        "nothing runs until it is installed"
+    );
+    assert!(
+        revisions::last_deployed(&mut c, &d.uid)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(
+        revisions::get(&mut c, &d.uid, n)
+            .await
+            .unwrap()
+            .unwrap()
+            .outcome,
+        revisions::RevisionOutcome::Superseded
+    );
+
+    // A purge, once asked for, is not undone by a restore.
+    let other = new_deployment(&v, "acme", "two", 1000);
+    deployments::insert(&mut c, &other).await.unwrap();
+    assert!(
+        deployments::set_absent_keeping(&mut c, &other.uid, true, 2000)
+            .await
+            .unwrap()
+    );
+    retained(&mut c, &other.uid).await;
+    assert!(deployments::purge(&mut c, &other.uid, 2500).await.unwrap());
+    assert!(
+        !deployments::restore(&mut c, &other.uid, &values, 3000)
+            .await
+            .unwrap()
     );
 }
 

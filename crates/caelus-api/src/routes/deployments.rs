@@ -610,3 +610,87 @@ pub async fn purge_deployment(
     state.wake_workers.notify_one();
     Ok((StatusCode::ACCEPTED, Json(updated.into())))
 }
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RestoreDeployment {
+    /// User values of the re-created deployment; default: the values it had
+    /// when it was deleted. Charts that generate passwords render new ones
+    /// on an install unless the values carry them.
+    #[schema(value_type = Option<Object>)]
+    pub values: Option<Value>,
+}
+
+/// Re-create a `Retained` deployment in place: desired state present again
+/// (a new generation); the reconciler installs into the kept namespace, where
+/// the chart's PersistentVolumeClaims re-adopt the kept volumes (same claims,
+/// same data).
+#[utoipa::path(post, path = "/api/v1/deployments/{uid}/restore", tag = "deployments", operation_id = "restore_deployment",
+    params(("uid" = String, Path, description = "Deployment uid")),
+    request_body = RestoreDeployment,
+    responses((status = 202, body = DeploymentView), (status = 404, body = crate::error::Problem),
+              (status = 409, body = crate::error::Problem), (status = 422, body = crate::error::Problem)),
+    security(("bearer" = [])))]
+pub async fn restore_deployment(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(uid): Path<String>,
+    ApiJson(req): ApiJson<RestoreDeployment>,
+) -> ApiResult<(StatusCode, Json<DeploymentView>)> {
+    let current = owned(&mut *state.store.conn().await?, &actor, &uid).await?;
+    let not_retained = |d: &Deployment| {
+        ApiError::conflict(format!(
+            "deployment {uid} is {}, not Retained: only a deployment deleted with keep_volumes (and not purged) can be restored",
+            d.phase
+        ))
+    };
+    if current.phase != Phase::Retained || !current.keep_volumes {
+        return Err(not_retained(&current));
+    }
+    let values = req.values.unwrap_or_else(|| current.user_values.clone());
+    let version = templates::get_by_id(
+        &mut *state.store.conn().await?,
+        &current.template_version_id,
+    )
+    .await?
+    .ok_or_else(|| ApiError::internal("deployment refers to a missing template version"))?;
+    check_values("values", &version, &values)?;
+    charts::check_schema(&state.helm, &version, "values", &values).await?;
+
+    let mut tx = state.store.begin().await?;
+    if !deployments::restore(&mut tx, &uid, &values, now_ms()).await? {
+        // Changed since it was read (a purge or another restore won the race).
+        let now = reload(&mut tx, &uid).await?;
+        return Err(not_retained(&now));
+    }
+    let updated = reload(&mut tx, &uid).await?;
+    let volumes: Vec<&str> = current
+        .object_health
+        .iter()
+        .filter(|o| o.kind == "PersistentVolumeClaim")
+        .map(|o| o.name.as_str())
+        .collect();
+    Audit {
+        actor: &actor,
+        action: "deployment.restore",
+        subject: format!("deployment/{uid}"),
+        deployment_uid: Some(&uid),
+        tenant: Some(&current.tenant),
+        message: format!(
+            "restore requested: reinstalling into namespace {} onto the kept volumes {}",
+            current.namespace_name,
+            volumes.join(", ")
+        ),
+        details: json!({
+            "generation": updated.generation,
+            "volumes": volumes,
+            "values_changed": values != current.user_values,
+        }),
+    }
+    .write(&mut tx)
+    .await?;
+    queue::notify_workers(&mut tx, state.store.backend()).await?;
+    tx.commit().await.map_err(StoreError::from)?;
+    state.wake_workers.notify_one();
+    Ok((StatusCode::ACCEPTED, Json(updated.into())))
+}
