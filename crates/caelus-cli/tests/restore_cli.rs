@@ -8,7 +8,7 @@ use std::process::{Command, Output};
 
 mod support;
 
-use support::{CAELUS, ok, start_dev, temp_dir, wait_ready};
+use support::{CAELUS, kubectl, ok, start_dev, temp_dir, wait_ready};
 
 /// `caelus ARGS` with the config file under `home` and no CAELUS_* connection variables.
 fn caelus(home: &Path, args: &[&str]) -> String {
@@ -36,20 +36,20 @@ fn caelus(home: &Path, args: &[&str]) -> String {
 
 /// name -> uid of the PersistentVolumeClaims in `ns`, as `kubectl` lists them.
 fn claims(data: &Path, ns: &str) -> Vec<(String, String)> {
-    let out = Command::new("kubectl")
-        .arg("--kubeconfig")
-        .arg(data.join("kubeconfig"))
-        .args(["get", "pvc", "-n", ns, "-o"])
-        .arg("jsonpath={range .items[*]}{.metadata.name}={.metadata.uid}{\"\\n\"}{end}")
-        .output()
-        .expect("kubectl");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let (listed, out) = kubectl(
+        data,
+        &[
+            "get",
+            "pvc",
+            "-n",
+            ns,
+            "-o",
+            r#"jsonpath={range .items[*]}{.metadata.name}={.metadata.uid}{"\n"}{end}"#,
+        ],
+        None,
     );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
+    assert!(listed, "{out}");
+    out.lines()
         .filter_map(|l| l.split_once('='))
         .map(|(n, u)| (n.to_string(), u.to_string()))
         .collect()
