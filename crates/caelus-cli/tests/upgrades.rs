@@ -876,6 +876,34 @@ async fn a_kept_deployment_is_restored_onto_the_same_volumes() {
         "{restored}"
     );
     assert_eq!(restored["details"]["values_changed"], true, "{restored}");
+
+    // Kept again, and its version retired since: a tenant may not install a
+    // retired version, so only an admin can bring the data back.
+    let (s, b) = p
+        .call(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/deployments/{uid}?keep_volumes=true"),
+            &t,
+            None,
+        )
+        .await;
+    assert_eq!(s, 202, "{b}");
+    p.wait_settled(&uid, &t, "Retained").await;
+    let (s, b) = p
+        .post(
+            "/api/v1/products/db/versions/1.0.0/retire",
+            &p.admin,
+            json!({}),
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
+    let (s, b) = p.post(&restore, &t, json!({})).await;
+    assert_eq!(s, 403, "{b}");
+    assert!(b["detail"].as_str().unwrap().contains("retired"), "{b}");
+    let (s, b) = p.post(&restore, &p.admin, json!({})).await;
+    assert_eq!(s, 202, "an admin may restore onto a retired version: {b}");
+    p.wait_settled(&uid, &t, "Ready").await;
+    assert_eq!(p.pvcs(&ns).await.len(), 3);
 }
 
 /// The preflight compares with what runs as its revision stored it: with the

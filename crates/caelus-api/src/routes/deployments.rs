@@ -654,6 +654,15 @@ pub async fn restore_deployment(
     )
     .await?
     .ok_or_else(|| ApiError::internal("deployment refers to a missing template version"))?;
+    // A restore installs that version again: as for a rollback, a version that
+    // takes no new deployments takes no tenant's restore; an admin may still
+    // bring the data back (and plan an upgrade off it).
+    if !version.lifecycle.is_deployable() && !actor.is_admin() {
+        return Err(ApiError::forbidden(format!(
+            "version {} of '{}' is {}: it takes no new installs; ask an admin to restore this deployment",
+            version.version, version.product_slug, version.lifecycle
+        )));
+    }
     check_values("values", &version, &values)?;
     charts::check_schema(&state.helm, &version, "values", &values).await?;
 
