@@ -471,3 +471,75 @@ pub fn drift(w: &mut String, runs: &[&ReconcileResult]) -> Out {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::drift::{DriftKind, DriftResult, KindLatency};
+
+    #[test]
+    fn the_drift_section_shows_each_kind_the_costs_and_the_quiet_writes() {
+        let run = ReconcileResult {
+            deployments: 1000,
+            workers: 1,
+            database: Some(Database::Postgres),
+            drift: Some(DriftResult {
+                samples: 2,
+                corrected: 2,
+                p50_ms: 900.0,
+                p99_ms: 1000.0,
+                max_ms: 1000.0,
+                seed: Some(7),
+                by_kind: vec![
+                    KindLatency {
+                        kind: Some(DriftKind::Scale),
+                        samples: 1,
+                        corrected: 1,
+                        p50_ms: 900.0,
+                        p99_ms: 900.0,
+                        max_ms: 900.0,
+                    },
+                    KindLatency {
+                        kind: Some(DriftKind::NamespaceDelete),
+                        samples: 1,
+                        corrected: 1,
+                        p50_ms: 1000.0,
+                        p99_ms: 1000.0,
+                        max_ms: 1000.0,
+                    },
+                ],
+                requests: Some(crate::reconcile::Requests {
+                    total: 20,
+                    writes: 8,
+                    by_verb: [("get".to_string(), 12), ("patch".to_string(), 8)].into(),
+                    by_resource: Default::default(),
+                }),
+                worker_cpu_secs: 0.02,
+                quiet_secs: 10.0,
+                quiet_requests: Some(Default::default()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let mut md = String::new();
+        drift(&mut md, &[&run]).unwrap();
+        assert!(md.contains("## Drift: detection to correction"));
+        assert!(md.contains("(seed 7)"));
+        assert!(
+            md.contains("| `kubectl scale` of the Deployment | 1 | 1 | 900 ms | 900 ms | 900 ms |")
+        );
+        assert!(md.contains("| namespace deleted | 1 | 1 | 1000 ms |"));
+        assert!(md.contains("| **all** | 2 | 2 | 900 ms | 1000 ms | 1000 ms |"));
+        assert!(md.contains("| kubesim requests | 10.0 (4.0 writes) |"));
+        assert!(md.contains("| &nbsp;&nbsp;get | 6.00 (12 in all) |"));
+        assert!(md.contains("| CPU time, worker | 10.0 ms |"));
+        assert!(md.contains("kubesim writes | **0** (of 0 requests) |"));
+
+        // A run from before the kinds existed (scale only) has no such section.
+        let mut old = run.clone();
+        old.drift.as_mut().unwrap().by_kind.clear();
+        let mut md = String::new();
+        drift(&mut md, &[&old]).unwrap();
+        assert!(md.is_empty());
+    }
+}
