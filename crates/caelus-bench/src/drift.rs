@@ -257,7 +257,7 @@ pub async fn measure(
     timeout: Duration,
 ) -> Result<DriftResult> {
     let api = sim.api();
-    let kinds = Kinds::new(&api)?;
+    let kinds = Kinds::new(api)?;
     let plan = plan(seed, namespaces.len(), samples);
     let mut took: Vec<(DriftKind, f64)> = Vec::with_capacity(plan.len());
     let by_hand = kubesim::api::WriteOptions {
@@ -268,8 +268,8 @@ pub async fn measure(
         let ns = namespaces[*i].as_str();
         let check = match kind {
             DriftKind::Scale => {
-                let name = first_name(&api, &kinds.deployments, ns, |_| true)?;
-                let before = live(&api, &kinds.deployments, ns, &name)
+                let name = first_name(api, &kinds.deployments, ns, |_| true)?;
+                let before = live(api, &kinds.deployments, ns, &name)
                     .map(|d| d["spec"]["replicas"].clone())
                     .unwrap_or(Value::Null);
                 Corrected::Field {
@@ -281,10 +281,10 @@ pub async fn measure(
             }
             DriftKind::ConfigMapEdit => {
                 // The chart's own ConfigMap (not the kept settings one).
-                let name = first_name(&api, &kinds.configmaps, ns, |c| {
+                let name = first_name(api, &kinds.configmaps, ns, |c| {
                     !c["data"]["GREETING"].is_null()
                 })?;
-                let before = live(&api, &kinds.configmaps, ns, &name)
+                let before = live(api, &kinds.configmaps, ns, &name)
                     .map(|c| c["data"]["GREETING"].clone())
                     .unwrap_or(Value::Null);
                 Corrected::Field {
@@ -296,7 +296,7 @@ pub async fn measure(
             }
             DriftKind::ServiceDelete => Corrected::Exists {
                 info: kinds.services.clone(),
-                name: first_name(&api, &kinds.services, ns, |_| true)?,
+                name: first_name(api, &kinds.services, ns, |_| true)?,
             },
             DriftKind::NamespaceDelete => {
                 let mut objects = vec![(kinds.namespaces.clone(), ns.to_string())];
@@ -356,13 +356,13 @@ pub async fn measure(
                     name,
                     pointer,
                     value,
-                } => live(&api, info, ns, name).is_some_and(|o| o.pointer(pointer) == Some(value)),
-                Corrected::Exists { info, name } => live(&api, info, ns, name).is_some(),
+                } => live(api, info, ns, name).is_some_and(|o| o.pointer(pointer) == Some(value)),
+                Corrected::Exists { info, name } => live(api, info, ns, name).is_some(),
                 Corrected::Namespace { objects } => {
                     objects_back = objects_back
                         || objects.iter().all(|(info, name)| {
                             let obj_ns = if info.namespaced { ns } else { "" };
-                            live(&api, info, obj_ns, name).is_some()
+                            live(api, info, obj_ns, name).is_some()
                         });
                     objects_back && ready_since(store, ns, start_ms).await
                 }
