@@ -257,10 +257,10 @@ pub fn scale(w: &mut String, runs: &Runs) -> Out {
     writeln!(w)?;
     writeln!(
         w,
-        "Drift: with every deployment Ready and the scheduled resync a day away, the benchmark scales \
-         one deployment's Deployment at a time by hand (a merge patch by another field manager, as \
-         `kubectl scale` sends) and times until its replicas are back: kubesim's watch event, the \
-         worker's change feed (debounced), one pass, the correcting apply. Run alone: \
+        "Drift: with every deployment Ready and the scheduled resync a day away, the benchmark drifts \
+         deployments one at a time by hand (a scaled Deployment, an edited ConfigMap, a deleted \
+         Service or a deleted namespace, drawn at random) and times each until Caelus has corrected \
+         it; see [Drift: detection to correction](#drift-detection-to-correction). Run alone: \
          `caelus-bench reconcile --deployments N --drift-samples S` (`scripts/bench`: `DRIFT_SAMPLES`)."
     )?;
     writeln!(w)
@@ -275,7 +275,15 @@ fn drift_cell(r: &ReconcileResult) -> String {
             d.max_ms,
             d.samples,
             if d.corrected < d.samples {
-                format!(", {} not corrected in 30 s", d.samples - d.corrected)
+                format!(
+                    ", {} not corrected in {} s",
+                    d.samples - d.corrected,
+                    if d.timeout_secs > 0 {
+                        d.timeout_secs
+                    } else {
+                        30
+                    }
+                )
             } else {
                 String::new()
             }
@@ -323,4 +331,215 @@ pub fn api(w: &mut String, runs: &Runs) -> Out {
         )?;
     }
     writeln!(w)
+}
+
+/// Drift from detection to correction: latency per kind of drift, and what one correction
+/// costs, for each run that drew several kinds (`reconcile --drift-samples`).
+pub fn drift(w: &mut String, runs: &[&ReconcileResult]) -> Out {
+    let runs: Vec<(&ReconcileResult, &crate::drift::DriftResult)> = runs
+        .iter()
+        .filter_map(|r| {
+            r.drift
+                .as_ref()
+                .filter(|d| !d.by_kind.is_empty())
+                .map(|d| (*r, d))
+        })
+        .collect();
+    if runs.is_empty() {
+        return Ok(());
+    }
+    writeln!(w, "## Drift: detection to correction")?;
+    writeln!(w)?;
+    let (r0, d0) = runs[0];
+    writeln!(
+        w,
+        "`caelus-bench reconcile --deployments {} --database postgres --drift-samples {} [--drift-seed SEED]` \
+         (`scripts/bench`: `DRIFT_SAMPLES`, `DRIFT_SEED`). With every deployment Ready, the quiet resync \
+         done and the next scheduled resync a day away (worker `--resync-seconds 86400`), the benchmark \
+         first counts kubesim's requests over {:.0} s of quiet (nothing changed: the writes must be 0). \
+         Then it drifts {} distinct deployments one after the other, each by one of four kinds drawn \
+         uniformly by a seeded generator (the seed is below; `--drift-seed` repeats a run): \
+         `kubectl scale` of the Deployment (a merge patch of `spec.replicas` by another field \
+         manager), an edit of the chart's ConfigMap (`data.GREETING`), a deleted Service, and a \
+         deleted namespace (kubesim's namespace controller empties it, then it is gone). Each is \
+         timed until corrected: the field back at the value Caelus applied, the Service back, or, \
+         for a namespace, the namespace and every object that was in it back and the deployment \
+         `Ready` again in Caelus's database after the drift. Only the watch-driven path can do \
+         this in time: kubesim's watch event → the worker's change feed (debounced) → a pass \
+         (drift check, dry-run confirmation) → the correcting apply. The benchmark changes and \
+         polls (every 2 ms) kubesim in-process, so neither is counted in kubesim's requests, which \
+         are reset before the first drift and read 2 s after the last; CPU is `utime + stime` of \
+         the worker and API server processes over the same phase. Per-correction figures divide \
+         the phase's totals by the corrections. A sample not corrected in {} s is given up.",
+        r0.deployments,
+        d0.samples,
+        d0.quiet_secs,
+        d0.samples,
+        if d0.timeout_secs > 0 {
+            d0.timeout_secs
+        } else {
+            30
+        },
+    )?;
+    writeln!(w)?;
+    for (r, d) in runs {
+        writeln!(
+            w,
+            "### {} deployments, {}, {} worker(s), {} drifts (seed {})",
+            r.deployments,
+            match r.database {
+                Some(crate::reconcile::Database::Postgres) => "PostgreSQL",
+                _ => "SQLite",
+            },
+            r.workers,
+            d.samples,
+            d.seed.unwrap_or_default()
+        )?;
+        writeln!(w)?;
+        writeln!(w, "| drift | samples | corrected | p50 | p99 | max |")?;
+        writeln!(w, "|---|---:|---:|---:|---:|---:|")?;
+        let all = crate::drift::KindLatency {
+            kind: None,
+            samples: d.samples,
+            corrected: d.corrected,
+            p50_ms: d.p50_ms,
+            p99_ms: d.p99_ms,
+            max_ms: d.max_ms,
+        };
+        for k in d.by_kind.iter().chain(std::iter::once(&all)) {
+            writeln!(
+                w,
+                "| {} | {} | {} | {:.0} ms | {:.0} ms | {:.0} ms |",
+                k.kind.map_or("**all**", |k| k.label()),
+                k.samples,
+                k.corrected,
+                k.p50_ms,
+                k.p99_ms,
+                k.max_ms
+            )?;
+        }
+        writeln!(w)?;
+        let per = d.corrected.max(1);
+        writeln!(w, "| per correction | |")?;
+        writeln!(w, "|---|---:|")?;
+        if let Some(req) = &d.requests {
+            writeln!(
+                w,
+                "| kubesim requests | {:.1} ({:.1} writes) |",
+                req.total as f64 / per as f64,
+                req.writes as f64 / per as f64
+            )?;
+            for (verb, count) in &req.by_verb {
+                writeln!(
+                    w,
+                    "| &nbsp;&nbsp;{verb} | {:.2} ({count} in all) |",
+                    *count as f64 / per as f64
+                )?;
+            }
+        }
+        writeln!(
+            w,
+            "| CPU time, worker | {:.1} ms |",
+            d.worker_cpu_secs * 1000.0 / per as f64
+        )?;
+        writeln!(
+            w,
+            "| CPU time, API server | {:.1} ms |",
+            d.server_cpu_secs * 1000.0 / per as f64
+        )?;
+        if let Some(q) = &d.quiet_requests {
+            writeln!(
+                w,
+                "| quiet state before the drifts ({:.0} s): kubesim writes | **{}** (of {} requests) |",
+                d.quiet_secs, q.writes, q.total
+            )?;
+        }
+        writeln!(w)?;
+        if let Some(req) = &d.requests {
+            let by: Vec<String> = req
+                .by_resource
+                .iter()
+                .map(|(k, v)| format!("{k} {v}"))
+                .collect();
+            writeln!(
+                w,
+                "Requests of the drift phase by verb and resource: {}.",
+                by.join(", ")
+            )?;
+            writeln!(w)?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::drift::{DriftKind, DriftResult, KindLatency};
+
+    #[test]
+    fn the_drift_section_shows_each_kind_the_costs_and_the_quiet_writes() {
+        let run = ReconcileResult {
+            deployments: 1000,
+            workers: 1,
+            database: Some(Database::Postgres),
+            drift: Some(DriftResult {
+                samples: 2,
+                corrected: 2,
+                p50_ms: 900.0,
+                p99_ms: 1000.0,
+                max_ms: 1000.0,
+                seed: Some(7),
+                by_kind: vec![
+                    KindLatency {
+                        kind: Some(DriftKind::Scale),
+                        samples: 1,
+                        corrected: 1,
+                        p50_ms: 900.0,
+                        p99_ms: 900.0,
+                        max_ms: 900.0,
+                    },
+                    KindLatency {
+                        kind: Some(DriftKind::NamespaceDelete),
+                        samples: 1,
+                        corrected: 1,
+                        p50_ms: 1000.0,
+                        p99_ms: 1000.0,
+                        max_ms: 1000.0,
+                    },
+                ],
+                requests: Some(crate::reconcile::Requests {
+                    total: 20,
+                    writes: 8,
+                    by_verb: [("get".to_string(), 12), ("patch".to_string(), 8)].into(),
+                    by_resource: Default::default(),
+                }),
+                worker_cpu_secs: 0.02,
+                quiet_secs: 10.0,
+                quiet_requests: Some(Default::default()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let mut md = String::new();
+        drift(&mut md, &[&run]).unwrap();
+        assert!(md.contains("## Drift: detection to correction"));
+        assert!(md.contains("(seed 7)"));
+        assert!(
+            md.contains("| `kubectl scale` of the Deployment | 1 | 1 | 900 ms | 900 ms | 900 ms |")
+        );
+        assert!(md.contains("| namespace deleted | 1 | 1 | 1000 ms |"));
+        assert!(md.contains("| **all** | 2 | 2 | 900 ms | 1000 ms | 1000 ms |"));
+        assert!(md.contains("| kubesim requests | 10.0 (4.0 writes) |"));
+        assert!(md.contains("| &nbsp;&nbsp;get | 6.00 (12 in all) |"));
+        assert!(md.contains("| CPU time, worker | 10.0 ms |"));
+        assert!(md.contains("kubesim writes | **0** (of 0 requests) |"));
+
+        // A run from before the kinds existed (scale only) has no such section.
+        let mut old = run.clone();
+        old.drift.as_mut().unwrap().by_kind.clear();
+        let mut md = String::new();
+        drift(&mut md, &[&old]).unwrap();
+        assert!(md.is_empty());
+    }
 }

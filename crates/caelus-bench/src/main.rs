@@ -42,6 +42,8 @@ enum Command {
     HelmSdk(helm_sdk::Args),
     /// Write docs/benchmarks.md from results of `reconcile` and the helm and kubesim benchmarks.
     Report(report::Args),
+    /// Print only the "Drift: detection to correction" section of `reconcile --drift-samples` runs.
+    DriftReport(report::DriftArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -61,5 +63,6 @@ fn main() -> anyhow::Result<()> {
             rt.block_on(helm_sdk::run(args))
         }
         Command::Report(args) => report::run(args),
+        Command::DriftReport(args) => report::drift_only(args),
     }
 }

@@ -68,10 +68,21 @@ pub struct Args {
     /// Give up when not all are Ready after this many seconds.
     #[arg(long, default_value_t = 900)]
     timeout: u64,
-    /// After the quiet resync, drift this many deployments one after the other (scale
-    /// their Deployment by hand) and time each until Caelus has corrected it.
+    /// After the quiet resync, drift this many deployments one after the other (each by
+    /// one of four kinds drawn at random: a scaled Deployment, an edited ConfigMap, a
+    /// deleted Service, a deleted namespace) and time each until Caelus has corrected it.
     #[arg(long, default_value_t = 0)]
     drift_samples: usize,
+    /// Seed of the drift draw (default: from the clock; the report names it).
+    #[arg(long)]
+    drift_seed: Option<u64>,
+    /// Give up on one drift sample after this many seconds.
+    #[arg(long, default_value_t = 60)]
+    drift_timeout: u64,
+    /// Before the drifts: seconds of quiet (nothing changed, no resync due) whose kubesim
+    /// writes are counted; they must be 0.
+    #[arg(long, default_value_t = 10)]
+    quiet_secs: u64,
     /// Also write the results as JSON here (for `caelus-bench report`).
     #[arg(long)]
     json: Option<PathBuf>,
@@ -490,6 +501,9 @@ async fn run_in(args: &Args, caelus: &Path, dir: &Path) -> Result<ReconcileResul
             "chart": format!("oci://127.0.0.1:{registry_port}/charts/{chart_name}:{chart_version}"),
             "values_allowlist": ["replicaCount"],
             "publish": true,
+            // The benchmark measures reconciling, not certifying (the server requires a
+            // certification before publishing unless an admin skips it).
+            "skip_certification": true,
         }),
     )
     .await?;
@@ -684,14 +698,34 @@ async fn run_in(args: &Args, caelus: &Path, dir: &Path) -> Result<ReconcileResul
             .iter()
             .filter_map(|d| d["namespace"].as_str().map(String::from))
             .collect();
-        eprintln!("drift: {} samples…", args.drift_samples);
-        let d = crate::drift::measure(
+        // A quiet spell first: nothing changed and nothing due, so no writes at all.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        sim.reset_stats();
+        eprintln!("quiet: {}s with nothing changed…", args.quiet_secs);
+        tokio::time::sleep(Duration::from_secs(args.quiet_secs)).await;
+        let quiet: Requests = sim.stats().into();
+        let seed = args
+            .drift_seed
+            .unwrap_or_else(|| caelus_store::now_ms() as u64);
+        eprintln!("drift: {} samples, seed {seed}…", args.drift_samples);
+        sim.reset_stats();
+        let (server_cpu4, worker_cpu4) = (cpu(server.pid()), cpu_all(&workers));
+        let mut d = crate::drift::measure(
             &sim,
+            &store,
             &namespaces,
             args.drift_samples,
-            Duration::from_secs(30),
+            seed,
+            Duration::from_secs(args.drift_timeout),
         )
         .await?;
+        // The last correction's pass may still be finishing (status, events): count it.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        d.requests = Some(sim.stats().into());
+        d.worker_cpu_secs = cpu_all(&workers) - worker_cpu4;
+        d.server_cpu_secs = cpu(server.pid()) - server_cpu4;
+        d.quiet_secs = args.quiet_secs as f64;
+        d.quiet_requests = Some(quiet);
         for w in &mut workers {
             w.check_alive()?;
         }
@@ -845,9 +879,42 @@ fn print_summary(r: &ReconcileResult) {
         r.resync.worker_cpu_secs
     );
     if let Some(d) = &r.drift {
+        if let Some(q) = &d.quiet_requests {
+            println!(
+                "  quiet {:.0}s before the drifts: {} requests, {} writes",
+                d.quiet_secs, q.total, q.writes
+            );
+        }
         println!(
-            "  drift corrected: {}/{} samples, p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms",
-            d.corrected, d.samples, d.p50_ms, d.p99_ms, d.max_ms
+            "  drift corrected: {}/{} samples (seed {}), p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms",
+            d.corrected,
+            d.samples,
+            d.seed.unwrap_or_default(),
+            d.p50_ms,
+            d.p99_ms,
+            d.max_ms
         );
+        for k in &d.by_kind {
+            println!(
+                "    {:?}: {}/{}, p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms",
+                k.kind.unwrap_or(crate::drift::DriftKind::Scale),
+                k.corrected,
+                k.samples,
+                k.p50_ms,
+                k.p99_ms,
+                k.max_ms
+            );
+        }
+        if let Some(req) = &d.requests {
+            let per = d.corrected.max(1) as f64;
+            println!(
+                "    per correction: {:.1} requests ({:.1} writes) {:?}; worker CPU {:.1} ms, server CPU {:.1} ms",
+                req.total as f64 / per,
+                req.writes as f64 / per,
+                req.by_verb,
+                d.worker_cpu_secs * 1000.0 / per,
+                d.server_cpu_secs * 1000.0 / per
+            );
+        }
     }
 }

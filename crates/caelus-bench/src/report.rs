@@ -37,6 +37,32 @@ pub struct Args {
     out: PathBuf,
 }
 
+/// `drift-report`: only the drift section, for a document kept by hand.
+#[derive(Debug, clap::Args)]
+pub struct DriftArgs {
+    /// JSON results of `caelus-bench reconcile --drift-samples S --json` (repeatable).
+    #[arg(required = true)]
+    results: Vec<PathBuf>,
+}
+
+/// Prints the "Drift: detection to correction" section with the date, commit and machine.
+pub fn drift_only(args: DriftArgs) -> Result<()> {
+    let results: Vec<ReconcileResult> = read_all(&args.results)?;
+    let mut md = String::new();
+    crate::compare::drift(&mut md, &results.iter().collect::<Vec<_>>())?;
+    if md.is_empty() {
+        anyhow::bail!("no run with drift samples of several kinds");
+    }
+    print!("{md}");
+    println!(
+        "Run on {} at commit `{}`. Machine: {}. Release build; one run.",
+        sh("date", &["-u", "+%Y-%m-%d %H:%M UTC"]),
+        sh("git", &["rev-parse", "--short", "HEAD"]),
+        machine()
+    );
+    Ok(())
+}
+
 /// Flux's published helm-controller figure for 1000 HelmReleases (issue 5).
 const FLUX_SECS: f64 = 8.0 * 60.0 + 12.0;
 const FLUX_MIB: f64 = 400.0;
@@ -151,6 +177,8 @@ pub fn run(args: Args) -> Result<()> {
     crate::compare::summary(w, &compared, FLUX_SECS)?;
     crate::compare::contest(w, &compared)?;
     crate::compare::scale(w, &compared)?;
+    let drifted: Vec<&ReconcileResult> = results.iter().chain(scale.iter()).collect();
+    crate::compare::drift(w, &drifted)?;
     crate::compare::api(w, &compared)?;
     writeln!(w, "## Caelus end to end: {n} deployments on kubesim")?;
     writeln!(w)?;
