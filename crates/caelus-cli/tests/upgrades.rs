@@ -176,6 +176,16 @@ impl Platform {
         }
     }
 
+    /// Creates a deployment as `token` and waits until it is Ready: (uid, namespace).
+    async fn deploy_ready(&self, token: &str, body: Value) -> (String, String) {
+        let (s, d) = self.post("/api/v1/deployments", token, body).await;
+        assert_eq!(s, 201, "{d}");
+        let uid = d["uid"].as_str().unwrap().to_string();
+        let ns = d["namespace"].as_str().unwrap().to_string();
+        self.wait_settled(&uid, token, "Ready").await;
+        (uid, ns)
+    }
+
     async fn wait_settled(&self, uid: &str, token: &str, phase: &str) -> Value {
         self.wait(uid, token, phase, |d| {
             d["status"]["phase"] == phase && d["observed_generation"] == d["generation"]
@@ -213,17 +223,12 @@ async fn upgrades_keep_data_failed_upgrades_roll_back_and_history_tells_it_all()
     let p = Platform::start().await;
     p.catalog().await;
     let t = p.tenant("acme").await;
-    let (s, d) = p
-        .post(
-            "/api/v1/deployments",
+    let (uid, ns) = p
+        .deploy_ready(
             &t,
             json!({"name": "cache", "product": "db", "version": "1.0.0"}),
         )
         .await;
-    assert_eq!(s, 201, "{d}");
-    let uid = d["uid"].as_str().unwrap().to_string();
-    let ns = d["namespace"].as_str().unwrap().to_string();
-    p.wait_settled(&uid, &t, "Ready").await;
     let volumes = p.pvcs(&ns).await;
     assert_eq!(volumes.len(), 2, "{volumes:?}");
     assert!(volumes.values().all(|(_, phase)| phase == "Bound"));
@@ -583,17 +588,12 @@ async fn a_rolled_back_upgrade_shows_what_runs_and_can_be_retried() {
     let p = Platform::start().await;
     p.catalog().await;
     let t = p.tenant("acme").await;
-    let (s, d) = p
-        .post(
-            "/api/v1/deployments",
+    let (uid, ns) = p
+        .deploy_ready(
             &t,
             json!({"name": "cache", "product": "db", "version": "2.0.0"}),
         )
         .await;
-    assert_eq!(s, 201, "{d}");
-    let uid = d["uid"].as_str().unwrap().to_string();
-    let ns = d["namespace"].as_str().unwrap().to_string();
-    p.wait_settled(&uid, &t, "Ready").await;
     let volumes = p.pvcs(&ns).await;
     let retry = format!("/api/v1/deployments/{uid}/retry");
     let (s, b) = p.post(&retry, &t, json!({})).await;
@@ -785,17 +785,7 @@ async fn a_kept_deployment_is_restored_onto_the_same_volumes() {
     p.publish("1.0.0", json!({})).await;
     let t = p.tenant("acme").await;
     let other = p.tenant("globex").await;
-    let (s, d) = p
-        .post(
-            "/api/v1/deployments",
-            &t,
-            json!({"name": "cache", "product": "db", "version": "1.0.0", "values": {"replicaCount": 2}}),
-        )
-        .await;
-    assert_eq!(s, 201, "{d}");
-    let uid = d["uid"].as_str().unwrap().to_string();
-    let ns = d["namespace"].as_str().unwrap().to_string();
-    p.wait_settled(&uid, &t, "Ready").await;
+    let (uid, ns) = p.deploy_ready(&t, json!({"name": "cache", "product": "db", "version": "1.0.0", "values": {"replicaCount": 2}})).await;
     let volumes = p.pvcs(&ns).await;
     assert_eq!(volumes.len(), 2, "{volumes:?}");
     let restore = format!("/api/v1/deployments/{uid}/restore");
@@ -923,17 +913,12 @@ async fn an_upgrade_plans_from_the_stored_manifest_when_the_running_chart_is_gon
     p.publish("1.0.0", json!({})).await;
     p.publish("2.0.0", json!({})).await;
     let t = p.tenant("acme").await;
-    let (s, d) = p
-        .post(
-            "/api/v1/deployments",
+    let (uid, ns) = p
+        .deploy_ready(
             &t,
             json!({"name": "cache", "product": "db", "version": "1.0.0"}),
         )
         .await;
-    assert_eq!(s, 201, "{d}");
-    let uid = d["uid"].as_str().unwrap().to_string();
-    let ns = d["namespace"].as_str().unwrap().to_string();
-    p.wait_settled(&uid, &t, "Ready").await;
     let volumes = p.pvcs(&ns).await;
 
     // 1.0.0's chart can no longer be pulled: its manifest is gone from the
@@ -990,17 +975,12 @@ async fn a_claim_growth_is_planned_as_a_recreation_and_keeps_the_volumes() {
     )
     .await;
     let t = p.tenant("acme").await;
-    let (s, d) = p
-        .post(
-            "/api/v1/deployments",
+    let (uid, ns) = p
+        .deploy_ready(
             &t,
             json!({"name": "cache", "product": "db", "version": "1.0.0"}),
         )
         .await;
-    assert_eq!(s, 201, "{d}");
-    let uid = d["uid"].as_str().unwrap().to_string();
-    let ns = d["namespace"].as_str().unwrap().to_string();
-    p.wait_settled(&uid, &t, "Ready").await;
     let volumes = p.pvcs(&ns).await;
     let path = format!("/api/v1/deployments/{uid}");
     let grow = json!({"values": {"persistence": {"size": "2Gi"}}});
@@ -1168,17 +1148,12 @@ async fn bitnami_wordpress_updates_and_upgrades_through_scoped_lookups_and_keeps
     publish_chart_dir(&p, &wordpress, "wordpress", "27.0.0").await;
     publish_chart_dir(&p, &wordpress, "wordpress", "27.0.1").await;
     let t = p.tenant("acme").await;
-    let (s, d) = p
-        .post(
-            "/api/v1/deployments",
+    let (uid, ns) = p
+        .deploy_ready(
             &t,
             json!({"name": "blog", "product": "wp", "version": "27.0.0"}),
         )
         .await;
-    assert_eq!(s, 201, "{d}");
-    let uid = d["uid"].as_str().unwrap().to_string();
-    let ns = d["namespace"].as_str().unwrap().to_string();
-    p.wait_settled(&uid, &t, "Ready").await;
     let volumes = p.pvcs(&ns).await;
     let wp_pvc = volumes
         .keys()
