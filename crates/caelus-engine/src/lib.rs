@@ -105,6 +105,26 @@ impl Engine {
         Ok(proxy.scope(namespace))
     }
 
+    /// Points `request`'s Helm `lookup` at its own namespace, as `helm
+    /// upgrade` reads the cluster. The returned scope must outlive the render;
+    /// when the lookup endpoint cannot start, the render runs with empty
+    /// lookups (as `helm template`) and a warning says so.
+    pub async fn scope_lookups(
+        &self,
+        request: &mut caelus_helm::RenderRequest,
+    ) -> Option<LookupScope> {
+        match self.lookup_scope(&request.namespace).await {
+            Ok(scope) => {
+                request.lookup = Some(scope.cluster());
+                Some(scope)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "the lookup endpoint is unavailable; rendering with empty lookups");
+                None
+            }
+        }
+    }
+
     pub fn config(&self) -> &EngineConfig {
         &self.inner.config
     }

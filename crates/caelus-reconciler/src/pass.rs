@@ -296,14 +296,7 @@ async fn lookup_request(
     kind: RevisionKind,
 ) -> (RenderRequest, Option<caelus_engine::LookupScope>) {
     let mut request = render_request(d, values, revision, kind);
-    let scope = match engine.lookup_scope(&d.namespace_name).await {
-        Ok(scope) => Some(scope),
-        Err(e) => {
-            tracing::warn!(error = %e, "the lookup endpoint is unavailable; rendering with empty lookups");
-            None
-        }
-    };
-    request.lookup = scope.as_ref().map(|s| s.cluster());
+    let scope = engine.scope_lookups(&mut request).await;
     (request, scope)
 }
 

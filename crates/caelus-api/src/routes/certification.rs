@@ -330,8 +330,7 @@ async fn upgrade_steps(
         .map_err(|reason| format!("{} did not install: {reason}", previous.version))?;
     let mut second = canary.request(2);
     second.kind = RevisionKind::Upgrade;
-    let scope = engine.lookup_scope(&canary.namespace).await.ok();
-    second.lookup = scope.as_ref().map(|s| s.cluster());
+    let scope = engine.scope_lookups(&mut second).await;
     let rendered = render(state, t, &second).await;
     drop(scope);
     let mut new = rendered.map_err(|e| format!("the upgrade did not render: {}", e.detail))?;

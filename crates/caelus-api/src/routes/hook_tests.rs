@@ -117,8 +117,7 @@ async fn running_request(
     } else {
         caelus_helm::RevisionKind::Upgrade
     };
-    let scope = engine.lookup_scope(&d.namespace_name).await.ok();
-    request.lookup = scope.as_ref().map(|s| s.cluster());
+    let scope = engine.scope_lookups(&mut request).await;
     (request, scope)
 }
 

@@ -174,16 +174,9 @@ async fn revision_request(
         &d.uid,
     );
     let scope = match &state.cluster {
-        Some(engine) => match engine.lookup_scope(&d.namespace_name).await {
-            Ok(scope) => Some(scope),
-            Err(e) => {
-                tracing::warn!(error = %e, "lookup endpoint unavailable; previewing with empty lookups");
-                None
-            }
-        },
+        Some(engine) => engine.scope_lookups(&mut request).await,
         None => None,
     };
-    request.lookup = scope.as_ref().map(|s| s.cluster());
     (request, scope)
 }
 
