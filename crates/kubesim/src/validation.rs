@@ -114,15 +114,41 @@ pub fn apply_defaults(info: &ResourceInfo, obj: &mut Value) {
     }
 }
 
-/// Status the API server sets on create for kinds whose status starts non-empty.
+/// Status a built-in object has as soon as it is created. The API server
+/// serializes the Go status struct, which is never omitted (`omitempty` does
+/// not drop structs), and integer fields without `omitempty` — the ones the
+/// OpenAPI schema lists as `required` — appear as 0 (k8s.io/api
+/// apps/v1, policy/v1, autoscaling/v2 `types.go`). Clients read e.g.
+/// `deployment.status.readyReplicas` right after a create; a missing status
+/// breaks typed clients that a real cluster never would.
 pub fn initial_status(info: &ResourceInfo) -> Option<Value> {
-    match (info.group.as_str(), info.resource.as_str()) {
-        ("", "namespaces") => Some(json!({"phase": "Active"})),
-        ("", "persistentvolumeclaims") => Some(json!({"phase": "Pending"})),
-        ("", "pods") => Some(json!({"phase": "Pending"})),
-        ("", "services") => Some(json!({"loadBalancer": {}})),
-        _ => None,
-    }
+    Some(match (info.group.as_str(), info.resource.as_str()) {
+        ("", "namespaces") => json!({"phase": "Active"}),
+        ("", "persistentvolumeclaims") => json!({"phase": "Pending"}),
+        ("", "persistentvolumes") => json!({"phase": "Pending"}),
+        ("", "pods") => json!({"phase": "Pending"}),
+        ("", "services") => json!({"loadBalancer": {}}),
+        ("", "replicationcontrollers") => json!({"replicas": 0}),
+        ("", "resourcequotas") | ("", "nodes") => json!({}),
+        ("apps", "deployments") => json!({}),
+        ("apps", "statefulsets") | ("apps", "replicasets") => json!({"replicas": 0}),
+        ("apps", "daemonsets") => json!({
+            "currentNumberScheduled": 0,
+            "numberMisscheduled": 0,
+            "desiredNumberScheduled": 0,
+            "numberReady": 0,
+        }),
+        ("batch", "jobs") | ("batch", "cronjobs") => json!({}),
+        ("networking.k8s.io", "ingresses") => json!({"loadBalancer": {}}),
+        ("policy", "poddisruptionbudgets") => json!({
+            "disruptionsAllowed": 0,
+            "currentHealthy": 0,
+            "desiredHealthy": 0,
+            "expectedPods": 0,
+        }),
+        ("autoscaling", "horizontalpodautoscalers") => json!({"desiredReplicas": 0}),
+        _ => return None,
+    })
 }
 
 /// Create-time validation beyond names.
