@@ -200,6 +200,11 @@ pub struct ServerArgs {
     pub no_migrate: bool,
     #[command(flatten)]
     pub helm: HelmArgs,
+    /// Load the Helm engine at start rather than at the first request that needs
+    /// it (publishing, a values schema check, a preview): ~50 MiB resident from the
+    /// start, and a library of the wrong version fails the start, not that request.
+    #[arg(long, env = "CAELUS_HELM_AT_START")]
+    pub helm_at_start: bool,
     #[command(flatten)]
     pub log: LogArgs,
     /// Kubeconfig of the cluster the orphan endpoints scan (default: KUBECONFIG or

@@ -76,13 +76,16 @@ pub async fn admin_create_token(args: AdminCreateTokenArgs) -> Result<()> {
     Ok(())
 }
 
-/// Loads the Helm engine with its chart cache under `data_dir`.
 /// Loads the Helm engine as `caelus server` and `caelus worker` configure it.
-pub fn load_helm_with(args: &HelmArgs) -> Result<caelus_helm::HelmEngine> {
+pub fn load_helm_with(
+    args: &HelmArgs,
+    loading: caelus_helm::LibraryLoading,
+) -> Result<caelus_helm::HelmEngine> {
     let helm = load_helm_limited(
         &args.data_dir,
         args.helm_lib.as_deref(),
         args.render_limits(),
+        loading,
     )?;
     if let Some(path) = &args.registries {
         for (host, s) in crate::chart_push::read_registries(path)? {
@@ -92,25 +95,40 @@ pub fn load_helm_with(args: &HelmArgs) -> Result<caelus_helm::HelmEngine> {
     Ok(helm)
 }
 
+/// Loads the Helm engine with its chart cache under `data_dir`.
 pub fn load_helm(data_dir: &Path, lib: Option<&Path>) -> Result<caelus_helm::HelmEngine> {
-    load_helm_limited(data_dir, lib, caelus_helm::RenderLimits::default())
+    load_helm_limited(
+        data_dir,
+        lib,
+        caelus_helm::RenderLimits::default(),
+        caelus_helm::LibraryLoading::AtStart,
+    )
 }
 
 fn load_helm_limited(
     data_dir: &Path,
     lib: Option<&Path>,
     limits: caelus_helm::RenderLimits,
+    loading: caelus_helm::LibraryLoading,
 ) -> Result<caelus_helm::HelmEngine> {
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("cannot create data dir {}", data_dir.display()))?;
     let mut config = caelus_helm::EngineConfig::new(data_dir);
     config.library_path = lib.map(Path::to_path_buf);
     config.render_limits = limits;
+    config.library_loading = loading;
     Ok(caelus_helm::HelmEngine::load(config)?)
 }
 
 pub async fn server(args: ServerArgs) -> Result<()> {
-    let helm = load_helm_with(&args.helm)?;
+    let helm = load_helm_with(
+        &args.helm,
+        if args.helm_at_start {
+            caelus_helm::LibraryLoading::AtStart
+        } else {
+            caelus_helm::LibraryLoading::OnFirstUse
+        },
+    )?;
     let store = open(&args.db, !args.no_migrate).await?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
@@ -259,7 +277,7 @@ pub fn reconciler(
 
 pub async fn worker(args: WorkerArgs) -> Result<()> {
     let store = open(&args.db, false).await?;
-    let helm = load_helm_with(&args.helm)?;
+    let helm = load_helm_with(&args.helm, caelus_helm::LibraryLoading::AtStart)?;
     let client = kube_client(args.kubeconfig.as_deref()).await?;
     let wake = Arc::new(Notify::new());
     let (stop_tx, stop_rx) = watch::channel(false);

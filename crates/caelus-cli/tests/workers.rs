@@ -85,6 +85,13 @@ impl Api {
     }
 }
 
+/// Whether the process has libhelm_c mapped.
+fn maps_helm(p: &Proc) -> bool {
+    std::fs::read_to_string(format!("/proc/{}/maps", p.0.id()))
+        .unwrap()
+        .contains("libhelm_c")
+}
+
 fn log_tail(path: &Path) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
@@ -155,7 +162,7 @@ fn two_workers_on_postgres_survive_a_sigkill_and_every_deployment_is_ready_once(
     let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
     let port = free_port();
     let server_log = dir.join("server.log");
-    let _server = Proc(
+    let server = Proc(
         Command::new(CAELUS)
             .args(["server", "--listen", &format!("127.0.0.1:{port}")])
             // This test is about workers: its versions are published uncertified.
@@ -198,6 +205,14 @@ fn two_workers_on_postgres_survive_a_sigkill_and_every_deployment_is_ready_once(
     let survivor_id = worker_id(&survivor_log);
     assert_ne!(doomed_id, survivor_id);
 
+    // Workers load the Helm engine (Helm's Go runtime) at start: they render at
+    // once. The API server loads it at the first request that needs it.
+    assert!(maps_helm(&survivor), "a worker loads the Helm engine at start");
+    assert!(
+        !maps_helm(&server),
+        "the API server loaded the Helm engine before anything needed it"
+    );
+
     api.ok(&["product", "create", "web", "--name", "Web"]);
     api.ok(&[
         "template",
@@ -209,6 +224,10 @@ fn two_workers_on_postgres_survive_a_sigkill_and_every_deployment_is_ready_once(
         "--allow",
         "replicaCount",
     ]);
+    assert!(
+        maps_helm(&server),
+        "publishing (pull, lint, inspect) loads the Helm engine in the API server"
+    );
 
     // Every apply is slow, so passes are in flight when a worker dies.
     sim.faults().set(kubesim::FaultConfig {

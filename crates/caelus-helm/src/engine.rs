@@ -9,7 +9,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -45,6 +45,23 @@ pub struct EngineConfig {
     pub render_cache_entries: usize,
     /// Bounds of one render (time, output, objects) and of the render cache.
     pub render_limits: RenderLimits,
+    /// When the library (and with it Helm's Go runtime, ~50 MiB resident)
+    /// is loaded.
+    pub library_loading: LibraryLoading,
+}
+
+/// When [`HelmEngine::load`] loads libhelm_c.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LibraryLoading {
+    /// At once, checking its versions: a process that renders from its
+    /// first minute (the worker) fails at start, not at its first pass.
+    #[default]
+    AtStart,
+    /// At the first call that needs it. The API server needs Helm only to
+    /// publish versions, check values against a chart's schema and preview
+    /// plans; many serve hours of reads without any. The file must exist at
+    /// start; its versions are checked when it loads.
+    OnFirstUse,
 }
 
 /// Bounds on rendering: a chart and its values are a tenant's input, and a
@@ -87,6 +104,7 @@ impl EngineConfig {
             chart_cache_entries: 64,
             render_cache_entries: 512,
             render_limits: RenderLimits::default(),
+            library_loading: LibraryLoading::default(),
         }
     }
 }
@@ -174,7 +192,9 @@ pub struct HelmEngine {
 
 #[derive(Debug)]
 struct Inner {
-    lib: &'static HelmLibrary,
+    /// Set once loaded (see [`LibraryLoading`]); [`Inner::lib`] loads it.
+    lib: OnceLock<&'static HelmLibrary>,
+    lib_path: PathBuf,
     pool: Arc<Semaphore>,
     store: ChartStore,
     data_dir: PathBuf,
@@ -202,12 +222,21 @@ impl HelmEngine {
     /// Load the library (checking its versions) and open the chart cache.
     pub fn load(config: EngineConfig) -> Result<Self, HelmError> {
         let path = locate_library(config.library_path.as_deref());
-        let lib = HelmLibrary::load(&path)?;
+        let lib = OnceLock::new();
+        match config.library_loading {
+            LibraryLoading::AtStart => {
+                let _ = lib.set(load_library(&path)?);
+            }
+            LibraryLoading::OnFirstUse if !path.is_file() => {
+                return Err(HelmError::LibraryMissing { path });
+            }
+            LibraryLoading::OnFirstUse => {}
+        }
         let store = ChartStore::open(&config.data_dir)?;
-        tracing::debug!(path = %lib.path().display(), version = lib.c_version(), helm = lib.sdk_version(), "loaded libhelm_c");
         Ok(HelmEngine {
             inner: Arc::new(Inner {
                 lib,
+                lib_path: path,
                 pool: Arc::new(Semaphore::new(config.max_concurrent_calls.max(1))),
                 store,
                 data_dir: config.data_dir,
@@ -226,15 +255,21 @@ impl HelmEngine {
         })
     }
 
-    /// The loaded library (path, versions, open-handle count).
-    pub fn library(&self) -> &'static HelmLibrary {
-        self.inner.lib
+    /// The library (path, versions, open-handle count), loading it if it
+    /// is not loaded yet.
+    pub fn library(&self) -> Result<&'static HelmLibrary, HelmError> {
+        self.inner.lib()
+    }
+
+    /// Whether the library has been loaded (see [`LibraryLoading`]).
+    pub fn library_loaded(&self) -> bool {
+        self.inner.lib.get().is_some()
     }
 
     /// Live handles inside libhelm_c; returns to zero once every chart and
-    /// engine is dropped (the leak check).
+    /// engine is dropped (the leak check). Zero before the library loads.
     pub fn open_handles(&self) -> i64 {
-        self.inner.lib.open_handles()
+        self.inner.lib.get().map_or(0, |lib| lib.open_handles())
     }
 
     pub fn chart_store(&self) -> &ChartStore {
@@ -315,7 +350,7 @@ impl HelmEngine {
             let text = {
                 let h = lock(&client.handle);
                 inner
-                    .lib
+                    .lib()?
                     .registry_resolve(&h, &reference.to_string())
                     .map_err(|e| e.into_registry(&reference.registry, &reference.to_string()))?
             };
@@ -371,11 +406,11 @@ impl HelmEngine {
                     }
                 };
                 let handle = inner
-                    .lib
+                    .lib()?
                     .chart_load_archive(&bytes)
                     .map_err(|e| e.into_helm())?;
                 Chart::new(
-                    inner.lib,
+                    inner.lib()?,
                     handle,
                     Some(digest.clone()),
                     Some(digest.to_string()),
@@ -411,7 +446,7 @@ impl HelmEngine {
             let client = inner.client(&registry)?;
             let h = lock(&client.handle);
             inner
-                .lib
+                .lib()?
                 .push(
                     &h,
                     &archive,
@@ -488,16 +523,16 @@ impl HelmEngine {
                     .map_err(|e| HelmError::io(format!("reading {}", path.display()), e))?;
                 let key = format!("archive:{}", Digest::of_bytes(&bytes));
                 let handle = inner
-                    .lib
+                    .lib()?
                     .chart_load_archive(&bytes)
                     .map_err(|e| e.into_helm())?;
-                return Chart::new(inner.lib, handle, None, Some(key), Some(path));
+                return Chart::new(inner.lib()?, handle, None, Some(key), Some(path));
             }
             let handle = inner
-                .lib
+                .lib()?
                 .chart_load_path(&path)
                 .map_err(|e| e.into_helm())?;
-            Chart::new(inner.lib, handle, None, None, Some(path))
+            Chart::new(inner.lib()?, handle, None, None, Some(path))
         })
         .await
     }
@@ -508,7 +543,7 @@ impl HelmEngine {
         let dest = dest_dir.to_path_buf();
         self.blocking(move |inner| {
             let out = inner
-                .lib
+                .lib()?
                 .chart_save(&chart.inner.handle, &dest)
                 .map_err(|e| e.into_helm())?;
             Ok(PathBuf::from(out))
@@ -519,7 +554,7 @@ impl HelmEngine {
     /// Name, version, default values, values schema and CRDs.
     pub async fn chart_info(&self, chart: &Chart) -> Result<ChartInfo, HelmError> {
         let chart = chart.clone();
-        self.blocking(move |inner| chart.info(inner.lib)).await
+        self.blocking(move |inner| chart.info(inner.lib()?)).await
     }
 
     /// `helm lint` on the chart's archive or directory.
@@ -528,7 +563,7 @@ impl HelmEngine {
             return Ok(LintReport { messages: vec![] });
         };
         self.blocking(move |inner| {
-            let report = inner.lib.lint(&path, "{}").map_err(|e| e.into_helm())?;
+            let report = inner.lib()?.lint(&path, "{}").map_err(|e| e.into_helm())?;
             LintReport::parse(&report)
         })
         .await
@@ -542,7 +577,7 @@ impl HelmEngine {
         let values = values.to_string();
         self.blocking(move |inner| {
             inner
-                .lib
+                .lib()?
                 .schema_validate(&chart.inner.handle, &values)
                 .map_err(|e| e.into_helm())
         })
@@ -608,7 +643,7 @@ impl HelmEngine {
         let inner = self.inner.clone();
         let run = tokio::task::spawn_blocking(move || {
             let _permit = permit;
-            render_blocking(inner.lib, &chart, &request, &limits)
+            render_blocking(inner.lib()?, &chart, &request, &limits)
         });
         let result = match tokio::time::timeout(limits.timeout, run).await {
             Ok(Ok(r)) => r,
@@ -704,7 +739,24 @@ fn render_blocking(
     Ok((rendered, weight))
 }
 
+/// Loads libhelm_c (once per process; see [`HelmLibrary::load`]).
+fn load_library(path: &Path) -> Result<&'static HelmLibrary, HelmError> {
+    let lib = HelmLibrary::load(path)?;
+    tracing::debug!(path = %lib.path().display(), version = lib.c_version(), helm = lib.sdk_version(), "loaded libhelm_c");
+    Ok(lib)
+}
+
 impl Inner {
+    /// The library, loaded on first use when the engine was configured so.
+    fn lib(&self) -> Result<&'static HelmLibrary, HelmError> {
+        if let Some(lib) = self.lib.get() {
+            return Ok(lib);
+        }
+        let lib = load_library(&self.lib_path)?;
+        let _ = self.lib.set(lib);
+        Ok(lib)
+    }
+
     /// The client for `registry`, created (and logged in) on first use.
     fn client(&self, registry: &str) -> Result<Arc<RegistryClient>, HelmError> {
         if let Some(c) = lock(&self.clients).get(registry) {
@@ -723,7 +775,7 @@ impl Inner {
                 .map_err(|e| HelmError::io(format!("creating {}", parent.display()), e))?;
         }
         let client = Arc::new(RegistryClient::connect(
-            self.lib,
+            self.lib()?,
             registry,
             &settings,
             &creds_file,
@@ -742,7 +794,7 @@ impl Inner {
         let text = reference.to_string();
         {
             let h = lock(&client.handle);
-            self.lib
+            self.lib()?
                 .pull(
                     &h,
                     &text,

@@ -25,7 +25,7 @@ pub use chart::{Chart, ChartInfo, LintMessage, LintReport};
 pub use checked::{CheckedRender, RevisionPolicy};
 pub use engine::{
     CacheStats, DEFAULT_LIBRARY_RELATIVE, EngineConfig, HelmEngine, InspectedChart, LIBRARY_ENV,
-    RenderLimits, ResolvedChart, locate_library,
+    LibraryLoading, RenderLimits, ResolvedChart, locate_library,
 };
 pub use error::{ErrorCode, HelmError, INSTALL_COMMAND};
 pub use ffi::{EXPECTED_HELM_C_VERSION, EXPECTED_HELM_SDK_VERSION, HelmLibrary};

@@ -147,7 +147,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     });
 
     let stats = engine.cache_stats();
-    let lib = engine.library();
+    let lib = engine.library()?;
     let mut md = String::new();
     writeln!(md, "# Helm engine benchmark")?;
     writeln!(md)?;
