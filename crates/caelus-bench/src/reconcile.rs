@@ -158,7 +158,13 @@ pub struct ReconcileResult {
     /// Passes that failed and were retried (from the events), during the create phase.
     pub retried: usize,
     pub requests: Requests,
-    /// Resident set of each process when started and idle, before the first create.
+    /// The API server's resident set once up, before anything has needed
+    /// its Helm engine (loaded at the first publish; `caelus server` loads
+    /// it on first use).
+    #[serde(default)]
+    pub server_rss_kib_started: u64,
+    /// Resident set of each process when idle before the first create (the
+    /// server has published the chart, so its Helm engine is loaded).
     pub server_rss_kib_idle: u64,
     pub worker_rss_kib_idle: u64,
     pub server_peak_rss_kib: u64,
@@ -467,6 +473,7 @@ async fn run_in(args: &Args, caelus: &Path, dir: &Path) -> Result<ReconcileResul
         token,
     };
     api.wait_up().await?;
+    let server_rss_kib_started = procfs::rss_kib(server.pid()).unwrap_or(0);
     // No natural resync during the run: the quiet round below is triggered explicitly.
     let mut workers = (0..args.workers)
         .map(|i| {
@@ -756,6 +763,7 @@ async fn run_in(args: &Args, caelus: &Path, dir: &Path) -> Result<ReconcileResul
         ready,
         retried,
         requests,
+        server_rss_kib_started,
         server_rss_kib_idle,
         worker_rss_kib_idle,
         server_peak_rss_kib: procfs::peak_rss_kib(server.pid()).unwrap_or(0),

@@ -207,7 +207,10 @@ fn two_workers_on_postgres_survive_a_sigkill_and_every_deployment_is_ready_once(
 
     // Workers load the Helm engine (Helm's Go runtime) at start: they render at
     // once. The API server loads it at the first request that needs it.
-    assert!(maps_helm(&survivor), "a worker loads the Helm engine at start");
+    assert!(
+        maps_helm(&survivor),
+        "a worker loads the Helm engine at start"
+    );
     assert!(
         !maps_helm(&server),
         "the API server loaded the Helm engine before anything needed it"
