@@ -170,7 +170,8 @@ impl Server {
     }
 
     /// A kubeconfig (context `kubesim`, namespace `default`, no auth) that
-    /// kubectl and kube-rs accept; over TLS it trusts [`TlsConfig::trust_pem`].
+    /// kubectl and kube-rs accept; over TLS it trusts [`TlsConfig::trust_pem`]
+    /// and presents [`ADMIN_TOKEN`].
     pub fn kubeconfig_yaml(&self) -> String {
         let ca = self.shared.config.tls.as_ref().map(TlsConfig::trust_pem);
         kubeconfig_yaml_trusting(&self.url(), ca)
