@@ -209,6 +209,12 @@ async fn scan_orphans_every(
     }
 }
 
+/// Why there is no client, before kube-rs's reasons for each source.
+pub const NO_CLUSTER: &str = "no Kubernetes cluster configured: pass --kubeconfig \
+    (CAELUS_KUBECONFIG), set KUBECONFIG or write ~/.kube/config, or run in a pod with a \
+    service account (KUBERNETES_SERVICE_HOST/KUBERNETES_SERVICE_PORT and \
+    /var/run/secrets/kubernetes.io/serviceaccount/{token,ca.crt,namespace})";
+
 /// A Kubernetes client: from a kubeconfig file, or inferred as `kube::Config::infer`
 /// does: KUBECONFIG or ~/.kube/config, else the in-cluster service account
 /// (`KUBERNETES_SERVICE_HOST`/`_PORT` and the token and CA mounted under
@@ -221,9 +227,8 @@ pub async fn kube_client(kubeconfig: Option<&Path>) -> Result<kube::Client> {
             kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
                 .await?
         }
-        None => kube::Config::infer().await.context(
-            "no Kubernetes configuration found (KUBECONFIG, ~/.kube/config or in-cluster)",
-        )?,
+        // kube-rs names both failures: the kubeconfig's and the in-cluster one's.
+        None => kube::Config::infer().await.context(NO_CLUSTER)?,
     };
     // Every request to the API server is counted by verb and status code.
     Ok(kube::client::ClientBuilder::try_from(config)?

@@ -15,7 +15,8 @@
 //! Modules follow the API server's ideas: [`store`] (objects, resourceVersion,
 //! event history), [`api`] (verbs and metadata rules), [`managed_fields`]
 //! (server-side apply), [`patch`], [`discovery`], [`openapi`], [`controllers`]
-//! (workloads, namespaces, garbage collection), [`faults`] and [`http`].
+//! (workloads, namespaces, garbage collection), [`faults`], [`http`] and
+//! [`tls`] (HTTPS, for clients configured in-cluster).
 
 pub mod admission;
 pub mod api;
@@ -41,6 +42,7 @@ pub mod store;
 pub mod structural;
 pub mod subresources;
 pub mod table;
+pub mod tls;
 pub mod validation;
 pub mod values;
 pub mod wire;
@@ -51,3 +53,4 @@ pub use faults::{ErrorFault, FaultConfig, Faults, LatencyFault, StuckFinalizer, 
 pub use rbac::{PolicyRule, Rbac, RequestCount, ResourceRequest};
 pub use server::{Config, Server, kubeconfig_yaml};
 pub use stats::StatsSnapshot;
+pub use tls::TlsConfig;

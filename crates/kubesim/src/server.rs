@@ -12,6 +12,7 @@ use crate::faults::Faults;
 use crate::rbac::Rbac;
 use crate::stats::{Stats, StatsSnapshot};
 use crate::store::Store;
+use crate::tls::{TlsConfig, TlsListener};
 
 /// Simulator settings. `Config::default()` listens on 127.0.0.1 with a
 /// random port, rolls workloads out immediately and runs the controllers.
@@ -27,6 +28,8 @@ pub struct Config {
     pub bookmark_interval: Duration,
     /// Run the simulated controllers (workloads, namespaces, GC).
     pub controllers: bool,
+    /// Serve HTTPS with this certificate instead of plain HTTP.
+    pub tls: Option<TlsConfig>,
 }
 
 impl Default for Config {
@@ -37,6 +40,7 @@ impl Default for Config {
             watch_history: 10_000,
             bookmark_interval: Duration::from_secs(1),
             controllers: true,
+            tls: None,
         }
     }
 }
@@ -105,6 +109,8 @@ impl Server {
     pub async fn start(config: Config) -> std::io::Result<Server> {
         let listener = tokio::net::TcpListener::bind(config.listen).await?;
         let addr = listener.local_addr()?;
+        // Before anything is spawned: a bad certificate or key fails the start.
+        let tls = config.tls.as_ref().map(TlsConfig::acceptor).transpose()?;
         let store = Arc::new(Store::new(config.watch_history));
         let api = Arc::new(Api::new(store));
         seed(&api);
@@ -120,13 +126,21 @@ impl Server {
         let mut tasks = Vec::new();
         let app = crate::http::router(shared.clone());
         let mut srx = rx.clone();
-        tasks.push(tokio::spawn(async move {
-            let _ = axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = srx.changed().await;
-                })
-                .await;
-        }));
+        let stopped = async move {
+            let _ = srx.changed().await;
+        };
+        tasks.push(match tls {
+            Some(acceptor) => tokio::spawn(async move {
+                let _ = axum::serve(TlsListener::new(listener, acceptor), app)
+                    .with_graceful_shutdown(stopped)
+                    .await;
+            }),
+            None => tokio::spawn(async move {
+                let _ = axum::serve(listener, app)
+                    .with_graceful_shutdown(stopped)
+                    .await;
+            }),
+        });
         if config.controllers {
             tasks.push(tokio::spawn(crate::controllers::run(
                 api,
@@ -145,15 +159,22 @@ impl Server {
         self.shared.addr
     }
 
-    /// `http://127.0.0.1:PORT`
+    /// `http://127.0.0.1:PORT`, or `https://` when serving TLS.
     pub fn url(&self) -> String {
-        format!("http://{}", self.shared.addr)
+        let scheme = if self.shared.config.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{}", self.shared.addr)
     }
 
     /// A kubeconfig (context `kubesim`, namespace `default`, no auth) that
-    /// kubectl and kube-rs accept.
+    /// kubectl and kube-rs accept; over TLS it trusts [`TlsConfig::trust_pem`]
+    /// and presents [`ADMIN_TOKEN`].
     pub fn kubeconfig_yaml(&self) -> String {
-        kubeconfig_yaml(&self.url())
+        let ca = self.shared.config.tls.as_ref().map(TlsConfig::trust_pem);
+        kubeconfig_yaml_trusting(&self.url(), ca)
     }
 
     pub fn write_kubeconfig(&self, path: impl AsRef<Path>) -> std::io::Result<()> {
@@ -195,14 +216,36 @@ impl Server {
     }
 }
 
+/// The bearer token of [`Server::kubeconfig_yaml`] over TLS.
+pub const ADMIN_TOKEN: &str = "kubesim-admin";
+
 pub fn kubeconfig_yaml(url: &str) -> String {
+    kubeconfig_yaml_trusting(url, None)
+}
+
+/// [`kubeconfig_yaml`], trusting the PEM CA bundle `ca` for an `https` URL.
+fn kubeconfig_yaml_trusting(url: &str, ca: Option<&[u8]>) -> String {
+    use base64::Engine as _;
+    let (ca, user) = match ca {
+        Some(pem) => (
+            format!(
+                "\n    certificate-authority-data: {}",
+                base64::engine::general_purpose::STANDARD.encode(pem)
+            ),
+            // Over https, kubectl prompts for a username and password when the
+            // user has no credentials; any token not restricted through
+            // `Server::rbac` acts as cluster-admin.
+            format!("\n    token: {ADMIN_TOKEN}"),
+        ),
+        None => (String::new(), " {}".to_string()),
+    };
     format!(
         "apiVersion: v1
 kind: Config
 clusters:
 - name: kubesim
   cluster:
-    server: {url}
+    server: {url}{ca}
 contexts:
 - name: kubesim
   context:
@@ -212,7 +255,7 @@ contexts:
 current-context: kubesim
 users:
 - name: kubesim
-  user: {{}}
+  user:{user}
 "
     )
 }
