@@ -190,11 +190,26 @@ impl Api {
         self.lock().registry.find(group, version, resource).cloned()
     }
 
-    fn with_version(info: &ResourceInfo, obj: &Value) -> Value {
-        let mut o = obj.clone();
-        o["apiVersion"] = json!(info.api_version());
-        o["kind"] = json!(info.kind);
-        o
+    /// A stored object as `info`'s version serves it.
+    pub fn with_version(info: &ResourceInfo, obj: &Value) -> Value {
+        crate::conversion::from_storage(info, obj)
+    }
+
+    /// The storage version's resource when `info` is served by conversion.
+    fn storage_of(&self, info: &ResourceInfo) -> Option<ResourceInfo> {
+        crate::conversion::storage_version(info)
+            .and_then(|v| self.resource(&info.group, v, &info.resource))
+    }
+
+    /// An object sent in `info`'s version, checked and converted to `st`'s.
+    fn convert_in(info: &ResourceInfo, st: &ResourceInfo, obj: Value) -> ApiResult<Value> {
+        if !obj.is_object() {
+            return Err(ApiError::bad_request(
+                "the request body must be a JSON object",
+            ));
+        }
+        check_type_meta(info, &obj)?;
+        crate::conversion::to_storage(info, st, obj).map_err(ApiError::bad_request)
     }
 
     pub fn get(&self, info: &ResourceInfo, ns: &str, name: &str) -> ApiResult<Value> {
@@ -385,22 +400,7 @@ impl Api {
                 "the request body must be a JSON object",
             ));
         }
-        if let Some(av) = obj["apiVersion"].as_str()
-            && av != info.api_version()
-        {
-            return Err(ApiError::bad_request(format!(
-                "the API version in the data ({av}) does not match the expected API version ({})",
-                info.api_version()
-            )));
-        }
-        if let Some(k) = obj["kind"].as_str()
-            && k != info.kind
-        {
-            return Err(ApiError::bad_request(format!(
-                "the kind in the data ({k}) does not match the expected kind ({})",
-                info.kind
-            )));
-        }
+        check_type_meta(info, &obj)?;
         obj["apiVersion"] = json!(info.api_version());
         obj["kind"] = json!(info.kind);
         let mut generated_from = None;
@@ -503,6 +503,12 @@ impl Api {
         obj: Value,
         opts: &WriteOptions,
     ) -> ApiResult<Value> {
+        if let Some(st) = self.storage_of(info) {
+            let obj = Self::convert_in(info, &st, obj)?;
+            return self
+                .create(&st, ns, obj, opts)
+                .map(|o| Self::with_version(info, &o));
+        }
         let mut g = self.lock();
         let mut obj = self.prepare_create(&g, info, ns, obj, opts)?;
         let now = now_rfc3339();
@@ -703,6 +709,12 @@ impl Api {
         sub: Option<&str>,
         opts: &WriteOptions,
     ) -> ApiResult<Value> {
+        if let Some(st) = self.storage_of(info) {
+            let body = Self::convert_in(info, &st, body)?;
+            return self
+                .update(&st, ns, name, body, sub, opts)
+                .map(|o| Self::with_version(info, &o));
+        }
         let mut g = self.lock();
         let old = g
             .get(info, ns, name)
@@ -768,13 +780,32 @@ impl Api {
         sub: Option<&str>,
         opts: &WriteOptions,
     ) -> ApiResult<(Value, bool)> {
+        // A patch applies to the object as the client's version shows it;
+        // the result is converted back to the storage version (the API
+        // server's patcher does the same through its internal type).
+        let st = self.storage_of(info);
+        let st_info = st.as_ref().unwrap_or(info);
         let mut g = self.lock();
-        let old = g.get(info, ns, name).cloned();
+        let old = g.get(st_info, ns, name).cloned();
         if ptype == PatchType::Apply {
-            return self.apply(&mut g, info, ns, name, old.as_deref(), body, sub, opts);
+            let (obj, created) = self.apply(
+                &mut g,
+                info,
+                st_info,
+                ns,
+                name,
+                old.as_deref(),
+                body,
+                sub,
+                opts,
+            )?;
+            return Ok((Self::with_version(info, &obj), created));
         }
         let old = old.ok_or_else(|| ApiError::not_found(info, name))?;
-        let mut new = (*old).clone();
+        let mut new = match &st {
+            Some(_) => Self::with_version(info, &old),
+            None => (*old).clone(),
+        };
         match ptype {
             PatchType::Merge => patch::merge_patch(&mut new, body),
             PatchType::Strategic => patch::strategic_merge_patch(&mut new, body),
@@ -783,6 +814,10 @@ impl Api {
             }
             PatchType::Apply => unreachable!(),
         }
+        if st.is_some() {
+            new = Self::convert_in(info, st_info, new)?;
+        }
+        let (req_info, info) = (info, st_info);
         // A resourceVersion in the patch is a precondition.
         if let Some(rv) = new["metadata"]["resourceVersion"].as_str()
             && Some(rv) != old["metadata"]["resourceVersion"].as_str()
@@ -798,14 +833,17 @@ impl Api {
         }
         self.track(info, &old, &mut new, sub, opts);
         let out = self.finish_update(&mut g, info, &old, new, sub, opts)?;
-        Ok((out, false))
+        Ok((Self::with_version(req_info, &out), false))
     }
 
+    /// Server-side apply of `cfg`, sent in `info`'s version, to the object
+    /// stored as `st` (the same resource unless `info` is served by conversion).
     #[allow(clippy::too_many_arguments)]
     fn apply(
         &self,
         g: &mut StoreGuard,
         info: &ResourceInfo,
+        st: &ResourceInfo,
         ns: &str,
         name: &str,
         old: Option<&Value>,
@@ -875,6 +913,7 @@ impl Api {
             scope,
             now: &now,
         };
+        let converted = info.version != st.version;
         match old {
             None => {
                 if sub.is_some() {
@@ -893,14 +932,17 @@ impl Api {
                 let mut merged = managed_fields::apply(&skeleton, cfg, opts.force, &w)
                     .map_err(|c| ApiError::apply_conflict(&c))?;
                 let mf = merged["metadata"]["managedFields"].clone();
-                let mut created = self.prepare_create(g, info, ns, merged.clone(), opts)?;
+                if converted {
+                    merged = Self::convert_in(info, st, merged)?;
+                }
+                let mut created = self.prepare_create(g, st, ns, merged.clone(), opts)?;
                 meta::meta_mut(&mut created).insert("managedFields".into(), mf);
                 merged = created;
                 if opts.dry_run {
                     return Ok((merged, true));
                 }
-                let stored = self.commit(g, info, None, merged)?;
-                Ok((Self::with_version(info, &stored), true))
+                let stored = self.commit(g, st, None, merged)?;
+                Ok((stored, true))
             }
             Some(old) => {
                 if let Some(rv) = cfg["metadata"]["resourceVersion"].as_str()
@@ -908,9 +950,19 @@ impl Api {
                 {
                     return Err(ApiError::conflict(info, name));
                 }
-                let merged = managed_fields::apply(old, cfg, opts.force, &w)
-                    .map_err(|c| ApiError::apply_conflict(&c))?;
-                let out = self.finish_update(g, info, old, merged, sub, opts)?;
+                let mut merged = if converted {
+                    let view = Self::with_version(info, old);
+                    let m = managed_fields::apply(&view, cfg, opts.force, &w);
+                    m.map_err(|c| ApiError::apply_conflict(&c))
+                        .and_then(|m| Self::convert_in(info, st, m))?
+                } else {
+                    managed_fields::apply(old, cfg, opts.force, &w)
+                        .map_err(|c| ApiError::apply_conflict(&c))?
+                };
+                if converted {
+                    merged["apiVersion"] = json!(st.api_version());
+                }
+                let out = self.finish_update(g, st, old, merged, sub, opts)?;
                 Ok((out, false))
             }
         }
@@ -1089,6 +1141,27 @@ impl Api {
         self.finish_update(&mut g, info, &old, new, sub, &opts)
             .map(Some)
     }
+}
+
+/// The body's apiVersion and kind, when set, must be the endpoint's.
+fn check_type_meta(info: &ResourceInfo, obj: &Value) -> ApiResult<()> {
+    if let Some(av) = obj["apiVersion"].as_str()
+        && av != info.api_version()
+    {
+        return Err(ApiError::bad_request(format!(
+            "the API version in the data ({av}) does not match the expected API version ({})",
+            info.api_version()
+        )));
+    }
+    if let Some(k) = obj["kind"].as_str()
+        && k != info.kind
+    {
+        return Err(ApiError::bad_request(format!(
+            "the kind in the data ({k}) does not match the expected kind ({})",
+            info.kind
+        )));
+    }
+    Ok(())
 }
 
 /// What the ServiceAccount controller and the root-CA publisher put in every

@@ -917,12 +917,7 @@ fn watch(
                     let objs: Vec<Value> = g
                         .range(info, ns, None)
                         .filter(|(_, o)| matches(o))
-                        .map(|(_, o)| {
-                            let mut v = (**o).clone();
-                            v["apiVersion"] = json!(info.api_version());
-                            v["kind"] = json!(info.kind);
-                            v
-                        })
+                        .map(|(_, o)| crate::api::Api::with_version(info, o))
                         .collect();
                     (g.resource_version(), objs)
                 };
@@ -963,7 +958,7 @@ fn watch(
                 // its previous content at the event's resourceVersion.
                 let now = matches(&e.object);
                 let before = e.prev.as_deref().is_some_and(&matches);
-                let (kind, mut o) = match (e.kind, now, before) {
+                let (kind, o) = match (e.kind, now, before) {
                     (crate::store::EventType::Modified, true, false) => {
                         ("ADDED", (*e.object).clone())
                     }
@@ -975,8 +970,7 @@ fn watch(
                     (_, true, _) => (e.kind.as_str(), (*e.object).clone()),
                     _ => continue,
                 };
-                o["apiVersion"] = json!(info.api_version());
-                o["kind"] = json!(info.kind);
+                let o = crate::api::Api::with_version(info, &o);
                 if tx.send(event_line(kind, &shape(o))).await.is_err() {
                     return;
                 }

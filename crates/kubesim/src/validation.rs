@@ -110,6 +110,14 @@ pub fn apply_defaults(info: &ResourceInfo, obj: &mut Value) {
         ("", "persistentvolumeclaims") => {
             default_if_missing(obj, &["spec", "volumeMode"], json!("Filesystem"));
         }
+        // pkg/apis/autoscaling/v2/defaults.go: one replica at least, CPU at 80%.
+        ("autoscaling", "horizontalpodautoscalers") => {
+            default_if_missing(obj, &["spec", "minReplicas"], json!(1));
+            if obj["spec"]["metrics"].as_array().is_none_or(Vec::is_empty) {
+                obj["spec"]["metrics"] = json!([{"type": "Resource", "resource": {"name": "cpu",
+                    "target": {"type": "Utilization", "averageUtilization": 80}}}]);
+            }
+        }
         _ => {}
     }
 }
