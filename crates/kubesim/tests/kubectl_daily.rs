@@ -525,3 +525,66 @@ async fn autoscale_writes_v1_and_reads_as_v2() {
     assert!(out.contains("<unknown>/10, cpu: <unknown>/60%"), "{out}");
     s.sim.shutdown().await;
 }
+
+const TWO_CONTAINERS: &str = r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: pair}
+spec:
+  selector: {matchLabels: {app: pair}}
+  template:
+    metadata: {labels: {app: pair}}
+    spec:
+      containers:
+      - {name: a, image: "nginx:1"}
+      - {name: b, image: "redis:1"}
+"#;
+
+async fn container_names(s: &common::Sim) -> String {
+    s.kubectl_ok(
+        &[
+            "get",
+            "deploy",
+            "pair",
+            "-o",
+            "jsonpath={.spec.template.spec.containers[*].name}",
+        ],
+        None,
+    )
+    .await
+}
+
+/// Reordering a list in a manifest: client-side `apply` sends only
+/// `$setElementOrder/containers` (the items themselves are unchanged), and
+/// the server must follow it (strategic-merge-patch.md, "$setElementOrder").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_reorders_lists_with_set_element_order() {
+    let s = common::start(kubesim::Config::default()).await;
+    s.kubectl_ok(&["apply", "-f", "-"], Some(TWO_CONTAINERS))
+        .await;
+    assert_eq!(container_names(&s).await, "a b");
+    let swapped = TWO_CONTAINERS.replace(
+        "      - {name: a, image: \"nginx:1\"}\n      - {name: b, image: \"redis:1\"}",
+        "      - {name: b, image: \"redis:1\"}\n      - {name: a, image: \"nginx:1\"}",
+    );
+    assert_ne!(swapped, TWO_CONTAINERS);
+    let out = s.kubectl_ok(&["apply", "-f", "-"], Some(&swapped)).await;
+    assert!(out.contains("deployment.apps/pair configured"), "{out}");
+    assert_eq!(container_names(&s).await, "b a");
+    // kubectl patch with the directive and a new item placed between.
+    s.kubectl_ok(
+        &[
+            "patch",
+            "deploy",
+            "pair",
+            "-p",
+            r#"{"spec":{"template":{"spec":{
+                "$setElementOrder/containers":[{"name":"b"},{"name":"c"},{"name":"a"}],
+                "containers":[{"name":"c","image":"busybox:1"}]}}}}"#,
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(container_names(&s).await, "b c a");
+    s.sim.shutdown().await;
+}
