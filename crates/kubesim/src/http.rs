@@ -140,6 +140,24 @@ async fn handle(State(s): State<Arc<Shared>>, req: Request) -> Response {
             let reg = s.api.lock().registry.clone();
             return json_response(200, &openapi::index(&reg));
         }
+        "/openapi/v2" => {
+            let accept = req
+                .headers()
+                .get(header::ACCEPT)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default();
+            // kube-openapi's handler: 406 with no body when no accepted
+            // type can be served, and `Vary: Accept` on every answer.
+            let mut resp = if openapi::v2_accepts_json(accept) {
+                let reg = s.api.lock().registry.clone();
+                json_response(200, &openapi::v2(&reg))
+            } else {
+                Response::builder().status(406).body(Body::empty()).unwrap()
+            };
+            resp.headers_mut()
+                .insert(header::VARY, HeaderValue::from_static("Accept"));
+            return resp;
+        }
         "/kubesim/faults" | "/kubesim/faults/drop-watches" | "/kubesim/stats" => {
             return admin(&s, req, &path).await;
         }
