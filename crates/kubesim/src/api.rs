@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use serde_json::{Value, json};
 
 use crate::errors::{ApiError, ApiResult, Cause};
+use crate::kinds;
 use crate::managed_fields::{self, Scope, Writer};
 use crate::meta::{self, finalizers, is_deleting, name_of, now_rfc3339};
 use crate::patch;
@@ -475,17 +476,7 @@ impl Api {
             obj["status"] = s;
         }
         validation::apply_defaults(info, &mut obj);
-        if info.group.is_empty() && info.resource == "services" {
-            let t = obj["spec"]["type"].as_str().unwrap_or("ClusterIP");
-            if t != "ExternalName" && obj["spec"]["clusterIP"].is_null() {
-                let ip = self.allocate_cluster_ip();
-                obj["spec"]["clusterIP"] = json!(ip);
-                obj["spec"]["clusterIPs"] = json!([ip]);
-            }
-        }
-        if info.group == "apiextensions.k8s.io" {
-            crd_status(&mut obj);
-        }
+        kinds::of(info).on_create(&mut obj, &|| self.allocate_cluster_ip());
         // Admission errors name a generated object by its prefix: the
         // API server generates names after admission (admission/errors.go).
         let display = generated_from.unwrap_or_else(|| name.clone());
@@ -601,16 +592,7 @@ impl Api {
             m.remove("managedFields");
         }
         validation::apply_defaults(info, &mut new);
-        if info.group.is_empty()
-            && info.resource == "services"
-            && new["spec"]["clusterIP"].is_null()
-        {
-            new["spec"]["clusterIP"] = old["spec"]["clusterIP"].clone();
-            new["spec"]["clusterIPs"] = old["spec"]["clusterIPs"].clone();
-        }
-        if info.group == "apiextensions.k8s.io" {
-            crd_status(&mut new);
-        }
+        kinds::of(info).on_update(old, &mut new);
         let mut causes = validation::validate_update(info, old, &new);
         if let Some(schema) = info.crd.as_ref().and(info.schema.as_ref()) {
             causes.extend(crate::structural::admit(schema, &mut new));
@@ -649,10 +631,11 @@ impl Api {
     ) -> ApiResult<Value> {
         let ns = meta::namespace_of(&new).to_string();
         let name = name_of(&new).to_string();
+        let behaviour = kinds::of(info);
         let spec_finalizers_empty = new["spec"]["finalizers"]
             .as_array()
             .is_none_or(Vec::is_empty)
-            || !(info.group.is_empty() && info.resource == "namespaces");
+            || !behaviour.spec_finalizers_hold_deletion();
         if is_deleting(&new) && finalizers(&new).is_empty() && spec_finalizers_empty {
             let gone = g.remove_as(info, &ns, &name, Some(new)).expect("exists");
             self.after_remove(g, info, &gone);
@@ -664,15 +647,9 @@ impl Api {
             EventType::Added
         };
         let stored = g.put(info, new, kind);
-        if old.is_none() && info.group.is_empty() && info.resource == "namespaces" {
-            seed_namespace(g, &name);
-        }
+        behaviour.after_commit(g, old.is_none(), &stored);
         if !ns.is_empty() && crate::admission::quota::is_counted(&info.group, &info.resource) {
             crate::admission::refresh_quotas(g, &ns);
-        }
-        if info.group == "apiextensions.k8s.io" && info.resource == "customresourcedefinitions" {
-            let infos = ResourceInfo::from_crd(&stored);
-            g.registry.set_crd(name_of(&stored), infos);
         }
         Ok((*stored).clone())
     }
@@ -682,21 +659,7 @@ impl Api {
         if !ns.is_empty() && crate::admission::quota::is_counted(&info.group, &info.resource) {
             crate::admission::refresh_quotas(g, ns);
         }
-        if info.group == "apiextensions.k8s.io" && info.resource == "customresourcedefinitions" {
-            // A deleted CRD takes its custom resources with it.
-            let crd_name = name_of(gone).to_string();
-            let served: Vec<ResourceInfo> = g
-                .registry
-                .all()
-                .iter()
-                .filter(|r| r.crd.as_deref() == Some(&crd_name))
-                .cloned()
-                .collect();
-            if let Some(first) = served.first() {
-                g.remove_all(first);
-            }
-            g.registry.set_crd(&crd_name, vec![]);
-        }
+        kinds::of(info).after_remove(g, gone);
     }
 
     /// Replaces an object (PUT), with optimistic concurrency on resourceVersion.
@@ -1043,17 +1006,15 @@ impl Api {
             fins.push(FOREGROUND.into());
             meta::set_finalizers(&mut new, &fins);
         }
-        let is_namespace = info.group.is_empty() && info.resource == "namespaces";
+        let behaviour = kinds::of(info);
         let spec_fins = new["spec"]["finalizers"]
             .as_array()
             .is_some_and(|a| !a.is_empty());
-        if !fins.is_empty() || (is_namespace && spec_fins) {
+        if !fins.is_empty() || (behaviour.spec_finalizers_hold_deletion() && spec_fins) {
             let m = meta::meta_mut(&mut new);
             m.insert("deletionTimestamp".into(), json!(now_rfc3339()));
             m.insert("deletionGracePeriodSeconds".into(), json!(0));
-            if is_namespace {
-                new["status"]["phase"] = json!("Terminating");
-            }
+            behaviour.on_deletion_started(&mut new);
             let stored = g.put(info, new, EventType::Modified);
             return Ok(Deleted::Pending(Self::with_version(info, &stored)));
         }
@@ -1162,79 +1123,4 @@ fn check_type_meta(info: &ResourceInfo, obj: &Value) -> ApiResult<()> {
         )));
     }
     Ok(())
-}
-
-/// What the ServiceAccount controller and the root-CA publisher put in every
-/// new namespace: the `default` ServiceAccount and the `kube-root-ca.crt`
-/// ConfigMap. Done with the namespace's creation so a Pod created right
-/// after it finds its ServiceAccount (on a real cluster this races).
-fn seed_namespace(g: &mut StoreGuard, ns: &str) {
-    let now = now_rfc3339();
-    let seeds = [
-        (
-            "serviceaccounts",
-            json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default"}}),
-        ),
-        (
-            "configmaps",
-            json!({"apiVersion": "v1", "kind": "ConfigMap",
-            "metadata": {"name": "kube-root-ca.crt", "annotations": {"kubernetes.io/description": "Contains a CA bundle that can be used to verify the kube-apiserver when using internal endpoints such as the internal service IP or kubernetes.default.svc. No other usage is guaranteed across distributions of Kubernetes clusters."}},
-            "data": {"ca.crt": "-----BEGIN CERTIFICATE-----\nMIIBkubesimSimulatedClusterCA\n-----END CERTIFICATE-----\n"}}),
-        ),
-    ];
-    for (resource, mut obj) in seeds {
-        let Some(info) = g.registry.find("", "v1", resource).cloned() else {
-            continue;
-        };
-        if g.get(&info, ns, name_of(&obj)).is_some() {
-            continue;
-        }
-        let m = meta::meta_mut(&mut obj);
-        m.insert("namespace".into(), json!(ns));
-        m.insert("uid".into(), json!(meta::new_uid()));
-        m.insert("creationTimestamp".into(), json!(now));
-        g.put(&info, obj, EventType::Added);
-    }
-}
-
-/// A CRD is accepted and established as soon as it is stored.
-fn crd_status(obj: &mut Value) {
-    let now = now_rfc3339();
-    let storage = obj["spec"]["versions"]
-        .as_array()
-        .and_then(|vs| {
-            vs.iter()
-                .find(|v| v["storage"] == json!(true))
-                .or(vs.first())
-        })
-        .and_then(|v| v["name"].as_str())
-        .unwrap_or_default()
-        .to_string();
-    let mut names = obj["spec"]["names"].clone();
-    if names["singular"].is_null() {
-        names["singular"] = json!(names["kind"].as_str().unwrap_or_default().to_lowercase());
-    }
-    if names["listKind"].is_null() {
-        names["listKind"] = json!(format!(
-            "{}List",
-            names["kind"].as_str().unwrap_or_default()
-        ));
-    }
-    let old_time = |t: &str| {
-        obj["status"]["conditions"]
-            .as_array()
-            .and_then(|c| c.iter().find(|c| c["type"] == t))
-            .and_then(|c| c["lastTransitionTime"].as_str())
-            .map(String::from)
-            .unwrap_or_else(|| now.clone())
-    };
-    let status = json!({
-        "acceptedNames": names,
-        "conditions": [
-            {"type": "NamesAccepted", "status": "True", "reason": "NoConflicts", "message": "no conflicts found", "lastTransitionTime": old_time("NamesAccepted")},
-            {"type": "Established", "status": "True", "reason": "InitialNamesAccepted", "message": "the initial names have been accepted", "lastTransitionTime": old_time("Established")},
-        ],
-        "storedVersions": [storage],
-    });
-    obj["status"] = status;
 }
