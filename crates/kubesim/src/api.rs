@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use serde_json::{Value, json};
 
 use crate::errors::{ApiError, ApiResult, Cause};
+use crate::kinds;
 use crate::managed_fields::{self, Scope, Writer};
 use crate::meta::{self, finalizers, is_deleting, name_of, now_rfc3339};
 use crate::patch;
@@ -190,11 +191,26 @@ impl Api {
         self.lock().registry.find(group, version, resource).cloned()
     }
 
-    fn with_version(info: &ResourceInfo, obj: &Value) -> Value {
-        let mut o = obj.clone();
-        o["apiVersion"] = json!(info.api_version());
-        o["kind"] = json!(info.kind);
-        o
+    /// A stored object as `info`'s version serves it.
+    pub fn with_version(info: &ResourceInfo, obj: &Value) -> Value {
+        crate::conversion::from_storage(info, obj)
+    }
+
+    /// The storage version's resource when `info` is served by conversion.
+    fn storage_of(&self, info: &ResourceInfo) -> Option<ResourceInfo> {
+        crate::conversion::storage_version(info)
+            .and_then(|v| self.resource(&info.group, v, &info.resource))
+    }
+
+    /// An object sent in `info`'s version, checked and converted to `st`'s.
+    fn convert_in(info: &ResourceInfo, st: &ResourceInfo, obj: Value) -> ApiResult<Value> {
+        if !obj.is_object() {
+            return Err(ApiError::bad_request(
+                "the request body must be a JSON object",
+            ));
+        }
+        check_type_meta(info, &obj)?;
+        crate::conversion::to_storage(info, st, obj).map_err(ApiError::bad_request)
     }
 
     pub fn get(&self, info: &ResourceInfo, ns: &str, name: &str) -> ApiResult<Value> {
@@ -385,22 +401,7 @@ impl Api {
                 "the request body must be a JSON object",
             ));
         }
-        if let Some(av) = obj["apiVersion"].as_str()
-            && av != info.api_version()
-        {
-            return Err(ApiError::bad_request(format!(
-                "the API version in the data ({av}) does not match the expected API version ({})",
-                info.api_version()
-            )));
-        }
-        if let Some(k) = obj["kind"].as_str()
-            && k != info.kind
-        {
-            return Err(ApiError::bad_request(format!(
-                "the kind in the data ({k}) does not match the expected kind ({})",
-                info.kind
-            )));
-        }
+        check_type_meta(info, &obj)?;
         obj["apiVersion"] = json!(info.api_version());
         obj["kind"] = json!(info.kind);
         let mut generated_from = None;
@@ -475,17 +476,7 @@ impl Api {
             obj["status"] = s;
         }
         validation::apply_defaults(info, &mut obj);
-        if info.group.is_empty() && info.resource == "services" {
-            let t = obj["spec"]["type"].as_str().unwrap_or("ClusterIP");
-            if t != "ExternalName" && obj["spec"]["clusterIP"].is_null() {
-                let ip = self.allocate_cluster_ip();
-                obj["spec"]["clusterIP"] = json!(ip);
-                obj["spec"]["clusterIPs"] = json!([ip]);
-            }
-        }
-        if info.group == "apiextensions.k8s.io" {
-            crd_status(&mut obj);
-        }
+        kinds::of(info).on_create(&mut obj, &|| self.allocate_cluster_ip());
         // Admission errors name a generated object by its prefix: the
         // API server generates names after admission (admission/errors.go).
         let display = generated_from.unwrap_or_else(|| name.clone());
@@ -503,6 +494,12 @@ impl Api {
         obj: Value,
         opts: &WriteOptions,
     ) -> ApiResult<Value> {
+        if let Some(st) = self.storage_of(info) {
+            let obj = Self::convert_in(info, &st, obj)?;
+            return self
+                .create(&st, ns, obj, opts)
+                .map(|o| Self::with_version(info, &o));
+        }
         let mut g = self.lock();
         let mut obj = self.prepare_create(&g, info, ns, obj, opts)?;
         let now = now_rfc3339();
@@ -595,16 +592,7 @@ impl Api {
             m.remove("managedFields");
         }
         validation::apply_defaults(info, &mut new);
-        if info.group.is_empty()
-            && info.resource == "services"
-            && new["spec"]["clusterIP"].is_null()
-        {
-            new["spec"]["clusterIP"] = old["spec"]["clusterIP"].clone();
-            new["spec"]["clusterIPs"] = old["spec"]["clusterIPs"].clone();
-        }
-        if info.group == "apiextensions.k8s.io" {
-            crd_status(&mut new);
-        }
+        kinds::of(info).on_update(old, &mut new);
         let mut causes = validation::validate_update(info, old, &new);
         if let Some(schema) = info.crd.as_ref().and(info.schema.as_ref()) {
             causes.extend(crate::structural::admit(schema, &mut new));
@@ -643,10 +631,11 @@ impl Api {
     ) -> ApiResult<Value> {
         let ns = meta::namespace_of(&new).to_string();
         let name = name_of(&new).to_string();
+        let behaviour = kinds::of(info);
         let spec_finalizers_empty = new["spec"]["finalizers"]
             .as_array()
             .is_none_or(Vec::is_empty)
-            || !(info.group.is_empty() && info.resource == "namespaces");
+            || !behaviour.spec_finalizers_hold_deletion();
         if is_deleting(&new) && finalizers(&new).is_empty() && spec_finalizers_empty {
             let gone = g.remove_as(info, &ns, &name, Some(new)).expect("exists");
             self.after_remove(g, info, &gone);
@@ -658,15 +647,9 @@ impl Api {
             EventType::Added
         };
         let stored = g.put(info, new, kind);
-        if old.is_none() && info.group.is_empty() && info.resource == "namespaces" {
-            seed_namespace(g, &name);
-        }
+        behaviour.after_commit(g, old.is_none(), &stored);
         if !ns.is_empty() && crate::admission::quota::is_counted(&info.group, &info.resource) {
             crate::admission::refresh_quotas(g, &ns);
-        }
-        if info.group == "apiextensions.k8s.io" && info.resource == "customresourcedefinitions" {
-            let infos = ResourceInfo::from_crd(&stored);
-            g.registry.set_crd(name_of(&stored), infos);
         }
         Ok((*stored).clone())
     }
@@ -676,21 +659,7 @@ impl Api {
         if !ns.is_empty() && crate::admission::quota::is_counted(&info.group, &info.resource) {
             crate::admission::refresh_quotas(g, ns);
         }
-        if info.group == "apiextensions.k8s.io" && info.resource == "customresourcedefinitions" {
-            // A deleted CRD takes its custom resources with it.
-            let crd_name = name_of(gone).to_string();
-            let served: Vec<ResourceInfo> = g
-                .registry
-                .all()
-                .iter()
-                .filter(|r| r.crd.as_deref() == Some(&crd_name))
-                .cloned()
-                .collect();
-            if let Some(first) = served.first() {
-                g.remove_all(first);
-            }
-            g.registry.set_crd(&crd_name, vec![]);
-        }
+        kinds::of(info).after_remove(g, gone);
     }
 
     /// Replaces an object (PUT), with optimistic concurrency on resourceVersion.
@@ -703,6 +672,12 @@ impl Api {
         sub: Option<&str>,
         opts: &WriteOptions,
     ) -> ApiResult<Value> {
+        if let Some(st) = self.storage_of(info) {
+            let body = Self::convert_in(info, &st, body)?;
+            return self
+                .update(&st, ns, name, body, sub, opts)
+                .map(|o| Self::with_version(info, &o));
+        }
         let mut g = self.lock();
         let old = g
             .get(info, ns, name)
@@ -768,13 +743,32 @@ impl Api {
         sub: Option<&str>,
         opts: &WriteOptions,
     ) -> ApiResult<(Value, bool)> {
+        // A patch applies to the object as the client's version shows it;
+        // the result is converted back to the storage version (the API
+        // server's patcher does the same through its internal type).
+        let st = self.storage_of(info);
+        let st_info = st.as_ref().unwrap_or(info);
         let mut g = self.lock();
-        let old = g.get(info, ns, name).cloned();
+        let old = g.get(st_info, ns, name).cloned();
         if ptype == PatchType::Apply {
-            return self.apply(&mut g, info, ns, name, old.as_deref(), body, sub, opts);
+            let (obj, created) = self.apply(
+                &mut g,
+                info,
+                st_info,
+                ns,
+                name,
+                old.as_deref(),
+                body,
+                sub,
+                opts,
+            )?;
+            return Ok((Self::with_version(info, &obj), created));
         }
         let old = old.ok_or_else(|| ApiError::not_found(info, name))?;
-        let mut new = (*old).clone();
+        let mut new = match &st {
+            Some(_) => Self::with_version(info, &old),
+            None => (*old).clone(),
+        };
         match ptype {
             PatchType::Merge => patch::merge_patch(&mut new, body),
             PatchType::Strategic => patch::strategic_merge_patch(&mut new, body),
@@ -783,6 +777,10 @@ impl Api {
             }
             PatchType::Apply => unreachable!(),
         }
+        if st.is_some() {
+            new = Self::convert_in(info, st_info, new)?;
+        }
+        let (req_info, info) = (info, st_info);
         // A resourceVersion in the patch is a precondition.
         if let Some(rv) = new["metadata"]["resourceVersion"].as_str()
             && Some(rv) != old["metadata"]["resourceVersion"].as_str()
@@ -798,14 +796,17 @@ impl Api {
         }
         self.track(info, &old, &mut new, sub, opts);
         let out = self.finish_update(&mut g, info, &old, new, sub, opts)?;
-        Ok((out, false))
+        Ok((Self::with_version(req_info, &out), false))
     }
 
+    /// Server-side apply of `cfg`, sent in `info`'s version, to the object
+    /// stored as `st` (the same resource unless `info` is served by conversion).
     #[allow(clippy::too_many_arguments)]
     fn apply(
         &self,
         g: &mut StoreGuard,
         info: &ResourceInfo,
+        st: &ResourceInfo,
         ns: &str,
         name: &str,
         old: Option<&Value>,
@@ -875,6 +876,7 @@ impl Api {
             scope,
             now: &now,
         };
+        let converted = info.version != st.version;
         match old {
             None => {
                 if sub.is_some() {
@@ -893,14 +895,17 @@ impl Api {
                 let mut merged = managed_fields::apply(&skeleton, cfg, opts.force, &w)
                     .map_err(|c| ApiError::apply_conflict(&c))?;
                 let mf = merged["metadata"]["managedFields"].clone();
-                let mut created = self.prepare_create(g, info, ns, merged.clone(), opts)?;
+                if converted {
+                    merged = Self::convert_in(info, st, merged)?;
+                }
+                let mut created = self.prepare_create(g, st, ns, merged.clone(), opts)?;
                 meta::meta_mut(&mut created).insert("managedFields".into(), mf);
                 merged = created;
                 if opts.dry_run {
                     return Ok((merged, true));
                 }
-                let stored = self.commit(g, info, None, merged)?;
-                Ok((Self::with_version(info, &stored), true))
+                let stored = self.commit(g, st, None, merged)?;
+                Ok((stored, true))
             }
             Some(old) => {
                 if let Some(rv) = cfg["metadata"]["resourceVersion"].as_str()
@@ -908,9 +913,19 @@ impl Api {
                 {
                     return Err(ApiError::conflict(info, name));
                 }
-                let merged = managed_fields::apply(old, cfg, opts.force, &w)
-                    .map_err(|c| ApiError::apply_conflict(&c))?;
-                let out = self.finish_update(g, info, old, merged, sub, opts)?;
+                let mut merged = if converted {
+                    let view = Self::with_version(info, old);
+                    let m = managed_fields::apply(&view, cfg, opts.force, &w);
+                    m.map_err(|c| ApiError::apply_conflict(&c))
+                        .and_then(|m| Self::convert_in(info, st, m))?
+                } else {
+                    managed_fields::apply(old, cfg, opts.force, &w)
+                        .map_err(|c| ApiError::apply_conflict(&c))?
+                };
+                if converted {
+                    merged["apiVersion"] = json!(st.api_version());
+                }
+                let out = self.finish_update(g, st, old, merged, sub, opts)?;
                 Ok((out, false))
             }
         }
@@ -991,17 +1006,15 @@ impl Api {
             fins.push(FOREGROUND.into());
             meta::set_finalizers(&mut new, &fins);
         }
-        let is_namespace = info.group.is_empty() && info.resource == "namespaces";
+        let behaviour = kinds::of(info);
         let spec_fins = new["spec"]["finalizers"]
             .as_array()
             .is_some_and(|a| !a.is_empty());
-        if !fins.is_empty() || (is_namespace && spec_fins) {
+        if !fins.is_empty() || (behaviour.spec_finalizers_hold_deletion() && spec_fins) {
             let m = meta::meta_mut(&mut new);
             m.insert("deletionTimestamp".into(), json!(now_rfc3339()));
             m.insert("deletionGracePeriodSeconds".into(), json!(0));
-            if is_namespace {
-                new["status"]["phase"] = json!("Terminating");
-            }
+            behaviour.on_deletion_started(&mut new);
             let stored = g.put(info, new, EventType::Modified);
             return Ok(Deleted::Pending(Self::with_version(info, &stored)));
         }
@@ -1091,77 +1104,23 @@ impl Api {
     }
 }
 
-/// What the ServiceAccount controller and the root-CA publisher put in every
-/// new namespace: the `default` ServiceAccount and the `kube-root-ca.crt`
-/// ConfigMap. Done with the namespace's creation so a Pod created right
-/// after it finds its ServiceAccount (on a real cluster this races).
-fn seed_namespace(g: &mut StoreGuard, ns: &str) {
-    let now = now_rfc3339();
-    let seeds = [
-        (
-            "serviceaccounts",
-            json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default"}}),
-        ),
-        (
-            "configmaps",
-            json!({"apiVersion": "v1", "kind": "ConfigMap",
-            "metadata": {"name": "kube-root-ca.crt", "annotations": {"kubernetes.io/description": "Contains a CA bundle that can be used to verify the kube-apiserver when using internal endpoints such as the internal service IP or kubernetes.default.svc. No other usage is guaranteed across distributions of Kubernetes clusters."}},
-            "data": {"ca.crt": "-----BEGIN CERTIFICATE-----\nMIIBkubesimSimulatedClusterCA\n-----END CERTIFICATE-----\n"}}),
-        ),
-    ];
-    for (resource, mut obj) in seeds {
-        let Some(info) = g.registry.find("", "v1", resource).cloned() else {
-            continue;
-        };
-        if g.get(&info, ns, name_of(&obj)).is_some() {
-            continue;
-        }
-        let m = meta::meta_mut(&mut obj);
-        m.insert("namespace".into(), json!(ns));
-        m.insert("uid".into(), json!(meta::new_uid()));
-        m.insert("creationTimestamp".into(), json!(now));
-        g.put(&info, obj, EventType::Added);
+/// The body's apiVersion and kind, when set, must be the endpoint's.
+fn check_type_meta(info: &ResourceInfo, obj: &Value) -> ApiResult<()> {
+    if let Some(av) = obj["apiVersion"].as_str()
+        && av != info.api_version()
+    {
+        return Err(ApiError::bad_request(format!(
+            "the API version in the data ({av}) does not match the expected API version ({})",
+            info.api_version()
+        )));
     }
-}
-
-/// A CRD is accepted and established as soon as it is stored.
-fn crd_status(obj: &mut Value) {
-    let now = now_rfc3339();
-    let storage = obj["spec"]["versions"]
-        .as_array()
-        .and_then(|vs| {
-            vs.iter()
-                .find(|v| v["storage"] == json!(true))
-                .or(vs.first())
-        })
-        .and_then(|v| v["name"].as_str())
-        .unwrap_or_default()
-        .to_string();
-    let mut names = obj["spec"]["names"].clone();
-    if names["singular"].is_null() {
-        names["singular"] = json!(names["kind"].as_str().unwrap_or_default().to_lowercase());
+    if let Some(k) = obj["kind"].as_str()
+        && k != info.kind
+    {
+        return Err(ApiError::bad_request(format!(
+            "the kind in the data ({k}) does not match the expected kind ({})",
+            info.kind
+        )));
     }
-    if names["listKind"].is_null() {
-        names["listKind"] = json!(format!(
-            "{}List",
-            names["kind"].as_str().unwrap_or_default()
-        ));
-    }
-    let old_time = |t: &str| {
-        obj["status"]["conditions"]
-            .as_array()
-            .and_then(|c| c.iter().find(|c| c["type"] == t))
-            .and_then(|c| c["lastTransitionTime"].as_str())
-            .map(String::from)
-            .unwrap_or_else(|| now.clone())
-    };
-    let status = json!({
-        "acceptedNames": names,
-        "conditions": [
-            {"type": "NamesAccepted", "status": "True", "reason": "NoConflicts", "message": "no conflicts found", "lastTransitionTime": old_time("NamesAccepted")},
-            {"type": "Established", "status": "True", "reason": "InitialNamesAccepted", "message": "the initial names have been accepted", "lastTransitionTime": old_time("Established")},
-        ],
-        "storedVersions": [storage],
-    });
-    obj["status"] = status;
+    Ok(())
 }

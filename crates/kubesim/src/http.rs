@@ -140,6 +140,24 @@ async fn handle(State(s): State<Arc<Shared>>, req: Request) -> Response {
             let reg = s.api.lock().registry.clone();
             return json_response(200, &openapi::index(&reg));
         }
+        "/openapi/v2" => {
+            let accept = req
+                .headers()
+                .get(header::ACCEPT)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default();
+            // kube-openapi's handler: 406 with no body when no accepted
+            // type can be served, and `Vary: Accept` on every answer.
+            let mut resp = if openapi::v2_accepts_json(accept) {
+                let reg = s.api.lock().registry.clone();
+                json_response(200, &openapi::v2(&reg))
+            } else {
+                Response::builder().status(406).body(Body::empty()).unwrap()
+            };
+            resp.headers_mut()
+                .insert(header::VARY, HeaderValue::from_static("Accept"));
+            return resp;
+        }
         "/kubesim/faults" | "/kubesim/faults/drop-watches" | "/kubesim/stats" => {
             return admin(&s, req, &path).await;
         }
@@ -917,12 +935,7 @@ fn watch(
                     let objs: Vec<Value> = g
                         .range(info, ns, None)
                         .filter(|(_, o)| matches(o))
-                        .map(|(_, o)| {
-                            let mut v = (**o).clone();
-                            v["apiVersion"] = json!(info.api_version());
-                            v["kind"] = json!(info.kind);
-                            v
-                        })
+                        .map(|(_, o)| crate::api::Api::with_version(info, o))
                         .collect();
                     (g.resource_version(), objs)
                 };
@@ -963,7 +976,7 @@ fn watch(
                 // its previous content at the event's resourceVersion.
                 let now = matches(&e.object);
                 let before = e.prev.as_deref().is_some_and(&matches);
-                let (kind, mut o) = match (e.kind, now, before) {
+                let (kind, o) = match (e.kind, now, before) {
                     (crate::store::EventType::Modified, true, false) => {
                         ("ADDED", (*e.object).clone())
                     }
@@ -975,8 +988,7 @@ fn watch(
                     (_, true, _) => (e.kind.as_str(), (*e.object).clone()),
                     _ => continue,
                 };
-                o["apiVersion"] = json!(info.api_version());
-                o["kind"] = json!(info.kind);
+                let o = crate::api::Api::with_version(info, &o);
                 if tx.send(event_line(kind, &shape(o))).await.is_err() {
                     return;
                 }

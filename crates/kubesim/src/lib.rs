@@ -13,7 +13,8 @@
 //! ```
 //!
 //! Modules follow the API server's ideas: [`store`] (objects, resourceVersion,
-//! event history), [`api`] (verbs and metadata rules), [`managed_fields`]
+//! event history), [`api`] (verbs and metadata rules), [`kinds`] (per-kind
+//! behaviour behind one trait), [`conversion`] (served versions), [`managed_fields`]
 //! (server-side apply), [`patch`], [`discovery`], [`openapi`], [`controllers`]
 //! (workloads, namespaces, garbage collection), [`faults`], [`http`] and
 //! [`tls`] (HTTPS, for clients configured in-cluster).
@@ -21,11 +22,13 @@
 pub mod admission;
 pub mod api;
 pub mod controllers;
+pub mod conversion;
 pub mod defaults;
 pub mod discovery;
 pub mod errors;
 pub mod faults;
 pub mod http;
+pub mod kinds;
 pub mod managed_fields;
 pub mod meta;
 pub mod openapi;

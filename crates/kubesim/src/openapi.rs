@@ -1,4 +1,4 @@
-//! OpenAPI v3 documents generated from the resource table.
+//! OpenAPI documents generated from the resource table.
 //!
 //! kubectl fetches `/openapi/v3` (an index) and the document of each group
 //! version it writes to. What it needs from them: every kind's PATCH
@@ -6,6 +6,7 @@
 //! `fieldValidation` query parameter (then kubectl leaves validation to the
 //! server), and a schema per kind. Built-in kinds get their real schemas
 //! ([`crate::wire::schemas`]); CRD schemas are served as given.
+//! `/openapi/v2` is the same content as one Swagger 2.0 document ([`v2`]).
 
 use serde_json::{Map, Value, json};
 
@@ -151,4 +152,225 @@ pub fn document(reg: &Registry, group: &str, version: &str) -> Option<Value> {
         "paths": paths,
         "components": {"schemas": schemas},
     }))
+}
+
+/// The media types `/openapi/v2` answers in. The API server (kube-openapi
+/// `handler.go`) also serves the gnostic protobuf form
+/// (`application/com.github.proto-openapi.spec.v2@v1.0+protobuf`); kubesim
+/// serves JSON only, so a client that accepts nothing else gets what
+/// kube-openapi answers an unsupported `Accept`: 406 Not Acceptable.
+pub fn v2_accepts_json(accept: &str) -> bool {
+    accept.trim().is_empty()
+        || accept.split(',').any(|r| {
+            matches!(
+                r.split(';').next().unwrap_or_default().trim(),
+                "application/json" | "application/*" | "*/*"
+            )
+        })
+}
+
+/// The OpenAPI v2 (Swagger 2.0) document of `/openapi/v2`: every served
+/// group-version in one document, converted from the same v3 documents
+/// (so both describe the same resources and schemas), in the API server's
+/// v2 shape: `definitions` keyed `io.k8s.api.apps.v1.Deployment`,
+/// `#/definitions/` references with their description beside them, body and
+/// path parameters, `consumes`/`produces`.
+pub fn v2(reg: &Registry) -> Value {
+    let mut paths = Map::new();
+    let mut definitions = Map::new();
+    for (group, versions) in reg.groups() {
+        for v in versions {
+            let Some(doc) = document(reg, &group, &v) else {
+                continue;
+            };
+            for (p, item) in doc["paths"].as_object().into_iter().flatten() {
+                paths.insert(p.clone(), v2_path_item(p, item));
+            }
+            let schemas = doc["components"]["schemas"].as_object();
+            for (name, schema) in schemas.into_iter().flatten() {
+                definitions
+                    .entry(name.clone())
+                    .or_insert_with(|| v2_schema(schema));
+            }
+        }
+    }
+    json!({
+        "swagger": "2.0",
+        "info": {"title": "Kubernetes", "version": "v1.32.0"},
+        "paths": paths,
+        "definitions": definitions,
+        "securityDefinitions": {"BearerToken": {"description": "Bearer Token authentication", "type": "apiKey", "name": "authorization", "in": "header"}},
+        "security": [{"BearerToken": []}],
+    })
+}
+
+fn v2_path_item(path: &str, item: &Value) -> Value {
+    let mut out = Map::new();
+    for (method, op) in item.as_object().into_iter().flatten() {
+        out.insert(method.clone(), v2_operation(method, op));
+    }
+    // Path parameters are declared once per path, as the API server does.
+    let params: Vec<Value> = ["name", "namespace"]
+        .iter()
+        .filter(|p| path.contains(&format!("{{{p}}}")))
+        .map(|p| {
+            json!({"uniqueItems": true, "type": "string", "description": format!("{p} of the resource"),
+                "name": p, "in": "path", "required": true})
+        })
+        .collect();
+    if !params.is_empty() {
+        out.insert("parameters".into(), Value::Array(params));
+    }
+    Value::Object(out)
+}
+
+fn v2_operation(method: &str, op: &Value) -> Value {
+    let mut out = Map::new();
+    for k in [
+        "operationId",
+        "x-kubernetes-action",
+        "x-kubernetes-group-version-kind",
+    ] {
+        if let Some(v) = op.get(k) {
+            out.insert(k.into(), v.clone());
+        }
+    }
+    let mut params: Vec<Value> = op["parameters"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|p| {
+            let mut q = p["schema"].clone();
+            q["name"] = p["name"].clone();
+            q["in"] = p["in"].clone();
+            q
+        })
+        .collect();
+    let body = &op["requestBody"]["content"];
+    if let Some((_, media)) = body.as_object().and_then(|m| m.iter().next()) {
+        params.push(json!({"name": "body", "in": "body", "required": true, "schema": v2_schema(&media["schema"])}));
+    }
+    out.insert("parameters".into(), Value::Array(params));
+    let consumes: Vec<&String> = match body.as_object() {
+        Some(m) if method == "patch" => m.keys().collect(),
+        _ => Vec::new(),
+    };
+    out.insert(
+        "consumes".into(),
+        if consumes.is_empty() {
+            json!(["*/*"])
+        } else {
+            json!(consumes)
+        },
+    );
+    out.insert(
+        "produces".into(),
+        json!([
+            "application/json",
+            "application/yaml",
+            "application/vnd.kubernetes.protobuf"
+        ]),
+    );
+    out.insert("schemes".into(), json!(["https"]));
+    let mut responses = Map::new();
+    for (code, r) in op["responses"].as_object().into_iter().flatten() {
+        let mut resp = json!({"description": r["description"]});
+        if let Some(s) = r["content"]["application/json"].get("schema") {
+            resp["schema"] = v2_schema(s);
+        }
+        responses.insert(code.clone(), resp);
+    }
+    out.insert("responses".into(), Value::Object(responses));
+    Value::Object(out)
+}
+
+/// A v3 schema in Swagger 2.0 terms: `$ref`s into `#/definitions/`, a lone
+/// `allOf` reference unwrapped (v2 puts the description beside `$ref`),
+/// int-or-string and quantities as strings, and what Swagger 2.0 lacks
+/// (`nullable`, `oneOf`, `anyOf`, `not`) dropped, as the API server's v2
+/// publishing of CRD schemas does.
+fn v2_schema(s: &Value) -> Value {
+    let Value::Object(m) = s else {
+        return s.clone();
+    };
+    let mut out = Map::new();
+    if let Some(Value::Array(all)) = m.get("allOf")
+        && all.len() == 1
+        && all[0].get("$ref").is_some()
+    {
+        out.insert("$ref".into(), v2_schema(&all[0])["$ref"].clone());
+    }
+    if let Some(one) = m.get("oneOf").and_then(Value::as_array) {
+        // IntOrString (format int-or-string) and Quantity: strings in v2.
+        if one.iter().any(|o| o["type"] == "string") {
+            out.insert("type".into(), json!("string"));
+        }
+    }
+    for (k, v) in m {
+        match k.as_str() {
+            "allOf" if out.contains_key("$ref") => {}
+            "nullable" | "oneOf" | "anyOf" | "not" => {}
+            "$ref" => {
+                let r = v.as_str().unwrap_or_default();
+                let r = r.replace("#/components/schemas/", "#/definitions/");
+                out.insert(k.clone(), json!(r));
+            }
+            "properties" | "patternProperties" => {
+                let props: Map<String, Value> = v
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                    .map(|(n, p)| (n.clone(), v2_schema(p)))
+                    .collect();
+                out.insert(k.clone(), Value::Object(props));
+            }
+            "items" | "additionalProperties" => {
+                out.insert(k.clone(), v2_schema(v));
+            }
+            "allOf" => {
+                out.insert(
+                    k.clone(),
+                    Value::Array(v.as_array().into_iter().flatten().map(v2_schema).collect()),
+                );
+            }
+            _ => {
+                out.insert(k.clone(), v.clone());
+            }
+        }
+    }
+    Value::Object(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn v2_negotiates_like_kube_openapi() {
+        assert!(v2_accepts_json(""));
+        assert!(v2_accepts_json("application/json, */*"));
+        assert!(v2_accepts_json("*/*"));
+        assert!(!v2_accepts_json(
+            "application/com.github.proto-openapi.spec.v2@v1.0+protobuf"
+        ));
+    }
+
+    #[test]
+    fn v3_schemas_become_swagger_2() {
+        let v3 = json!({"type": "object", "properties": {
+            "spec": {"allOf": [{"$ref": "#/components/schemas/io.k8s.X"}], "description": "d", "default": {}},
+            "n": {"type": "integer", "nullable": true},
+            "q": {"oneOf": [{"type": "string"}, {"type": "number"}]},
+            "l": {"type": "array", "items": {"allOf": [{"$ref": "#/components/schemas/io.k8s.Y"}]}},
+        }});
+        assert_eq!(
+            v2_schema(&v3),
+            json!({"type": "object", "properties": {
+                "spec": {"$ref": "#/definitions/io.k8s.X", "description": "d", "default": {}},
+                "n": {"type": "integer"},
+                "q": {"type": "string"},
+                "l": {"type": "array", "items": {"$ref": "#/definitions/io.k8s.Y"}},
+            }})
+        );
+    }
 }

@@ -156,8 +156,9 @@ pub fn json_patch(doc: &mut Value, ops: &Value) -> Result<(), String> {
 }
 
 /// Strategic merge patch: like a merge patch, but lists with a merge key are
-/// merged item by item, `$patch: delete|replace`, `$retainKeys` and
-/// `$deleteFromPrimitiveList/<field>` directives are honoured.
+/// merged item by item, `$patch: delete|replace`, `$retainKeys`,
+/// `$deleteFromPrimitiveList/<field>` and `$setElementOrder/<field>`
+/// directives are honoured.
 pub fn strategic_merge_patch(target: &mut Value, patch: &Value) {
     smp_object(target, patch, &mut Vec::new());
 }
@@ -183,6 +184,14 @@ fn smp_object(target: &mut Value, patch: &Value, path: &mut Vec<String>) {
             .unwrap()
             .retain(|k, _| keep.contains(&k.as_str()));
     }
+    // The live lists that `$setElementOrder` directives reorder, before the merge.
+    let live_lists: Vec<(&str, &Vec<Value>, Value)> = p
+        .iter()
+        .filter_map(|(k, order)| {
+            let field = k.strip_prefix("$setElementOrder/")?;
+            Some((field, order.as_array()?, target[field].clone()))
+        })
+        .collect();
     for (k, v) in p {
         let t = target.as_object_mut().unwrap();
         if let Some(field) = k.strip_prefix("$deleteFromPrimitiveList/") {
@@ -192,7 +201,7 @@ fn smp_object(target: &mut Value, patch: &Value, path: &mut Vec<String>) {
             continue;
         }
         if k.starts_with('$') {
-            continue; // $setElementOrder and friends only affect ordering
+            continue; // $setElementOrder is applied after the merge, below
         }
         if v.is_null() {
             t.remove(k);
@@ -207,6 +216,84 @@ fn smp_object(target: &mut Value, patch: &Value, path: &mut Vec<String>) {
         }
         path.pop();
     }
+    for (field, order, live) in live_lists {
+        let t = target.as_object_mut().unwrap();
+        let Some(Value::Array(merged)) = t.get_mut(field) else {
+            continue;
+        };
+        path.push(field.to_string());
+        let p: Vec<&str> = path.iter().map(String::as_str).collect();
+        let key = match list_type(&p) {
+            ListType::Map(keys) => Some(keys[0]),
+            _ => None,
+        };
+        path.pop();
+        let live = live.as_array().map(Vec::as_slice).unwrap_or_default();
+        *merged = set_element_order(std::mem::take(merged), order, live, key);
+    }
+}
+
+/// Where `item` is in `list`: by its merge key for lists of maps, by value
+/// for primitives (apimachinery strategicpatch `index`).
+fn index_in(list: &[Value], item: &Value, key: Option<&str>) -> Option<usize> {
+    match key {
+        Some(k) => list
+            .iter()
+            .position(|e| !item[k].is_null() && e[k] == item[k]),
+        None => list.iter().position(|e| e == item),
+    }
+}
+
+/// Orders a merged list by a `$setElementOrder` list, as apimachinery's
+/// `mergePatchIntoOriginal` does (strategicpatch/patch.go; design in
+/// design-proposals-archive/cli/preserve-order-in-strategic-merge-patch.md):
+/// items named in `order` follow it; items only on the server keep their
+/// live order and are interleaved where the live list had them. The
+/// precedence is `$setElementOrder` > the patch list > the live list.
+fn set_element_order(
+    merged: Vec<Value>,
+    order: &[Value],
+    live: &[Value],
+    key: Option<&str>,
+) -> Vec<Value> {
+    let (mut patch_items, mut server_only): (Vec<Value>, Vec<Value>) = merged
+        .into_iter()
+        .partition(|item| index_in(order, item, key).is_some());
+    // `normalizeSliceOrder`: a stable sort by position in the given list.
+    let rank = |list: &[Value], item: &Value| index_in(list, item, key).unwrap_or(usize::MAX);
+    patch_items.sort_by_key(|i| rank(order, i));
+    server_only.sort_by_key(|i| rank(live, i));
+    // Items the order list marks `$patch: delete` go (`extractToDeleteItems`).
+    if key.is_some() {
+        let deleted: Vec<Value> = order
+            .iter()
+            .filter(|o| o.get("$patch").and_then(Value::as_str) == Some("delete"))
+            .cloned()
+            .collect();
+        patch_items.retain(|i| index_in(&deleted, i, key).is_none());
+    }
+    // `mergeSortedSlice(serverOnly, patch, live)`: a server-only item goes
+    // before the next patch item only when the live list has both and had it
+    // first.
+    let mut out = Vec::with_capacity(patch_items.len() + server_only.len());
+    let (mut left, mut right) = (
+        server_only.into_iter().peekable(),
+        patch_items.into_iter().peekable(),
+    );
+    loop {
+        let take_left = match (left.peek(), right.peek()) {
+            (None, None) => break,
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            (Some(l), Some(r)) => matches!(
+                (index_in(live, l, key), index_in(live, r, key)),
+                (Some(li), Some(ri)) if li < ri
+            ),
+        };
+        let next = if take_left { left.next() } else { right.next() };
+        out.extend(next);
+    }
+    out
 }
 
 fn smp_list(target: &mut Value, items: &[Value], path: &mut Vec<String>) {
@@ -299,5 +386,99 @@ mod tests {
             &json!({"metadata": {"$deleteFromPrimitiveList/finalizers": ["a"]}}),
         );
         assert_eq!(f, json!({"metadata": {"finalizers": ["b"]}}));
+    }
+
+    fn containers(names: &[&str]) -> Value {
+        let cs: Vec<Value> = names
+            .iter()
+            .map(|n| json!({"name": n, "image": format!("{n}:1")}))
+            .collect();
+        json!({"spec": {"template": {"spec": {"containers": cs}}}})
+    }
+
+    fn names(d: &Value) -> Vec<String> {
+        d["spec"]["template"]["spec"]["containers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap().to_string())
+            .collect()
+    }
+
+    /// What `kubectl apply` sends when only the order changed: the order list
+    /// and no list at all.
+    #[test]
+    fn set_element_order_reorders_a_map_list() {
+        let mut d = containers(&["a", "b"]);
+        strategic_merge_patch(
+            &mut d,
+            &json!({"spec": {"template": {"spec": {
+                "$setElementOrder/containers": [{"name": "b"}, {"name": "a"}]}}}}),
+        );
+        assert_eq!(names(&d), ["b", "a"]);
+        assert_eq!(
+            d["spec"]["template"]["spec"]["containers"][0]["image"],
+            "b:1"
+        );
+    }
+
+    /// New items land where the order list puts them, not at the end.
+    #[test]
+    fn set_element_order_places_added_items() {
+        let mut d = containers(&["a", "b"]);
+        strategic_merge_patch(
+            &mut d,
+            &json!({"spec": {"template": {"spec": {
+                "$setElementOrder/containers": [{"name": "a"}, {"name": "c"}, {"name": "b"}],
+                "containers": [{"name": "c", "image": "c:1"}]}}}}),
+        );
+        assert_eq!(names(&d), ["a", "c", "b"]);
+    }
+
+    /// Server-only items keep their place relative to the live list
+    /// (`mergeSortedSlice`): one goes before the next ordered item when the
+    /// live list had it first.
+    #[test]
+    fn set_element_order_interleaves_server_only_items() {
+        let mut d = containers(&["a", "s", "b"]);
+        strategic_merge_patch(
+            &mut d,
+            &json!({"spec": {"template": {"spec": {
+                "$setElementOrder/containers": [{"name": "b"}, {"name": "a"}]}}}}),
+        );
+        // s (live 1) vs b (live 2): s first; then the ordered b, a.
+        assert_eq!(names(&d), ["s", "b", "a"]);
+        let mut d = containers(&["s", "a", "b"]);
+        strategic_merge_patch(
+            &mut d,
+            &json!({"spec": {"template": {"spec": {
+                "$setElementOrder/containers": [{"name": "a"}, {"name": "b"}]}}}}),
+        );
+        assert_eq!(names(&d), ["s", "a", "b"]);
+        let mut d = containers(&["a", "b", "s"]);
+        strategic_merge_patch(
+            &mut d,
+            &json!({"spec": {"template": {"spec": {
+                "$setElementOrder/containers": [{"name": "b"}, {"name": "a"}]}}}}),
+        );
+        assert_eq!(names(&d), ["b", "a", "s"]);
+    }
+
+    #[test]
+    fn set_element_order_on_primitives_and_with_deletes() {
+        let mut f = json!({"metadata": {"finalizers": ["x", "y"]}});
+        strategic_merge_patch(
+            &mut f,
+            &json!({"metadata": {"$setElementOrder/finalizers": ["z", "y", "x"], "finalizers": ["z"]}}),
+        );
+        assert_eq!(f["metadata"]["finalizers"], json!(["z", "y", "x"]));
+        let mut d = containers(&["a", "b", "c"]);
+        strategic_merge_patch(
+            &mut d,
+            &json!({"spec": {"template": {"spec": {
+                "$setElementOrder/containers": [{"name": "c"}, {"name": "a"}],
+                "containers": [{"name": "b", "$patch": "delete"}]}}}}),
+        );
+        assert_eq!(names(&d), ["c", "a"]);
     }
 }

@@ -323,6 +323,17 @@ const BUILTINS: &[Row] = &[
         &["hpa"],
         true,
     ),
+    // Served as v1 too (`kubectl autoscale`), stored as v2: see conversion.rs.
+    // v2 first, as the API server prefers it.
+    (
+        "autoscaling",
+        "v1",
+        "horizontalpodautoscalers",
+        "HorizontalPodAutoscaler",
+        true,
+        &["hpa"],
+        true,
+    ),
     (
         "coordination.k8s.io",
         "v1",

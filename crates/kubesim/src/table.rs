@@ -235,6 +235,15 @@ fn columns(info: &ResourceInfo, crd: Option<&Value>) -> Vec<Column> {
             age_col(),
             b("VolumeMode", "string", 1, "volumeMode defines what type of volume is required by the claim."),
         ]),
+        // printers.go horizontalPodAutoscalerColumnDefinitions.
+        ("autoscaling", "horizontalpodautoscalers") => cols.extend([
+            b("Reference", "string", 0, "scaleTargetRef points to the target resource to scale, and is used to the pods for which metrics should be collected, as well as to actually change the replica count."),
+            b("Targets", "string", 0, "metrics contains the specifications for which to use to calculate the desired replica count (the maximum replica count across all metrics will be used)."),
+            b("MinPods", "string", 0, "minReplicas is the lower limit for the number of replicas to which the autoscaler can scale down."),
+            b("MaxPods", "integer", 0, "maxReplicas is the upper limit for the number of replicas to which the autoscaler can scale up. It cannot be less that minReplicas."),
+            b("Replicas", "integer", 0, "currentReplicas is current number of replicas of pods managed by this autoscaler, as last seen by the autoscaler."),
+            age_col(),
+        ]),
         ("", "serviceaccounts") => cols.extend([
             b("Secrets", "string", 0, "Secrets is a list of the secrets in the same namespace that pods running using this ServiceAccount are allowed to use."),
             age_col(),
@@ -751,8 +760,102 @@ fn builtin_cell(info: &ResourceInfo, column: &str, o: &Value, now: OffsetDateTim
         ("persistentvolumeclaims", _) => pvc_cell(column, o),
         ("serviceaccounts", "Secrets") => json!(o["secrets"].as_array().map_or(0, Vec::len)),
         ("ingresses", _) => ingress_cell(column, o),
+        ("horizontalpodautoscalers", _) => hpa_cell(column, o),
         ("events", _) => event_cell(column, o, now),
         _ => Value::Null,
+    }
+}
+
+/// printers.go printHorizontalPodAutoscaler, on the v2 shape.
+fn hpa_cell(column: &str, o: &Value) -> Value {
+    let o = crate::conversion::hpa_as_v2(o);
+    let spec = &o["spec"];
+    match column {
+        "Reference" => json!(format!(
+            "{}/{}",
+            spec["scaleTargetRef"]["kind"].as_str().unwrap_or_default(),
+            spec["scaleTargetRef"]["name"].as_str().unwrap_or_default()
+        )),
+        "Targets" => json!(hpa_metrics(&o)),
+        "MinPods" => json!(match spec["minReplicas"].as_i64() {
+            Some(n) => n.to_string(),
+            None => "<unset>".into(),
+        }),
+        "MaxPods" => json!(int(&spec["maxReplicas"])),
+        "Replicas" => json!(int(&o["status"]["currentReplicas"])),
+        _ => Value::Null,
+    }
+}
+
+/// printers.go formatHPAMetrics: `cpu: <unknown>/80%`, two metrics at most.
+fn hpa_metrics(o: &Value) -> String {
+    let specs = o["spec"]["metrics"].as_array().cloned().unwrap_or_default();
+    if specs.is_empty() {
+        return "<none>".into();
+    }
+    let statuses = o["status"]["currentMetrics"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let q = |v: &Value| match v {
+        Value::String(s) => s.clone(),
+        Value::Null => "0".into(),
+        v => v.to_string(),
+    };
+    let list: Vec<String> = specs
+        .iter()
+        .enumerate()
+        .map(|(i, spec)| {
+            let ty = spec["type"].as_str().unwrap_or_default();
+            let key = match ty {
+                "External" => "external",
+                "Pods" => "pods",
+                "Object" => "object",
+                "Resource" => "resource",
+                "ContainerResource" => "containerResource",
+                _ => return "<unknown type>".to_string(),
+            };
+            let s = &spec[key];
+            let st = statuses
+                .get(i)
+                .map(|st| &st[key])
+                .filter(|st| st.is_object());
+            let cur = |f: &str| match st {
+                Some(st) if !st["current"][f].is_null() => q(&st["current"][f]),
+                _ => "<unknown>".into(),
+            };
+            let t = &s["target"];
+            match key {
+                "external" | "object" if !t["averageValue"].is_null() => {
+                    format!("{}/{} (avg)", cur("averageValue"), q(&t["averageValue"]))
+                }
+                "external" | "object" => format!("{}/{}", cur("value"), q(&t["value"])),
+                "pods" => format!("{}/{}", cur("averageValue"), q(&t["averageValue"])),
+                _ => {
+                    let name = s["name"].as_str().unwrap_or_default();
+                    if !t["averageValue"].is_null() {
+                        format!("{name}: {}/{}", cur("averageValue"), q(&t["averageValue"]))
+                    } else {
+                        let current =
+                            match st.and_then(|st| st["current"]["averageUtilization"].as_i64()) {
+                                Some(u) => format!("{u}%"),
+                                None => "<unknown>".into(),
+                            };
+                        let target = match t["averageUtilization"].as_i64() {
+                            Some(u) => format!("{u}%"),
+                            None => "<auto>".into(),
+                        };
+                        format!("{name}: {current}/{target}")
+                    }
+                }
+            }
+        })
+        .collect();
+    let max = 2;
+    if list.len() > max {
+        format!("{} + {} more...", list[..max].join(", "), list.len() - max)
+    } else {
+        list.join(", ")
     }
 }
 

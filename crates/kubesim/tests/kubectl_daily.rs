@@ -422,3 +422,169 @@ async fn apply_prune_deletes_what_the_manifest_dropped() {
     assert_eq!(left.trim(), "configmap/a");
     s.sim.shutdown().await;
 }
+
+/// `kubectl autoscale` (v1.32) writes an autoscaling/v1 HPA; the API server
+/// stores it as v2 (`targetCPUUtilizationPercentage` becomes a CPU
+/// `Utilization` metric) and serves both, converting on every read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn autoscale_writes_v1_and_reads_as_v2() {
+    let s = common::start(kubesim::Config::default()).await;
+    s.kubectl_ok(&["create", "deployment", "web", "--image=nginx"], None)
+        .await;
+    let out = s
+        .kubectl_ok(
+            &[
+                "autoscale",
+                "deployment",
+                "web",
+                "--min=1",
+                "--max=3",
+                "--cpu-percent=80",
+            ],
+            None,
+        )
+        .await;
+    assert!(
+        out.contains("horizontalpodautoscaler.autoscaling/web autoscaled"),
+        "{out}"
+    );
+    let out = s.kubectl_ok(&["get", "hpa"], None).await;
+    let lines: Vec<Vec<&str>> = out
+        .lines()
+        .map(|l| {
+            l.split("   ")
+                .map(str::trim)
+                .filter(|c| !c.is_empty())
+                .collect()
+        })
+        .collect();
+    assert_eq!(
+        lines[0],
+        [
+            "NAME",
+            "REFERENCE",
+            "TARGETS",
+            "MINPODS",
+            "MAXPODS",
+            "REPLICAS",
+            "AGE"
+        ],
+        "{out}"
+    );
+    assert_eq!(
+        lines[1][..6],
+        ["web", "Deployment/web", "cpu: <unknown>/80%", "1", "3", "0"],
+        "{out}"
+    );
+    // kubectl reads the preferred version, v2.
+    let v2 = json(
+        &s.kubectl_ok(&["get", "hpa", "web", "-o", "json"], None)
+            .await,
+    );
+    assert_eq!(v2["apiVersion"], "autoscaling/v2");
+    assert_eq!(
+        v2["spec"]["metrics"],
+        serde_json::json!([{"type": "Resource", "resource": {"name": "cpu",
+            "target": {"type": "Utilization", "averageUtilization": 80}}}])
+    );
+    assert_eq!(v2["spec"]["scaleTargetRef"]["name"], "web");
+    // A v2 edit is visible through v1: the CPU metric as the percentage, the
+    // metric v1 cannot express in the round-trip annotation.
+    s.kubectl_ok(
+        &[
+            "patch",
+            "hpa",
+            "web",
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"metrics":[
+                {"type":"Pods","pods":{"metric":{"name":"qps"},"target":{"type":"AverageValue","averageValue":"10"}}},
+                {"type":"Resource","resource":{"name":"cpu","target":{"type":"Utilization","averageUtilization":60}}}]}}"#,
+        ],
+        None,
+    )
+    .await;
+    let path = "/apis/autoscaling/v1/namespaces/default/horizontalpodautoscalers/web";
+    let v1 = json(&s.kubectl_ok(&["get", "--raw", path], None).await);
+    assert_eq!(v1["apiVersion"], "autoscaling/v1");
+    assert_eq!(v1["spec"]["targetCPUUtilizationPercentage"], 60);
+    assert_eq!(v1["spec"]["maxReplicas"], 3);
+    assert!(v1["spec"].get("metrics").is_none(), "{v1}");
+    assert_eq!(v1["status"]["currentReplicas"], 0);
+    let others: Value = serde_json::from_str(
+        v1["metadata"]["annotations"]["autoscaling.alpha.kubernetes.io/metrics"]
+            .as_str()
+            .expect("other metrics annotation"),
+    )
+    .unwrap();
+    assert_eq!(
+        others,
+        serde_json::json!([{"type": "Pods", "pods": {"metricName": "qps", "targetAverageValue": "10"}}])
+    );
+    let out = s.kubectl_ok(&["get", "hpa", "web"], None).await;
+    assert!(out.contains("<unknown>/10, cpu: <unknown>/60%"), "{out}");
+    s.sim.shutdown().await;
+}
+
+const TWO_CONTAINERS: &str = r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: pair}
+spec:
+  selector: {matchLabels: {app: pair}}
+  template:
+    metadata: {labels: {app: pair}}
+    spec:
+      containers:
+      - {name: a, image: "nginx:1"}
+      - {name: b, image: "redis:1"}
+"#;
+
+async fn container_names(s: &common::Sim) -> String {
+    s.kubectl_ok(
+        &[
+            "get",
+            "deploy",
+            "pair",
+            "-o",
+            "jsonpath={.spec.template.spec.containers[*].name}",
+        ],
+        None,
+    )
+    .await
+}
+
+/// Reordering a list in a manifest: client-side `apply` sends only
+/// `$setElementOrder/containers` (the items themselves are unchanged), and
+/// the server must follow it (strategic-merge-patch.md, "$setElementOrder").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_reorders_lists_with_set_element_order() {
+    let s = common::start(kubesim::Config::default()).await;
+    s.kubectl_ok(&["apply", "-f", "-"], Some(TWO_CONTAINERS))
+        .await;
+    assert_eq!(container_names(&s).await, "a b");
+    let swapped = TWO_CONTAINERS.replace(
+        "      - {name: a, image: \"nginx:1\"}\n      - {name: b, image: \"redis:1\"}",
+        "      - {name: b, image: \"redis:1\"}\n      - {name: a, image: \"nginx:1\"}",
+    );
+    assert_ne!(swapped, TWO_CONTAINERS);
+    let out = s.kubectl_ok(&["apply", "-f", "-"], Some(&swapped)).await;
+    assert!(out.contains("deployment.apps/pair configured"), "{out}");
+    assert_eq!(container_names(&s).await, "b a");
+    // kubectl patch with the directive and a new item placed between.
+    s.kubectl_ok(
+        &[
+            "patch",
+            "deploy",
+            "pair",
+            "-p",
+            r#"{"spec":{"template":{"spec":{
+                "$setElementOrder/containers":[{"name":"b"},{"name":"c"},{"name":"a"}],
+                "containers":[{"name":"c","image":"busybox:1"}]}}}}"#,
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(container_names(&s).await, "b c a");
+    s.sim.shutdown().await;
+}

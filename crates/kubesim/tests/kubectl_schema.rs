@@ -175,3 +175,106 @@ async fn bad_request_options_are_refused_and_persist_nothing() {
     );
     s.sim.shutdown().await;
 }
+
+const WIDGET_CRD: &str = r#"
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: widgets.example.com}
+spec:
+  group: example.com
+  scope: Namespaced
+  names: {plural: widgets, singular: widget, kind: Widget}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            type: object
+            properties:
+              size: {type: integer, nullable: true}
+"#;
+
+async fn get_with_accept(s: &common::Sim, uri: &str, accept: &str) -> (u16, Vec<u8>) {
+    let c = s.client().await;
+    let req = Request::builder()
+        .uri(uri)
+        .header("accept", accept)
+        .body(kube::client::Body::empty())
+        .unwrap();
+    let resp = c.send(req).await.unwrap();
+    let code = resp.status().as_u16();
+    let bytes = http_body_util::BodyExt::collect(resp.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
+    (code, bytes.to_vec())
+}
+
+/// `/openapi/v2`: one Swagger 2.0 document of every served kind, built from
+/// the same schemas as v3 (CRDs included). JSON only: a protobuf-only
+/// `Accept` gets kube-openapi's 406 (README, "Deliberately not simulated").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openapi_v2_serves_the_schemas_in_swagger_form() {
+    let s = common::start(kubesim::Config::default()).await;
+    s.kubectl_ok(&["apply", "-f", "-"], Some(WIDGET_CRD)).await;
+    let (code, body) = get_with_accept(&s, "/openapi/v2", "application/json").await;
+    assert_eq!(code, 200);
+    let text = String::from_utf8(body).unwrap();
+    let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(doc["swagger"], "2.0");
+    let deploy = &doc["definitions"]["io.k8s.api.apps.v1.Deployment"];
+    assert_eq!(
+        deploy["x-kubernetes-group-version-kind"],
+        serde_json::json!([{"group": "apps", "kind": "Deployment", "version": "v1"}])
+    );
+    // v2 references: `#/definitions/`, the description beside the `$ref`.
+    assert_eq!(
+        deploy["properties"]["spec"]["$ref"],
+        "#/definitions/io.k8s.api.apps.v1.DeploymentSpec"
+    );
+    assert!(deploy["properties"]["spec"]["description"].is_string());
+    assert!(
+        doc["definitions"]["io.k8s.api.apps.v1.DeploymentSpec"]["required"]
+            .as_array()
+            .unwrap()
+            .contains(&serde_json::json!("template"))
+    );
+    assert_eq!(
+        doc["definitions"]["io.k8s.apimachinery.pkg.util.intstr.IntOrString"]["format"],
+        "int-or-string"
+    );
+    assert!(!text.contains("#/components/"), "v3 references left");
+    let op = &doc["paths"]["/apis/apps/v1/namespaces/{namespace}/deployments/{name}"]["patch"];
+    assert_eq!(op["x-kubernetes-group-version-kind"]["kind"], "Deployment");
+    assert!(
+        op["consumes"]
+            .as_array()
+            .unwrap()
+            .contains(&serde_json::json!("application/strategic-merge-patch+json"))
+    );
+    // The CRD's kind, its schema without v3's `nullable`.
+    let widget = doc["definitions"]
+        .as_object()
+        .unwrap()
+        .values()
+        .find(|d| d["x-kubernetes-group-version-kind"][0]["kind"] == "Widget")
+        .expect("the CRD's definition");
+    assert_eq!(
+        widget["properties"]["spec"]["properties"]["size"],
+        serde_json::json!({"type": "integer"})
+    );
+    assert!(doc["paths"]["/apis/example.com/v1/namespaces/{namespace}/widgets"].is_object());
+    // What client-go's OpenAPISchema() asks for.
+    let (code, body) = get_with_accept(
+        &s,
+        "/openapi/v2",
+        "application/com.github.proto-openapi.spec.v2@v1.0+protobuf",
+    )
+    .await;
+    assert_eq!((code, body.len()), (406, 0));
+    s.sim.shutdown().await;
+}
