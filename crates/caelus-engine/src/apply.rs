@@ -37,6 +37,11 @@ pub struct ApplyRequest {
     pub previous_inventory: Vec<ObjectRef>,
     /// How long objects (and each hook) may take to become healthy.
     pub health_timeout: Duration,
+    /// [`Engine::ensure_namespace`] created the namespace in this pass: no
+    /// namespaced object in it can be anyone else's, so their ownership is
+    /// not read before the first write (cluster-scoped objects, and the
+    /// objects Kubernetes itself puts in every new namespace, still are).
+    pub namespace_created: bool,
 }
 
 /// What an apply did.
@@ -140,10 +145,11 @@ impl Engine {
         let mut checks: Vec<(&Target, Option<HookEvent>)> =
             slots.iter().flatten().map(|p| (&p.target, None)).collect();
         checks.extend(hook_targets.iter().map(|(t, event)| (t, Some(*event))));
+        checks.retain(|(t, _)| may_exist_already(&req, t));
         self.check_ownership(&checks, &req.deployment_uid).await?;
 
         self.run_hooks(&req, req.pre_event, progress).await?;
-        let objects = self.apply_in_order(&req, slots, progress).await?;
+        let (objects, applied) = self.apply_in_order(&req, slots, progress).await?;
         let inventory: Vec<ObjectRef> = objects.iter().map(|p| p.target.oref.clone()).collect();
         let (pruned, kept, not_owned) = self
             .prune(
@@ -156,7 +162,7 @@ impl Engine {
             .await?;
         self.run_hooks(&req, req.post_event, progress).await?;
         let health = self
-            .wait_healthy(&objects, req.health_timeout, progress)
+            .wait_healthy(&objects, &applied, req.health_timeout, progress)
             .await?;
         Ok(ApplyOutcome {
             inventory,
@@ -200,17 +206,19 @@ impl Engine {
 
     /// Server-side apply in install order: runs of the same kind go out
     /// concurrently (bounded), one kind after the other. `slots` holds the
-    /// prepared objects, `None` for those waiting for their CRD.
+    /// prepared objects, `None` for those waiting for their CRD. Answers
+    /// the objects with what the API server answered to each apply.
     async fn apply_in_order(
         &self,
         req: &ApplyRequest,
         mut slots: Vec<Option<Prepared>>,
         progress: &(dyn Fn(Progress) + Send + Sync),
-    ) -> Result<Vec<Prepared>> {
+    ) -> Result<(Vec<Prepared>, Vec<Value>)> {
         let refs = crate::object::inventory_of(&req.objects)?;
         let total = refs.len();
         let done = AtomicUsize::new(0);
         let concurrency = self.config().apply_concurrency.max(1);
+        let mut applied: Vec<Value> = vec![Value::Null; total];
         let mut start = 0;
         while start < total {
             let same_kind =
@@ -236,32 +244,38 @@ impl Engine {
                 .iter()
                 .filter_map(|&i| slots[i].as_ref())
                 .map(|p| (&p.target, None))
+                .filter(|(t, _)| may_exist_already(req, t))
                 .collect();
             self.check_ownership(&checks, &req.deployment_uid).await?;
             // Futures are built in a loop rather than by a closure over `&Prepared`:
             // the closure form makes the whole apply future impossible to prove
             // `Send` (rust-lang/rust#102211), and callers spawn it.
             let mut group = Vec::new();
-            for p in slots[start..end].iter().flatten() {
+            for (i, slot) in slots.iter().enumerate().take(end).skip(start) {
+                let Some(p) = slot else { continue };
                 let done = &done;
                 group.push(async move {
-                    self.ssa(&p.target, &p.body).await?;
+                    let live = self.ssa(&p.target, &p.body).await?;
                     let n = done.fetch_add(1, Ordering::Relaxed) + 1;
                     progress(Progress::Applied {
                         object: p.target.oref.clone(),
                         done: n,
                         total,
                     });
-                    Ok::<_, EngineError>(())
+                    Ok::<_, EngineError>((i, live))
                 });
             }
-            stream::iter(group)
+            for (i, live) in stream::iter(group)
                 .buffer_unordered(concurrency)
-                .try_collect::<Vec<()>>()
-                .await?;
+                .try_collect::<Vec<_>>()
+                .await?
+            {
+                applied[i] = live;
+            }
             start = end;
         }
-        Ok(slots.into_iter().flatten().collect())
+        // Every slot is filled by now: the loop prepared the waiting ones.
+        Ok(slots.into_iter().flatten().zip(applied).unzip())
     }
 
     /// [`Engine::prepare`], waiting up to `timeout` for a just-applied CRD
@@ -287,9 +301,9 @@ impl Engine {
 
     /// Health of each object now; transient read errors count as
     /// "Progressing" so a flaky API server does not fail a rollout.
-    pub(crate) async fn read_health(&self, objects: &[Prepared]) -> Vec<ObjectHealth> {
+    async fn read_health(&self, objects: &[&Prepared]) -> Vec<ObjectHealth> {
         let mut reads = Vec::with_capacity(objects.len());
-        for p in objects {
+        for &p in objects {
             reads.push(async move {
                 let oref = &p.target.oref;
                 match self.get(&p.target).await {
@@ -311,17 +325,31 @@ impl Engine {
     }
 
     /// Polls health until every object is healthy, one fails for good, or
-    /// `timeout` passes.
+    /// `timeout` passes. The first look is at what each apply answered
+    /// (the object as stored, status included), so objects healthy once
+    /// written (ConfigMaps, Services, ...) are never read again; later
+    /// rounds read only those not healthy yet, as Helm's waiter stops
+    /// watching an object once it is ready.
     async fn wait_healthy(
         &self,
         objects: &[Prepared],
+        applied: &[Value],
         timeout: Duration,
         progress: &(dyn Fn(Progress) + Send + Sync),
     ) -> Result<Vec<ObjectHealth>> {
         let deadline = tokio::time::Instant::now() + timeout;
         let mut round = 0u32;
+        let mut health: Vec<ObjectHealth> = applied.iter().map(object_health).collect();
         loop {
-            let health = self.read_health(objects).await;
+            if round > 0 {
+                let pending: Vec<usize> = (0..health.len())
+                    .filter(|&i| !is_healthy(&health[i]))
+                    .collect();
+                let reads: Vec<&Prepared> = pending.iter().map(|&i| &objects[i]).collect();
+                for (i, h) in pending.into_iter().zip(self.read_health(&reads).await) {
+                    health[i] = h;
+                }
+            }
             let ready = health.iter().filter(|h| is_healthy(h)).count();
             progress(Progress::Health {
                 ready,
@@ -360,6 +388,23 @@ pub(crate) fn label_as_ours(body: &mut Value, deployment_uid: &str, installation
     set_label(body, MANAGED_BY_LABEL, MANAGED_BY_VALUE);
     set_label(body, DEPLOYMENT_UID_LABEL, deployment_uid);
     set_label(body, INSTALLATION_LABEL, installation_id);
+}
+
+/// Whether `t` may exist before this apply writes it, i.e. its ownership
+/// must be read first. In a namespace created by this pass only what
+/// Kubernetes itself puts in every new namespace may: the `default`
+/// ServiceAccount (ServiceAccount controller) and the `kube-root-ca.crt`
+/// ConfigMap (root CA publisher).
+fn may_exist_already(req: &ApplyRequest, t: &Target) -> bool {
+    if !req.namespace_created || !t.kind.namespaced {
+        return true;
+    }
+    let o = &t.oref;
+    o.group().is_empty()
+        && matches!(
+            (o.kind.as_str(), o.name.as_str()),
+            ("ServiceAccount", "default") | ("ConfigMap", "kube-root-ca.crt")
+        )
 }
 
 /// (group, kind) of the custom resources the CRDs among `objects` define.

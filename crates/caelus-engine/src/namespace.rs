@@ -100,13 +100,16 @@ pub fn isolation_objects(config: &EngineConfig, ns: &NamespaceTarget) -> Vec<Val
 impl Engine {
     /// Creates or converges the deployment's namespace and its isolation
     /// objects. Refuses a namespace that exists but belongs to someone else,
-    /// and reports one that is still terminating (retry later).
-    pub async fn ensure_namespace(&self, ns: &NamespaceTarget) -> Result<()> {
+    /// and reports one that is still terminating (retry later). Answers
+    /// whether the namespace was created now (see
+    /// [`crate::ApplyRequest::namespace_created`]).
+    pub async fn ensure_namespace(&self, ns: &NamespaceTarget) -> Result<bool> {
         let objects = isolation_objects(self.config(), ns);
         let ns_ref = ObjectRef::from_object(&objects[0])?;
         let ns_target = self.target(&ns_ref, &ns.name).await?;
-        if let Some(live) = self.get(&ns_target).await? {
-            check_owner(&live, ns)?;
+        let existed = self.get(&ns_target).await?;
+        if let Some(live) = &existed {
+            check_owner(live, ns)?;
         }
         let applied = self.ssa(&ns_target, &objects[0]).await?;
         if applied["metadata"]["deletionTimestamp"].is_string() {
@@ -116,7 +119,7 @@ impl Engine {
             let t = self.target(&ObjectRef::from_object(obj)?, &ns.name).await?;
             self.ssa(&t, obj).await?;
         }
-        Ok(())
+        Ok(existed.is_none())
     }
 
     /// Drift of the namespace and its isolation objects, read-only (from the

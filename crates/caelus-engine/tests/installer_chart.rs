@@ -68,6 +68,7 @@ fn request(r: &Rendered, revision: i64, previous: Vec<caelus_engine::ObjectRef>)
         post_event: post,
         previous_inventory: previous,
         health_timeout: Duration::from_secs(30),
+        namespace_created: false,
     }
 }
 

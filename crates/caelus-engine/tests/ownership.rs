@@ -519,3 +519,47 @@ async fn adoption_is_explicit_labels_only_the_named_object_and_never_takes_anoth
         Err(EngineError::Object { code: 404, .. })
     ));
 }
+
+#[tokio::test]
+async fn a_namespace_created_by_the_pass_reads_nothing_back_but_what_kubernetes_puts_in_it() {
+    let env = start().await;
+    let ns = "d-fresh";
+    let created = env.engine.ensure_namespace(&target(ns)).await.unwrap();
+    assert!(created, "the namespace did not exist");
+    assert!(
+        !env.engine.ensure_namespace(&target(ns)).await.unwrap(),
+        "a second pass finds it"
+    );
+
+    // Nothing in a namespace this pass created can be anyone else's, and a
+    // ConfigMap or Service is healthy as the apply answers it: no reads at all.
+    env.sim.reset_stats();
+    let mut req = request(
+        ns,
+        vec![configmap("web", json!({"a": "1"})), service("web")],
+    );
+    req.namespace_created = true;
+    let outcome = env.engine.apply(req, |_| {}).await.unwrap();
+    assert_eq!(outcome.health.len(), 2);
+    let stats = env.sim.stats();
+    assert_eq!(stats.verb("get"), 0, "{stats:?}");
+    assert_eq!(stats.verb("patch"), 2, "{stats:?}");
+
+    // Except what Kubernetes creates in every new namespace: a chart's
+    // `default` ServiceAccount is someone else's object there, refused.
+    let other = "d-fresh-sa";
+    assert!(env.engine.ensure_namespace(&target(other)).await.unwrap());
+    let sa = json!({"apiVersion": "v1", "kind": "ServiceAccount",
+                    "metadata": {"name": "default"}, "automountServiceAccountToken": false});
+    let mut req = request(other, vec![sa]);
+    req.namespace_created = true;
+    let err = env.engine.apply(req, |_| {}).await.unwrap_err();
+    let EngineError::NotOwned { conflicts } = &err else {
+        panic!("expected an ownership refusal, got {err:?}");
+    };
+    assert_eq!(
+        conflicts[0].object.to_string(),
+        format!("ServiceAccount/default in {other}")
+    );
+    assert_eq!(conflicts[0].owner, Owner::Unmanaged);
+}

@@ -204,9 +204,10 @@ impl Reconciler {
             deployment_uid: d.uid.clone(),
             pod_security: version.capabilities.pod_security,
         };
-        if let Err(e) = self.engine.ensure_namespace(&target).await {
-            return self.failed(lease, &d, &attempt, engine_failure(e)).await;
-        }
+        let namespace_created = match self.engine.ensure_namespace(&target).await {
+            Ok(created) => created,
+            Err(e) => return self.failed(lease, &d, &attempt, engine_failure(e)).await,
+        };
         let recreated = match self
             .prepare_statefulset_recreations(lease, &d, &version, last, &objects)
             .await?
@@ -225,6 +226,7 @@ impl Reconciler {
             post_event,
             previous_inventory: inventory_from(last),
             health_timeout: health_timeout(&version),
+            namespace_created,
         };
         let result = self
             .apply_with_progress(lease, &d, phase, number, request)
@@ -473,6 +475,7 @@ impl Reconciler {
                 // Prune what the failed revision added: the previous inventory is the union.
                 previous_inventory: union(inventory_from(Some(last)), attempted),
                 health_timeout: health_timeout(&restore_version),
+                namespace_created: false,
             };
             let outcome = self
                 .apply_with_progress(lease, d, Phase::RollingBack, last.number, request)

@@ -169,7 +169,7 @@ impl Reconciler {
                         o
                     })
                     .collect();
-                let request = ApplyRequest {
+                let mut request = ApplyRequest {
                     namespace: d.namespace_name.clone(),
                     deployment_uid: d.uid.clone(),
                     objects,
@@ -181,10 +181,14 @@ impl Reconciler {
                     health_timeout: Duration::from_secs(u64::from(
                         version.capabilities.health_timeout_seconds,
                     )),
+                    namespace_created: false,
                 };
                 // A deleted namespace comes back first, with its isolation objects.
                 let applied = match self.engine.ensure_namespace(&namespace).await {
-                    Ok(()) => self.engine.apply(request, |_| {}).await,
+                    Ok(created) => {
+                        request.namespace_created = created;
+                        self.engine.apply(request, |_| {}).await
+                    }
                     Err(e) => Err(e),
                 };
                 match applied {

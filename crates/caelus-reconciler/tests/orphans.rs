@@ -321,9 +321,10 @@ async fn a_worker_killed_mid_revision_leaves_an_object_the_scan_finds(backend: B
     let d = h.wait_phase(&uid, Phase::Ready).await;
     let ns = d.namespace_name.clone();
 
-    // Generation 2 adds an Ingress. Health reads are slow, so the revision is
-    // still in flight once the Ingress exists: then the worker dies (no
-    // shutdown, its lease left to expire).
+    // Generation 2 adds an Ingress and scales the Deployment. Health reads are
+    // slow (the scaled Deployment is read until its controller has seen it),
+    // so the revision is still in flight once the Ingress exists: then the
+    // worker dies (no shutdown, its lease left to expire).
     h.sim.faults().set(kubesim::FaultConfig {
         latency: vec![kubesim::LatencyFault {
             verb: Some("get".into()),
@@ -332,7 +333,11 @@ async fn a_worker_killed_mid_revision_leaves_an_object_the_scan_finds(backend: B
         }],
         ..Default::default()
     });
-    h.update(&uid, json!({"ingress": {"enabled": true}})).await;
+    h.update(
+        &uid,
+        json!({"ingress": {"enabled": true}, "replicaCount": 2}),
+    )
+    .await;
     let ingresses = h
         .sim
         .api()
@@ -359,7 +364,11 @@ async fn a_worker_killed_mid_revision_leaves_an_object_the_scan_finds(backend: B
     );
 
     // Generation 3 drops it again; another worker takes over.
-    h.update(&uid, json!({"ingress": {"enabled": false}})).await;
+    h.update(
+        &uid,
+        json!({"ingress": {"enabled": false}, "replicaCount": 2}),
+    )
+    .await;
     h.sim.faults().clear();
     h.add_worker(worker);
     h.wait_until(&uid, Duration::from_secs(30), "generation 3 Ready", |d| {

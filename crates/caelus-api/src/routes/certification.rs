@@ -122,7 +122,7 @@ async fn apply(
     if let Some(refusal) = checked.refusal() {
         return Err(refusal);
     }
-    engine
+    let namespace_created = engine
         .ensure_namespace(&NamespaceTarget {
             name: canary.namespace.clone(),
             deployment_uid: canary.uid.clone(),
@@ -152,6 +152,7 @@ async fn apply(
                 health_timeout: Duration::from_secs(u64::from(
                     t.capabilities.health_timeout_seconds,
                 )),
+                namespace_created,
             },
             |_| {},
         )

@@ -69,6 +69,7 @@ pub fn request(ns: &str, objects: Vec<Value>) -> ApplyRequest {
         post_event: HookEvent::PostInstall,
         previous_inventory: vec![],
         health_timeout: Duration::from_secs(10),
+        namespace_created: false,
     }
 }
 
