@@ -62,12 +62,19 @@ pub struct NewDeployment {
     pub now: i64,
 }
 
-const SELECT: &str = "SELECT d.*, p.slug AS product_slug, tv.version AS version,
-        rtv.version AS running_version FROM deployments d
+/// A deployment row with its product slug and its desired and running
+/// version, read from `{d}`: the table, or a subquery that has already
+/// chosen the rows (see [`list`]).
+const SELECT_FROM: &str = "SELECT d.*, p.slug AS product_slug, tv.version AS version,
+        rtv.version AS running_version FROM {d} d
     JOIN products p ON p.id = d.product_id
     JOIN template_versions tv ON tv.id = d.template_version_id
     LEFT JOIN revisions cr ON cr.deployment_uid = d.uid AND cr.number = d.current_revision
     LEFT JOIN template_versions rtv ON rtv.id = cr.template_version_id";
+
+fn select_from(source: &str) -> String {
+    SELECT_FROM.replace("{d}", source)
+}
 
 fn from_row(r: &AnyRow) -> Result<Deployment> {
     let desired: String = r.try_get("desired_state")?;
@@ -142,7 +149,8 @@ pub async fn get(conn: &mut Conn, uid: &str, tenant: Option<&str>) -> Result<Opt
     let row = match tenant {
         Some(t) => {
             sqlx::query(dynamic(format!(
-                "{SELECT} WHERE d.uid = $1 AND d.tenant = $2"
+                "{} WHERE d.uid = $1 AND d.tenant = $2",
+                select_from("deployments")
             )))
             .bind(uid)
             .bind(t)
@@ -150,10 +158,13 @@ pub async fn get(conn: &mut Conn, uid: &str, tenant: Option<&str>) -> Result<Opt
             .await?
         }
         None => {
-            sqlx::query(dynamic(format!("{SELECT} WHERE d.uid = $1")))
-                .bind(uid)
-                .fetch_optional(conn)
-                .await?
+            sqlx::query(dynamic(format!(
+                "{} WHERE d.uid = $1",
+                select_from("deployments")
+            )))
+            .bind(uid)
+            .fetch_optional(conn)
+            .await?
         }
     };
     row.as_ref().map(from_row).transpose()
@@ -179,13 +190,20 @@ pub async fn list(
     // Each optional filter binds a "given" flag and its value, so the statement text
     // stays fixed and an empty value filters for the empty value: an empty tenant
     // never means "every tenant".
+    // The page is chosen on deployments alone, walking the (created_at, uid)
+    // index in order and stopping at the limit; only its rows are joined. A
+    // join first (what the planner picks without fresh statistics, e.g.
+    // right after a bulk create) joins and sorts every row for each page.
+    let page = "(SELECT * FROM deployments
+         WHERE (created_at, uid) > ($1, $2)
+           AND ($3 = 0 OR tenant = $4)
+           AND ($5 = 0 OR phase = $6)
+           AND ($7 = 0 OR product_id IN (SELECT id FROM products WHERE slug = $8))
+           AND ($9 = 1 OR deleted_at IS NULL)
+         ORDER BY created_at, uid LIMIT $10)";
     let rows = sqlx::query(dynamic(format!(
-        "{SELECT} WHERE (d.created_at > $1 OR (d.created_at = $1 AND d.uid > $2))
-           AND ($3 = 0 OR d.tenant = $4)
-           AND ($5 = 0 OR d.phase = $6)
-           AND ($7 = 0 OR p.slug = $8)
-           AND ($9 = 1 OR d.deleted_at IS NULL)
-         ORDER BY d.created_at, d.uid LIMIT $10"
+        "{} ORDER BY d.created_at, d.uid",
+        select_from(page)
     )))
     .bind(key)
     .bind(id)
@@ -361,9 +379,12 @@ pub async fn set_desired_if_generation(
 /// The deployment that owns namespace `namespace` (tombstones included): the
 /// orphan scan asks it of every namespace carrying this installation's label.
 pub async fn by_namespace(conn: &mut Conn, namespace: &str) -> Result<Option<Deployment>> {
-    let row = sqlx::query(dynamic(format!("{SELECT} WHERE d.namespace_name = $1")))
-        .bind(namespace)
-        .fetch_optional(conn)
-        .await?;
+    let row = sqlx::query(dynamic(format!(
+        "{} WHERE d.namespace_name = $1",
+        select_from("deployments")
+    )))
+    .bind(namespace)
+    .fetch_optional(conn)
+    .await?;
     row.as_ref().map(from_row).transpose()
 }
