@@ -207,17 +207,7 @@ fn server_and_worker_run_in_cluster_on_the_service_account() {
     let api_port = sim.addr().port();
 
     // A bootstrap token, then the API server as the chart runs it.
-    let out = Command::new(CAELUS)
-        .args(["admin", "create-token", "--name", "ops", "--database-url"])
-        .arg(&db.url)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let token = support::admin_token(&db.url);
     let port = free_port();
     let mut server = in_pod(&sa, &home, api_port, &api_container.args);
     chart_env(&mut server, &api_container, &dir.join("server"), &db.url);

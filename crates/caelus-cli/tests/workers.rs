@@ -149,17 +149,7 @@ fn two_workers_on_postgres_survive_a_sigkill_and_every_deployment_is_ready_once(
     .unwrap();
 
     // A bootstrap token straight in the database, then the API server.
-    let out = Command::new(CAELUS)
-        .args(["admin", "create-token", "--name", "ops", "--database-url"])
-        .arg(&db.url)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let token = support::admin_token(&db.url);
     let port = free_port();
     let server_log = dir.join("server.log");
     let server = Proc(

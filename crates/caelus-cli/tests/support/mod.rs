@@ -185,3 +185,19 @@ pub fn eventually(what: &str, mut check: impl FnMut() -> Option<String>) -> Stri
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+/// An admin token written straight into the database at `database_url`
+/// (`caelus admin create-token`, the offline bootstrap); its secret.
+pub fn admin_token(database_url: &str) -> String {
+    let out = Command::new(CAELUS)
+        .args(["admin", "create-token", "--name", "ops", "--database-url"])
+        .arg(database_url)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
