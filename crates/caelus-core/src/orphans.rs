@@ -69,6 +69,10 @@ pub enum DeploymentRecord {
         /// Its current inventory plus its isolation objects: everything
         /// Caelus put in the namespace for it.
         accounted: Vec<ObjectKey>,
+        /// A worker holds an unexpired lease on it: a pass is applying
+        /// objects its inventory does not list yet (the revision that lists
+        /// them commits with the pass).
+        pass_in_flight: bool,
     },
 }
 
@@ -120,9 +124,24 @@ pub enum Keep {
     Owned,
     /// The database accounts for it.
     Accounted,
+    /// Its deployment's pass is running and may be creating it right now.
+    PassInFlight,
     /// A namespaced object inside a namespace that is itself the orphan:
     /// deleting the namespace removes it.
     InOrphanNamespace,
+}
+
+impl fmt::Display for Keep {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Keep::NotOurs => "not labelled for this installation",
+            Keep::TooYoung => "younger than the grace period",
+            Keep::Owned => "another object owns it",
+            Keep::Accounted => "the database accounts for it now",
+            Keep::PassInFlight => "its deployment's pass is running and may be creating it",
+            Keep::InOrphanNamespace => "its namespace is the orphan",
+        })
+    }
 }
 
 /// The rule's answer.
@@ -183,11 +202,21 @@ pub fn judge(installation_id: &str, min_age: Duration, c: &Candidate, facts: &Fa
             }
             DeploymentRecord::Missing => Reason::DeploymentMissing,
             DeploymentRecord::Deleted => Reason::DeploymentDeleted,
-            DeploymentRecord::Live { accounted, .. } => {
+            DeploymentRecord::Live {
+                accounted,
+                pass_in_flight,
+                ..
+            } => {
                 // Hooks are run and deleted by their deployment's passes
                 // (per their delete policy, and all at uninstall).
                 if c.hook || accounted.iter().any(|k| same_object(k, &c.key)) {
                     return Verdict::Keep(Keep::Accounted);
+                }
+                // Whatever the grace period: the inventory catches up only
+                // when the pass commits. Once the lease lapses (a crashed
+                // worker), what the pass left behind is judged again.
+                if *pass_in_flight {
+                    return Verdict::Keep(Keep::PassInFlight);
                 }
                 Reason::NotInInventory
             }
@@ -249,6 +278,7 @@ mod tests {
                 namespace: "d-u1".into(),
                 being_deleted,
                 accounted,
+                pass_in_flight: false,
             },
             template_exists: false,
         }
@@ -440,6 +470,24 @@ mod tests {
         assert_eq!(
             judge("prod", HOUR, &hook, &live(vec![])),
             Verdict::Keep(Keep::Accounted)
+        );
+    }
+
+    #[test]
+    fn what_a_running_pass_applies_is_kept_until_its_lease_lapses() {
+        let fresh = candidate(Shape::Namespaced, key("ConfigMap", Some("d-u1"), "new"));
+        let mut facts = live(vec![]);
+        if let DeploymentRecord::Live { pass_in_flight, .. } = &mut facts.deployment {
+            *pass_in_flight = true;
+        }
+        // Even with no grace period at all.
+        assert_eq!(
+            judge("prod", Duration::ZERO, &fresh, &facts),
+            Verdict::Keep(Keep::PassInFlight)
+        );
+        assert_eq!(
+            judge("prod", Duration::ZERO, &fresh, &live(vec![])),
+            Verdict::Orphan(Reason::NotInInventory)
         );
     }
 

@@ -197,6 +197,8 @@ impl OrphanScanner {
                     namespace: d.namespace_name.clone(),
                     being_deleted: d.desired_state == DesiredState::Absent,
                     accounted,
+                    pass_in_flight: d.lease_owner.is_some()
+                        && d.lease_expires_at.is_some_and(|t| t >= now_ms()),
                 }
             }
         };
@@ -296,10 +298,10 @@ impl OrphanScanner {
                     });
                     continue;
                 }
-                Verdict::Keep(_) => {
+                Verdict::Keep(why) => {
                     report.kept.push(Kept {
                         finding: f,
-                        why_kept: "the database accounts for it now".into(),
+                        why_kept: why.to_string(),
                     });
                     continue;
                 }
