@@ -69,9 +69,10 @@ pub enum DeploymentRecord {
         /// Its current inventory plus its isolation objects: everything
         /// Caelus put in the namespace for it.
         accounted: Vec<ObjectKey>,
-        /// A worker holds an unexpired lease on it: a pass is applying
-        /// objects its inventory does not list yet (the revision that lists
-        /// them commits with the pass).
+        /// A worker holds an unexpired lease on it to deploy a generation
+        /// not deployed yet: the pass may be applying objects no inventory
+        /// lists (the revision that lists them commits with the pass).
+        /// A pass that only checks drift applies nothing new.
         pass_in_flight: bool,
     },
 }
@@ -124,7 +125,7 @@ pub enum Keep {
     Owned,
     /// The database accounts for it.
     Accounted,
-    /// Its deployment's pass is running and may be creating it right now.
+    /// Its deployment's new generation is being deployed and may include it.
     PassInFlight,
     /// A namespaced object inside a namespace that is itself the orphan:
     /// deleting the namespace removes it.
@@ -138,7 +139,9 @@ impl fmt::Display for Keep {
             Keep::TooYoung => "younger than the grace period",
             Keep::Owned => "another object owns it",
             Keep::Accounted => "the database accounts for it now",
-            Keep::PassInFlight => "its deployment's pass is running and may be creating it",
+            Keep::PassInFlight => {
+                "its deployment's new generation is being deployed and may include it"
+            }
             Keep::InOrphanNamespace => "its namespace is the orphan",
         })
     }
@@ -474,7 +477,7 @@ mod tests {
     }
 
     #[test]
-    fn what_a_running_pass_applies_is_kept_until_its_lease_lapses() {
+    fn what_a_deploying_pass_applies_is_kept_until_its_lease_lapses() {
         let fresh = candidate(Shape::Namespaced, key("ConfigMap", Some("d-u1"), "new"));
         let mut facts = live(vec![]);
         if let DeploymentRecord::Live { pass_in_flight, .. } = &mut facts.deployment {

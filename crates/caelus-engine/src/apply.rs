@@ -1,14 +1,19 @@
-//! One revision onto the cluster: pre-hooks, server-side apply in Helm's
-//! install order, prune, post-hooks, then wait for health.
+//! One revision onto the cluster: pre-hooks, server-side apply in waves
+//! that keep Helm's install order where the API server depends on it,
+//! prune, post-hooks, then wait for health.
 
+use std::pin::Pin;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use caelus_core::status::ObjectHealth;
+use caelus_helm::order::apply_wave;
 use caelus_helm::{Hook, HookEvent};
 use futures::{StreamExt, TryStreamExt, stream};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use tokio::sync::{Notify, futures::Notified};
 
 use crate::Engine;
 use crate::calls::Target;
@@ -19,6 +24,7 @@ use crate::object::{
     DEPLOYMENT_UID_LABEL, INSTALLATION_LABEL, MANAGED_BY_LABEL, MANAGED_BY_VALUE, ObjectRef,
     set_label,
 };
+use crate::watches::Cached;
 
 /// What to apply for one revision.
 #[derive(Debug, Clone)]
@@ -91,6 +97,21 @@ pub enum Progress {
         total: usize,
     },
 }
+
+/// What the shared watch cache can say about an object's health.
+enum FromCache {
+    /// It holds the object at the generation written or later.
+    Current(ObjectHealth),
+    /// Its watch runs but has not seen that generation yet.
+    Behind,
+    /// No watch to read (not listed yet, interrupted), or no generation to
+    /// compare with.
+    Unavailable,
+}
+
+/// How long a warm watch may lag behind a write before the API server is
+/// asked instead.
+const WATCH_LAG: Duration = Duration::from_millis(500);
 
 /// A rendered object made ready to send: resolved, in its namespace.
 pub(crate) struct Prepared {
@@ -204,10 +225,11 @@ impl Engine {
         })
     }
 
-    /// Server-side apply in install order: runs of the same kind go out
-    /// concurrently (bounded), one kind after the other. `slots` holds the
-    /// prepared objects, `None` for those waiting for their CRD. Answers
-    /// the objects with what the API server answered to each apply.
+    /// Server-side apply by waves ([`apply_wave`]): the objects of one wave
+    /// go out concurrently (bounded), waves one after the other. `slots`
+    /// holds the prepared objects, in install order, `None` for those
+    /// waiting for their CRD. Answers the objects (in install order) with
+    /// what the API server answered to each apply.
     async fn apply_in_order(
         &self,
         req: &ApplyRequest,
@@ -219,27 +241,32 @@ impl Engine {
         let done = AtomicUsize::new(0);
         let concurrency = self.config().apply_concurrency.max(1);
         let mut applied: Vec<Value> = vec![Value::Null; total];
-        let mut start = 0;
-        while start < total {
-            let same_kind =
-                |r: &ObjectRef| r.kind == refs[start].kind && r.group() == refs[start].group();
-            let end = start + refs[start..].iter().take_while(|r| same_kind(r)).count();
-            let waiting = slots[start..end].iter_mut().zip(&req.objects[start..end]);
+        let mut waves: Vec<(u8, usize)> = refs
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (apply_wave(&r.kind), i))
+            .collect();
+        waves.sort();
+        for wave in waves.chunk_by(|a, b| a.0 == b.0) {
+            let members: Vec<usize> = wave.iter().map(|&(_, i)| i).collect();
             let mut newly_served = Vec::new();
-            for (i, (slot, obj)) in waiting.enumerate().filter(|(_, (slot, _))| slot.is_none()) {
+            for &i in &members {
+                if slots[i].is_some() {
+                    continue;
+                }
                 let mut p = self
-                    .prepare_when_served(&req.namespace, obj, req.health_timeout)
+                    .prepare_when_served(&req.namespace, &req.objects[i], req.health_timeout)
                     .await?;
                 label_as_ours(
                     &mut p.body,
                     &req.deployment_uid,
                     &self.config().installation_id,
                 );
-                *slot = Some(p);
-                newly_served.push(start + i);
+                slots[i] = Some(p);
+                newly_served.push(i);
             }
             // Kinds served only now (their CRD was just applied): their
-            // objects are checked before any of the run is written.
+            // objects are checked before any of the wave is written.
             let checks: Vec<(&Target, Option<HookEvent>)> = newly_served
                 .iter()
                 .filter_map(|&i| slots[i].as_ref())
@@ -251,8 +278,8 @@ impl Engine {
             // the closure form makes the whole apply future impossible to prove
             // `Send` (rust-lang/rust#102211), and callers spawn it.
             let mut group = Vec::new();
-            for (i, slot) in slots.iter().enumerate().take(end).skip(start) {
-                let Some(p) = slot else { continue };
+            for &i in &members {
+                let Some(p) = &slots[i] else { continue };
                 let done = &done;
                 group.push(async move {
                     let live = self.ssa(&p.target, &p.body).await?;
@@ -272,9 +299,8 @@ impl Engine {
             {
                 applied[i] = live;
             }
-            start = end;
         }
-        // Every slot is filled by now: the loop prepared the waiting ones.
+        // Every slot is filled by now: the waves prepared the waiting ones.
         Ok(slots.into_iter().flatten().zip(applied).unzip())
     }
 
@@ -299,37 +325,55 @@ impl Engine {
         }
     }
 
-    /// Health of each object now; transient read errors count as
-    /// "Progressing" so a flaky API server does not fail a rollout.
-    async fn read_health(&self, objects: &[&Prepared]) -> Vec<ObjectHealth> {
-        let mut reads = Vec::with_capacity(objects.len());
-        for &p in objects {
-            reads.push(async move {
-                let oref = &p.target.oref;
-                match self.get(&p.target).await {
-                    Ok(Some(live)) => object_health(&live),
-                    Ok(None) => health::missing(&oref.kind, &oref.name),
-                    Err(e) => ObjectHealth {
-                        kind: oref.kind.clone(),
-                        name: oref.name.clone(),
-                        health: health::PROGRESSING.into(),
-                        message: format!("could not read: {e}"),
-                    },
-                }
-            });
+    /// Health of `p` as the API server has it now; transient read errors
+    /// count as "Progressing" so a flaky API server does not fail a rollout.
+    async fn read_health(&self, p: &Prepared) -> ObjectHealth {
+        let oref = &p.target.oref;
+        match self.get(&p.target).await {
+            Ok(Some(live)) => object_health(&live),
+            Ok(None) => health::missing(&oref.kind, &oref.name),
+            Err(e) => ObjectHealth {
+                kind: oref.kind.clone(),
+                name: oref.name.clone(),
+                health: health::PROGRESSING.into(),
+                message: format!("could not read: {e}"),
+            },
         }
-        stream::iter(reads)
-            .buffered(self.config().apply_concurrency.max(1))
-            .collect()
-            .await
     }
 
-    /// Polls health until every object is healthy, one fails for good, or
+    /// Health of `p` from the shared watch cache, if the cache holds it at
+    /// least at the generation this apply wrote (`written`, the API
+    /// server's answer). Resource versions are opaque and may not be
+    /// compared (API concepts, "Resource versions"); generations may, and
+    /// only a spec change moves them, so a cached copy of that generation
+    /// or later is as new as what was written.
+    fn cached_health(&self, p: &Prepared, written: &Value) -> FromCache {
+        let Some(wrote) = written["metadata"]["generation"].as_i64() else {
+            return FromCache::Unavailable;
+        };
+        let oref = &p.target.oref;
+        match self
+            .inner
+            .watches
+            .get(&p.target.kind, oref.namespace.as_deref(), &oref.name)
+        {
+            Cached::NotReady => FromCache::Unavailable,
+            Cached::Present(live) if live["metadata"]["generation"].as_i64() >= Some(wrote) => {
+                FromCache::Current(object_health(&live))
+            }
+            // Not seen yet, or an older generation: the watch is behind.
+            Cached::Present(_) | Cached::Absent => FromCache::Behind,
+        }
+    }
+
+    /// Waits until every object is healthy, one fails for good, or
     /// `timeout` passes. The first look is at what each apply answered
     /// (the object as stored, status included), so objects healthy once
-    /// written (ConfigMaps, Services, ...) are never read again; later
-    /// rounds read only those not healthy yet, as Helm's waiter stops
-    /// watching an object once it is ready.
+    /// written (ConfigMaps, Services, ...) are never read again. Those not
+    /// healthy yet are followed as Helm's `wait=watcher` follows them: read
+    /// from the shared watch cache and looked at again whenever the watch of
+    /// their kind sees an event; read from the API server, with a growing
+    /// pause, only while the cache cannot answer (cold, or behind).
     async fn wait_healthy(
         &self,
         objects: &[Prepared],
@@ -337,18 +381,60 @@ impl Engine {
         timeout: Duration,
         progress: &(dyn Fn(Progress) + Send + Sync),
     ) -> Result<Vec<ObjectHealth>> {
-        let deadline = tokio::time::Instant::now() + timeout;
-        let mut round = 0u32;
+        let start = tokio::time::Instant::now();
+        let deadline = start + timeout;
+        // Reads from the API server, for what the caches cannot answer, go
+        // out at most this often, with a growing pause.
+        let mut polls = 0u32;
+        let mut next_poll = start + self.config().poll_pause(0);
         let mut health: Vec<ObjectHealth> = applied.iter().map(object_health).collect();
         loop {
-            if round > 0 {
-                let pending: Vec<usize> = (0..health.len())
-                    .filter(|&i| !is_healthy(&health[i]))
-                    .collect();
-                let reads: Vec<&Prepared> = pending.iter().map(|&i| &objects[i]).collect();
-                for (i, h) in pending.into_iter().zip(self.read_health(&reads).await) {
-                    health[i] = h;
+            let pending: Vec<usize> = (0..health.len())
+                .filter(|&i| !is_healthy(&health[i]))
+                .collect();
+            // Armed before the cache is read, so an event between the read
+            // and the wait still wakes it.
+            let mut signals: Vec<Arc<Notify>> = Vec::new();
+            for &i in &pending {
+                let signal = self.inner.watches.changed(&objects[i].target.kind);
+                if !signals.iter().any(|s| Arc::ptr_eq(s, &signal)) {
+                    signals.push(signal);
                 }
+            }
+            // (Loops, not closures, build the futures: rust-lang/rust#102211.)
+            let mut woken: Vec<Pin<Box<Notified<'_>>>> = Vec::with_capacity(signals.len());
+            for s in &signals {
+                let mut w = Box::pin(s.notified());
+                w.as_mut().enable();
+                woken.push(w);
+            }
+            let now = tokio::time::Instant::now();
+            let poll_due = now >= next_poll;
+            let mut asked = Vec::new();
+            for &i in &pending {
+                match self.cached_health(&objects[i], &applied[i]) {
+                    FromCache::Current(h) => health[i] = h,
+                    // A warm watch catches up on its own; one that stays
+                    // behind for long is not trusted.
+                    FromCache::Behind if poll_due && now - start >= WATCH_LAG => asked.push(i),
+                    FromCache::Unavailable if poll_due => asked.push(i),
+                    FromCache::Behind | FromCache::Unavailable => {}
+                }
+            }
+            if poll_due {
+                polls = polls.saturating_add(1);
+                next_poll = now + self.config().poll_pause(polls);
+            }
+            let mut reads = Vec::with_capacity(asked.len());
+            for &i in &asked {
+                reads.push(self.read_health(&objects[i]));
+            }
+            let answers: Vec<ObjectHealth> = stream::iter(reads)
+                .buffered(self.config().apply_concurrency.max(1))
+                .collect()
+                .await;
+            for (i, h) in asked.into_iter().zip(answers) {
+                health[i] = h;
             }
             let ready = health.iter().filter(|h| is_healthy(h)).count();
             progress(Progress::Health {
@@ -375,8 +461,15 @@ impl Engine {
                     health,
                 });
             }
-            tokio::time::sleep(self.config().poll_pause(round).min(deadline - now)).await;
-            round = round.saturating_add(1);
+            let pause = tokio::time::sleep_until(next_poll.min(deadline));
+            if woken.is_empty() {
+                pause.await;
+            } else {
+                tokio::select! {
+                    _ = pause => {}
+                    _ = futures::future::select_all(woken) => {}
+                }
+            }
         }
     }
 }

@@ -115,10 +115,13 @@ impl Engine {
         if applied["metadata"]["deletionTimestamp"].is_string() {
             return Err(EngineError::NamespaceTerminating(ns.name.clone()));
         }
+        // Independent of each other: one round trip for all of them.
+        let mut applies = Vec::with_capacity(objects.len() - 1);
         for obj in &objects[1..] {
             let t = self.target(&ObjectRef::from_object(obj)?, &ns.name).await?;
-            self.ssa(&t, obj).await?;
+            applies.push(async move { self.ssa(&t, obj).await });
         }
+        futures::future::try_join_all(applies).await?;
         Ok(existed.is_none())
     }
 

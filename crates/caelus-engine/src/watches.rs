@@ -20,7 +20,7 @@ use kube::api::{Api, DynamicObject};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::Value;
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 
 use crate::object::{DEPLOYMENT_UID_LABEL, MANAGED_BY_LABEL, MANAGED_BY_VALUE};
 use crate::resolve::Resolved;
@@ -54,6 +54,9 @@ struct KindWatch {
     store: Arc<Mutex<Store<DynamicObject>>>,
     ready: Arc<AtomicBool>,
     known: Arc<Mutex<Known>>,
+    /// Woken on every event the watch sees (status updates included), so
+    /// a health wait reacts as soon as a controller reports.
+    changed: Arc<Notify>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -137,6 +140,12 @@ impl Watches {
         }
     }
 
+    /// Woken whenever the kind's watch sees an event; a waiter enables its
+    /// `notified()` before reading the cache so no event slips between.
+    pub fn changed(&self, kind: &Resolved) -> Arc<Notify> {
+        self.watch(kind).changed.clone()
+    }
+
     /// Caelus itself just wrote `obj` (the API server's answer to an apply):
     /// its watch event is not somebody else's change. Starts the kind's watch,
     /// so changes to what Caelus applies are seen from then on.
@@ -167,11 +176,15 @@ impl Watches {
         let store = Arc::new(Mutex::new(first.as_reader()));
         let ready = Arc::new(AtomicBool::new(false));
         let known: Arc<Mutex<Known>> = Arc::new(Mutex::new(HashMap::new()));
+        let changed = Arc::new(Notify::new());
         let task = tokio::spawn(run_watch(
             api,
             first,
             store.clone(),
-            ready.clone(),
+            Signals {
+                ready: ready.clone(),
+                changed: changed.clone(),
+            },
             known.clone(),
             self.feed.clone(),
             kind.ar.clone(),
@@ -180,9 +193,17 @@ impl Watches {
             store,
             ready,
             known,
+            changed,
             task,
         }
     }
+}
+
+/// What a kind's watch tells its readers: whether the cache can be read,
+/// and that something happened.
+struct Signals {
+    ready: Arc<AtomicBool>,
+    changed: Arc<Notify>,
 }
 
 /// Keeps one kind's watch running. A cluster that restarted empty answers a
@@ -195,7 +216,7 @@ async fn run_watch(
     api: Api<DynamicObject>,
     mut writer: reflector::store::Writer<DynamicObject>,
     store: Arc<Mutex<Store<DynamicObject>>>,
-    ready: Arc<AtomicBool>,
+    signals: Signals,
     known: Arc<Mutex<Known>>,
     feed: Arc<Mutex<Option<mpsc::Sender<String>>>>,
     ar: kube::discovery::ApiResource,
@@ -208,11 +229,11 @@ async fn run_watch(
             // Managed fields are most of an object's size and never compared.
             .modify(|o: &mut DynamicObject| o.metadata.managed_fields = None)
             .reflect(writer);
-        let ended = follow(stream, &ready, &known, &feed, &ar.kind, &mut listed_once).await;
+        let ended = follow(stream, &signals, &known, &feed, &ar.kind, &mut listed_once).await;
         if ended == Ended::StreamClosed {
             return;
         }
-        ready.store(false, Ordering::Release);
+        signals.ready.store(false, Ordering::Release);
         writer = reflector::store::Writer::new(ar.clone());
         *lock(&store) = writer.as_reader();
     }
@@ -246,7 +267,7 @@ fn cluster_behind(e: &watcher::Error) -> bool {
 /// deployments whose objects someone else changed.
 async fn follow(
     stream: impl futures::Stream<Item = Result<watcher::Event<DynamicObject>, watcher::Error>>,
-    ready: &AtomicBool,
+    signals: &Signals,
     known: &Mutex<Known>,
     feed: &Mutex<Option<mpsc::Sender<String>>>,
     kind_name: &str,
@@ -262,7 +283,10 @@ async fn follow(
     let mut stream = std::pin::pin!(stream);
     // Objects of the list in progress; `None` outside a (re-)list.
     let mut relist: Option<Known> = None;
+    let ready = &signals.ready;
     while let Some(event) = stream.next().await {
+        // The reflector has stored the event by now: waiters read it.
+        signals.changed.notify_waiters();
         match event {
             Ok(watcher::Event::Apply(obj)) => {
                 ready.store(true, Ordering::Release);

@@ -198,7 +198,8 @@ impl OrphanScanner {
                     being_deleted: d.desired_state == DesiredState::Absent,
                     accounted,
                     pass_in_flight: d.lease_owner.is_some()
-                        && d.lease_expires_at.is_some_and(|t| t >= now_ms()),
+                        && d.lease_expires_at.is_some_and(|t| t >= now_ms())
+                        && d.observed_generation < d.generation,
                 }
             }
         };

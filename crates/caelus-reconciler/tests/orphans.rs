@@ -167,24 +167,36 @@ async fn leftovers_are_found_cleaned_on_confirm_and_nothing_else_is_touched(back
         "{metrics}"
     );
 
-    // While a worker holds the deployment's lease its pass may be applying
-    // objects the inventory lists only once it commits: kept, grace or not.
-    let set_lease = |owner: Option<&'static str>, until: Option<i64>| {
+    // While a worker holds the deployment's lease to deploy a new generation,
+    // its pass may be applying objects the inventory lists only once it
+    // commits: kept, grace or not.
+    let set_lease = |owner: Option<&'static str>, until: Option<i64>, generation: i64| {
         let pool = h.db.store.pool().clone();
         let uid = uid.clone();
         async move {
             sqlx::query(
-                "UPDATE deployments SET lease_owner = $1, lease_expires_at = $2 WHERE uid = $3",
+                "UPDATE deployments SET lease_owner = $1, lease_expires_at = $2, generation = $3 \
+                 WHERE uid = $4",
             )
             .bind(owner)
             .bind(until)
+            .bind(generation)
             .bind(uid)
             .execute(&pool)
             .await
             .unwrap();
         }
     };
-    set_lease(Some("worker-elsewhere"), Some(now_ms() + 60_000)).await;
+    let deployed = d.generation;
+    // A pass that only checks drift (its generation is deployed) protects nothing.
+    set_lease(Some("worker-elsewhere"), Some(now_ms() + 60_000), deployed).await;
+    assert_eq!(names(&s.scan().await.unwrap()), names(&found));
+    set_lease(
+        Some("worker-elsewhere"),
+        Some(now_ms() + 60_000),
+        deployed + 1,
+    )
+    .await;
     assert_eq!(
         names(&s.scan().await.unwrap()),
         [format!("Namespace/-/{ghost_ns}")]
@@ -200,15 +212,17 @@ async fn leftovers_are_found_cleaned_on_confirm_and_nothing_else_is_touched(back
         .find(|k| k.finding.name == "leftover")
         .unwrap();
     assert!(
-        in_flight.why_kept.contains("pass is running"),
+        in_flight
+            .why_kept
+            .contains("new generation is being deployed"),
         "{}",
         in_flight.why_kept
     );
     assert!(configmap_exists(&h, &ns, "leftover").await);
     // A lease that lapsed (its worker died) protects nothing.
-    set_lease(Some("worker-elsewhere"), Some(now_ms() - 1)).await;
+    set_lease(Some("worker-elsewhere"), Some(now_ms() - 1), deployed + 1).await;
     assert_eq!(names(&s.scan().await.unwrap()), names(&found));
-    set_lease(None, None).await;
+    set_lease(None, None, deployed).await;
 
     // A dry run deletes nothing.
     let dry = s.clean(false, "token:ops (admin)").await.unwrap();
