@@ -207,7 +207,7 @@ fn server_and_worker_run_in_cluster_on_the_service_account() {
     let api_port = sim.addr().port();
 
     // A bootstrap token, then the API server as the chart runs it.
-    let token = support::admin_token(&db.url);
+    let token = support::admin_token(&db.url, "ops");
     let port = free_port();
     let mut server = in_pod(&sa, &home, api_port, &api_container.args);
     chart_env(&mut server, &api_container, &dir.join("server"), &db.url);

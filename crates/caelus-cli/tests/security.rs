@@ -8,7 +8,7 @@ use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 mod support;
-use support::{free_port, stop_gracefully, temp_dir};
+use support::{admin_token, free_port, stop_gracefully, temp_dir};
 
 const CAELUS: &str = env!("CARGO_BIN_EXE_caelus");
 
@@ -53,26 +53,6 @@ fn server(dir: &Path, name: &str, database_url: &str) -> (Proc, String) {
         std::thread::sleep(Duration::from_millis(100));
     }
     (Proc(child), url)
-}
-
-fn admin_token(database_url: &str) -> String {
-    let out = Command::new(CAELUS)
-        .args([
-            "admin",
-            "create-token",
-            "--name",
-            "ops",
-            "--database-url",
-            database_url,
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
 fn cli(url: &str, token: &str, args: &[&str]) -> (bool, String, String) {
@@ -173,7 +153,7 @@ async fn sign_in_on_one_use_on_the_other(a: &str, b: &str, token: &str) {
 fn a_ui_sign_in_on_one_server_process_is_honoured_by_another_on_sqlite() {
     let dir = temp_dir("sessions-sqlite");
     let url = format!("sqlite://{}", dir.join("caelus.db").display());
-    let token = admin_token(&url);
+    let token = admin_token(&url, "ops");
     let (_a, a) = server(&dir, "a", &url);
     let (_b, b) = server(&dir, "b", &url);
     let rt = tokio::runtime::Runtime::new().unwrap();
@@ -185,7 +165,7 @@ fn a_ui_sign_in_on_one_server_process_is_honoured_by_another_on_postgres() {
     let dir = temp_dir("sessions-pg");
     let rt = tokio::runtime::Runtime::new().unwrap();
     let db = rt.block_on(caelus_store::testing::TestDb::postgres());
-    let token = admin_token(&db.url);
+    let token = admin_token(&db.url, "ops");
     let (_a, a) = server(&dir, "a", &db.url);
     let (_b, b) = server(&dir, "b", &db.url);
     rt.block_on(sign_in_on_one_use_on_the_other(&a, &b, &token));
@@ -195,7 +175,7 @@ fn a_ui_sign_in_on_one_server_process_is_honoured_by_another_on_postgres() {
 fn tokens_expire_and_admins_read_the_audit_log_from_the_cli() {
     let dir = temp_dir("security-cli");
     let db_url = format!("sqlite://{}", dir.join("caelus.db").display());
-    let admin = admin_token(&db_url);
+    let admin = admin_token(&db_url, "ops");
     let (_server, url) = server(&dir, "server", &db_url);
 
     // --expires-in: a lifetime; a bad one is refused naming the flag's field.

@@ -13,7 +13,7 @@ use reqwest::redirect::Policy;
 
 mod support;
 
-use support::{CAELUS, free_port, stop_gracefully, temp_dir};
+use support::{CAELUS, admin_token, free_port, stop_gracefully, temp_dir};
 
 /// A `caelus server` process, stopped on drop.
 struct ApiProcess {
@@ -169,21 +169,6 @@ fn urlencode(s: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
-}
-
-/// `caelus admin create-token` straight in the database: the secret it prints.
-fn admin_token(database_url: &str, name: &str) -> String {
-    let out = Command::new(CAELUS)
-        .args(["admin", "create-token", "--name", name, "--database-url"])
-        .arg(database_url)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -149,7 +149,7 @@ fn two_workers_on_postgres_survive_a_sigkill_and_every_deployment_is_ready_once(
     .unwrap();
 
     // A bootstrap token straight in the database, then the API server.
-    let token = support::admin_token(&db.url);
+    let token = support::admin_token(&db.url, "ops");
     let port = free_port();
     let server_log = dir.join("server.log");
     let server = Proc(

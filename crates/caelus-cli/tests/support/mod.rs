@@ -186,11 +186,11 @@ pub fn eventually(what: &str, mut check: impl FnMut() -> Option<String>) -> Stri
     }
 }
 
-/// An admin token written straight into the database at `database_url`
-/// (`caelus admin create-token`, the offline bootstrap); its secret.
-pub fn admin_token(database_url: &str) -> String {
+/// An admin token named `name` written straight into the database at
+/// `database_url` (`caelus admin create-token`, the offline bootstrap); its secret.
+pub fn admin_token(database_url: &str, name: &str) -> String {
     let out = Command::new(CAELUS)
-        .args(["admin", "create-token", "--name", "ops", "--database-url"])
+        .args(["admin", "create-token", "--name", name, "--database-url"])
         .arg(database_url)
         .output()
         .unwrap();
