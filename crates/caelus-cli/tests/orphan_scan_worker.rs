@@ -194,10 +194,19 @@ async fn the_worker_scans_periodically_and_cleans_only_when_told() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // The audit event is written right after the delete is accepted: the
+    // namespace can be seen terminating a moment before it commits.
     let mut conn = db.store.conn().await.unwrap();
-    let events = caelus_store::events::list_all(&mut conn, 0, 100)
-        .await
-        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let events = loop {
+        let events = caelus_store::events::list_all(&mut conn, 0, 100)
+            .await
+            .unwrap();
+        if events.iter().any(|e| e.action == "orphan.delete") || Instant::now() >= deadline {
+            break events;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     let deleted: Vec<_> = events
         .iter()
         .filter(|e| e.action == "orphan.delete")
